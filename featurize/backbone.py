@@ -1,0 +1,132 @@
+"""The frozen image backbone and the keyframe embedder used by the Ray actor pool.
+
+ResNet-152 pretrained on ImageNet is the paper's default; any torchvision ResNet,
+no weights (tests, demo), or a user checkpoint such as Places365 can be chosen.
+The penultimate layer (global average pool) gives one vector per keyframe.
+"""
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import torch
+import torchvision
+from torch import nn
+
+from ctt.config import BackboneConfig
+
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
+RESNETS = ("resnet18", "resnet34", "resnet50", "resnet101", "resnet152")
+
+
+class WeightsUnavailable(RuntimeError):
+    pass
+
+
+def _read_checkpoint(path: str) -> dict[str, torch.Tensor]:
+    import fsspec
+    with fsspec.open(path, "rb") as fh:
+        obj = torch.load(fh, map_location="cpu", weights_only=True)
+    state = obj.get("state_dict", obj) if isinstance(obj, dict) else obj
+    # Places365 releases were saved from DataParallel: keys start with `module.`.
+    return {k.removeprefix("module."): v for k, v in state.items()}
+
+
+def load_backbone(cfg: BackboneConfig) -> nn.Module:
+    """A ResNet with its classifier replaced by identity: images -> (N, feature_dim)."""
+    if cfg.name not in RESNETS:
+        raise ValueError(f"backbone {cfg.name!r} not supported; choose one of {RESNETS}")
+    ctor = getattr(torchvision.models, cfg.name)
+    if cfg.weights == "imagenet":
+        enum = torchvision.models.get_model_weights(cfg.name).DEFAULT
+        try:
+            model = ctor(weights=enum)
+        except Exception as e:  # offline machine, proxy, corrupt cache...
+            raise WeightsUnavailable(
+                f"ImageNet weights for {cfg.name} ({enum}) could not be loaded: {type(e).__name__}: {e}. "
+                f"Put {enum.url.rsplit('/', 1)[-1]} under {torch.hub.get_dir()}/checkpoints on every node "
+                f"(or set TORCH_HOME), or use featurize.backbone.weights=checkpoint "
+                f"featurize.backbone.checkpoint=PATH; weights=none is for tests only."
+            ) from e
+    elif cfg.weights == "checkpoint":
+        if not cfg.checkpoint:
+            raise WeightsUnavailable("featurize.backbone.weights=checkpoint needs featurize.backbone.checkpoint=PATH")
+        model = ctor(weights=None)
+        try:
+            state = _read_checkpoint(cfg.checkpoint)
+        except Exception as e:
+            raise WeightsUnavailable(f"cannot read backbone checkpoint {cfg.checkpoint}: {e}") from e
+        state = {k: v for k, v in state.items() if not k.startswith("fc.")}   # the classifier is not used
+        missing, unexpected = model.load_state_dict(state, strict=False)
+        missing = [k for k in missing if not k.startswith("fc.")]
+        if missing or unexpected:
+            raise WeightsUnavailable(
+                f"checkpoint {cfg.checkpoint} does not fit {cfg.name}: missing {missing[:5]}, unexpected {unexpected[:5]}")
+    elif cfg.weights == "none":
+        model = ctor(weights=None)
+    else:
+        raise ValueError(f"unknown weights {cfg.weights!r}")
+    model.fc = nn.Identity()
+    return model.eval().requires_grad_(False)
+
+
+def feature_dim(name: str) -> int:
+    return 512 if name in ("resnet18", "resnet34") else 2048
+
+
+def describe(cfg: BackboneConfig) -> str:
+    what = {"imagenet": "ImageNet weights", "none": "NO pretrained weights (random init: tests/demo only)",
+            "checkpoint": f"weights from {cfg.checkpoint}"}[cfg.weights]
+    return f"{cfg.name} with {what}, {feature_dim(cfg.name)}-d features"
+
+
+class FrameEmbedder:
+    """Callable for `map_batches`: batch['keyframes'] (per trailer (t, S, S, 3) uint8) -> batch['frames'].
+
+    Trailers of a batch are concatenated and run in chunks of `batch_size` keyframes,
+    so the model always sees full batches whatever the shot counts.
+    """
+
+    def __init__(self, cfg: BackboneConfig, device: str = "auto"):
+        if device == "auto":
+            device = "cuda" if torch.cuda.is_available() else "cpu"
+        self.device = torch.device(device)
+        self.cfg = cfg
+        self.model = load_backbone(cfg).to(self.device)
+        self.gpu = self.device.type == "cuda"
+        if self.gpu and cfg.channels_last:
+            self.model = self.model.to(memory_format=torch.channels_last)
+        self.mean = torch.tensor(IMAGENET_MEAN, device=self.device).view(1, 3, 1, 1) * 255
+        self.std = torch.tensor(IMAGENET_STD, device=self.device).view(1, 3, 1, 1) * 255
+        self.dim = feature_dim(cfg.name)
+
+    @torch.inference_mode()
+    def embed(self, images: np.ndarray) -> np.ndarray:
+        """(N, S, S, 3) uint8 -> (N, dim) float32."""
+        out = []
+        for i in range(0, len(images), self.cfg.batch_size):
+            x = torch.from_numpy(np.ascontiguousarray(images[i:i + self.cfg.batch_size]))
+            x = x.to(self.device, non_blocking=True).permute(0, 3, 1, 2).float()
+            x = (x - self.mean) / self.std
+            if self.gpu and self.cfg.channels_last:
+                x = x.contiguous(memory_format=torch.channels_last)
+            with torch.autocast("cuda", dtype=torch.bfloat16, enabled=self.gpu and self.cfg.bf16):
+                out.append(self.model(x).float().cpu().numpy())
+        return np.concatenate(out) if out else np.zeros((0, self.dim), np.float32)
+
+    def __call__(self, batch: dict[str, Any]) -> dict[str, Any]:
+        kfs = [np.asarray(k) for k in batch["keyframes"]]
+        counts = [len(k) for k in kfs]
+        nonempty = [k for k in kfs if len(k)]
+        feats = self.embed(np.concatenate(nonempty)) if nonempty else np.zeros((0, self.dim), np.float32)
+        splits = np.split(feats, np.cumsum(counts)[:-1]) if counts else []
+        out = {k: v for k, v in batch.items() if k != "keyframes"}
+        out["frames"] = _object_array([s.astype(np.float32) for s in splits])
+        return out
+
+
+def _object_array(items: list[np.ndarray]) -> np.ndarray:
+    arr = np.empty(len(items), dtype=object)
+    arr[:] = items
+    return arr

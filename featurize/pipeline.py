@@ -1,0 +1,144 @@
+"""The featurize job as one Ray Data chain.
+
+    manifest rows --map(decode: PyAV, shots, keyframes; CPU tasks)-->
+    --map_batches(FrameEmbedder: actor pool, 1 GPU each or CPU)-->
+    --map_batches(write: Parquet files into the store, failures into _errors)--> summary rows
+
+Decoding never raises: a file that cannot be read becomes a row with an error, which
+the writer puts in `STORE/_errors`. Only small summary rows come back to the driver.
+"""
+from __future__ import annotations
+
+import dataclasses
+import logging
+import time
+import traceback
+from collections import Counter
+from typing import Any
+
+import numpy as np
+import ray
+
+from ctt.config import FeaturizeConfig
+from featurize import backbone, store
+from featurize.backbone import FrameEmbedder
+from featurize.manifest import read_manifest
+from featurize.video import decode_trailer
+
+log = logging.getLogger("ctt.featurize")
+
+
+def settings(cfg: FeaturizeConfig) -> dict[str, Any]:
+    """What determines the features: stores made with other values must not be mixed."""
+    return {
+        "backbone": dataclasses.asdict(cfg.backbone) | {"batch_size": None, "channels_last": None},
+        "feature_dim": backbone.feature_dim(cfg.backbone.name),
+        "shots": dataclasses.asdict(cfg.shots),
+    }
+
+
+def decode_row(row: dict[str, Any], cfg: FeaturizeConfig) -> dict[str, Any]:
+    size = cfg.backbone.image_size
+    out = {
+        "trailer_id": row["trailer_id"], "path": row["path"], "split": row["split"],
+        "genres": "|".join(row["genres"]), "error_stage": "", "error_type": "", "error_message": "",
+        "keyframes": np.zeros((0, size, size, 3), np.uint8), "frame_times": np.zeros(0, np.float32),
+        "shot_starts": np.zeros(0, np.int32), "duration_s": 0.0, "n_frames": 0, "fps": 0.0,
+        "width": 0, "height": 0, "video_codec": "",
+    }
+    try:
+        d = decode_trailer(row["path"], cfg)
+        out.update(keyframes=d.keyframes, frame_times=d.frame_times,
+                   shot_starts=np.asarray(d.shot_starts, np.int32), duration_s=d.duration_s,
+                   n_frames=d.n_frames, fps=d.fps, width=d.width, height=d.height, video_codec=d.video_codec)
+    except Exception as e:  # any unreadable input becomes an errors-table row, never a crash
+        out.update(error_stage="decode", error_type=type(e).__name__,
+                   error_message=(str(e) or traceback.format_exc(limit=1)).strip()[:2000])
+    return out
+
+
+def write_batch(batch: dict[str, Any], output: str, dim: int) -> dict[str, Any]:
+    n = len(batch["trailer_id"])
+    ok, failed = [], []
+    for i in range(n):
+        if batch["error_stage"][i]:
+            failed.append({"trailer_id": batch["trailer_id"][i], "path": batch["path"][i],
+                           "stage": batch["error_stage"][i], "error_type": batch["error_type"][i],
+                           "message": batch["error_message"][i]})
+            continue
+        frames = np.asarray(batch["frames"][i], np.float32).reshape(-1, dim)
+        ok.append({
+            "trailer_id": batch["trailer_id"][i], "split": batch["split"][i],
+            "genres": [g for g in str(batch["genres"][i]).split("|") if g], "frames": frames,
+            "frame_times": batch["frame_times"][i], "shot_starts": batch["shot_starts"][i],
+            "num_keyframes": len(frames), "duration_s": float(batch["duration_s"][i]),
+            "n_frames": int(batch["n_frames"][i]), "fps": float(batch["fps"][i]),
+            "width": int(batch["width"][i]), "height": int(batch["height"][i]),
+            "video_codec": str(batch["video_codec"][i]), "source_path": batch["path"][i],
+        })
+    if ok:
+        store.write_atomic(store.features_table(ok, dim), output)
+    if failed:
+        store.write_atomic(store.errors_table(failed), output, store.ERRORS_DIR)
+    return {
+        "trailer_id": np.asarray(batch["trailer_id"], dtype=object),
+        "status": np.array(["failed" if s else "done" for s in batch["error_stage"]], dtype=object),
+        "error_type": np.asarray(batch["error_type"], dtype=object),
+        "duration_s": np.asarray(batch["duration_s"], np.float64),
+    }
+
+
+def _use_gpu(flag: str) -> bool:
+    if flag == "auto":
+        return ray.cluster_resources().get("GPU", 0) > 0
+    return flag == "true"
+
+
+def run_featurize(input: str, output: str, cfg: FeaturizeConfig, retry_errors: bool = False) -> dict[str, Any]:
+    """Featurize every trailer of `input` not yet in `output`; returns the run summary."""
+    t0 = time.time()
+    manifest = read_manifest(input)
+    store.claim(output, settings(cfg))
+    if retry_errors:
+        store.clear_errors(output)
+    done = store.done_ids(output) | store.error_ids(output)
+    todo = manifest[~manifest["trailer_id"].isin(done)]
+    summary: dict[str, Any] = {"input": input, "output": output, "trailers": len(manifest),
+                               "skipped": len(manifest) - len(todo), "done": 0, "failed": 0,
+                               "failed_by_reason": {}, "video_hours": 0.0,
+                               "backbone": backbone.describe(cfg.backbone)}
+    log.info("featurize: %d trailers in %s, %d already in %s, %d to do; backbone %s",
+             len(manifest), input, summary["skipped"], output, len(todo), summary["backbone"])
+    if len(todo):
+        dim = backbone.feature_dim(cfg.backbone.name)
+        gpu = _use_gpu(cfg.use_gpu)
+        cpus = ray.cluster_resources().get("CPU", 1)
+        if gpu:
+            actors = cfg.embed_actors or int(ray.cluster_resources().get("GPU", 1))
+            embed_res = {"num_gpus": 1, "num_cpus": 1}
+        else:
+            actors = cfg.embed_actors or max(1, int(cpus // 2))
+            embed_res = {"num_gpus": 0, "num_cpus": cfg.embed_cpus}
+        rows = todo.to_dict("records")
+        ds = ray.data.from_items(rows, override_num_blocks=len(rows))
+        ds = ds.map(decode_row, fn_kwargs={"cfg": cfg}, num_cpus=cfg.decode_cpus)
+        ds = ds.map_batches(
+            FrameEmbedder, batch_size=cfg.trailers_per_batch,
+            compute=ray.data.ActorPoolStrategy(min_size=1, max_size=actors),
+            fn_constructor_kwargs={"cfg": cfg.backbone, "device": "cuda" if gpu else "cpu"},
+            memory=1024**3,   # also keeps this stage from fusing with decode (which must stay a task pool)
+            **embed_res)
+        ds = ds.map_batches(write_batch, batch_size=cfg.trailers_per_batch,
+                            fn_kwargs={"output": output, "dim": dim})
+        reasons: Counter[str] = Counter()
+        for row in ds.iter_rows():
+            if row["status"] == "done":
+                summary["done"] += 1
+                summary["video_hours"] += float(row["duration_s"]) / 3600.0
+            else:
+                summary["failed"] += 1
+                reasons[row["error_type"]] += 1
+        summary["failed_by_reason"] = dict(reasons)
+    summary["wall_s"] = round(time.time() - t0, 1)
+    summary["video_hours"] = round(summary["video_hours"], 4)
+    return summary

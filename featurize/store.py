@@ -1,0 +1,178 @@
+"""The Parquet feature store (SPEC section 3): schema, atomic writes, errors, resume.
+
+    STORE/                  one row per featurized trailer (plain Parquet dataset)
+    STORE/_errors/          one row per trailer that failed: trailer_id, path, stage, error_type, message
+    STORE/_featurizer.json  the settings and version that made the store
+    STORE/_tmp/             files being written; renamed into place when complete
+
+Files are named after their content's trailer ids, so a retried task rewrites the
+same file instead of adding a duplicate, and a reader never sees a partial file.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import posixpath
+import uuid
+from typing import Any, Iterable
+
+import fsspec
+import numpy as np
+import pyarrow as pa
+import pyarrow.dataset as pads
+import pyarrow.parquet as pq
+
+FEATURIZER_VERSION = "1"
+ERRORS_DIR = "_errors"
+TMP_DIR = "_tmp"
+SETTINGS_FILE = "_featurizer.json"
+
+ERROR_SCHEMA = pa.schema([
+    ("trailer_id", pa.string()), ("path", pa.string()), ("stage", pa.string()),
+    ("error_type", pa.string()), ("message", pa.string()),
+])
+
+
+class StoreMismatch(ValueError):
+    pass
+
+
+def store_schema(dim: int) -> pa.Schema:
+    return pa.schema([
+        ("trailer_id", pa.string()),
+        ("split", pa.string()),
+        ("genres", pa.list_(pa.string())),
+        ("frames", pa.list_(pa.list_(pa.float32(), dim))),     # (t, dim) keyframe features
+        ("frame_times", pa.list_(pa.float32())),                # (t,) seconds
+        ("shot_starts", pa.list_(pa.int32())),                  # (t,) first frame of each keyframe's shot
+        ("num_keyframes", pa.int32()),
+        ("duration_s", pa.float32()),
+        ("n_frames", pa.int32()),
+        ("fps", pa.float32()),
+        ("width", pa.int32()),
+        ("height", pa.int32()),
+        ("video_codec", pa.string()),
+        ("source_path", pa.string()),
+    ])
+
+
+def _fs(url: str) -> tuple[fsspec.AbstractFileSystem, str]:
+    return fsspec.core.url_to_fs(url)
+
+
+def _flat_list_of_vectors(seqs: list[np.ndarray], dim: int, dtype: pa.DataType) -> pa.Array:
+    lengths = np.array([len(s) for s in seqs], np.int64)
+    flat = (np.concatenate([np.asarray(s).reshape(-1, dim) for s in seqs]) if len(seqs)
+            else np.zeros((0, dim))).astype(dtype.to_pandas_dtype()).ravel()
+    inner = pa.FixedSizeListArray.from_arrays(pa.array(flat, type=dtype), dim)
+    offsets = pa.array(np.concatenate([[0], np.cumsum(lengths)]).astype(np.int32))
+    return pa.ListArray.from_arrays(offsets, inner)
+
+
+def features_table(rows: list[dict[str, Any]], dim: int) -> pa.Table:
+    """Rows of plain Python/NumPy values -> a table with exactly `store_schema(dim)`."""
+    schema = store_schema(dim)
+    cols: dict[str, Any] = {}
+    for f in schema:
+        if f.name == "frames":
+            cols[f.name] = _flat_list_of_vectors([r["frames"] for r in rows], dim, pa.float32())
+        else:
+            vals = [r[f.name] for r in rows]
+            if pa.types.is_list(f.type):
+                vals = [list(np.asarray(v).tolist()) for v in vals]
+            cols[f.name] = pa.array(vals, type=f.type)
+    return pa.Table.from_pydict(cols, schema=schema)
+
+
+def errors_table(rows: list[dict[str, Any]]) -> pa.Table:
+    return pa.Table.from_pylist([{k: str(r.get(k, "")) for k in ERROR_SCHEMA.names} for r in rows],
+                                schema=ERROR_SCHEMA)
+
+
+def file_name(trailer_ids: Iterable[str]) -> str:
+    return hashlib.sha1("\n".join(sorted(trailer_ids)).encode()).hexdigest()[:20] + ".parquet"
+
+
+def write_atomic(table: pa.Table, store: str, subdir: str = "") -> str:
+    """Write to STORE/_tmp, then move into place: readers see all of a file or none of it."""
+    fs, root = _fs(store)
+    name = file_name(table.column("trailer_id").to_pylist())
+    tmp = posixpath.join(root, TMP_DIR, f"{uuid.uuid4().hex}.parquet")
+    final = posixpath.join(root, subdir, name) if subdir else posixpath.join(root, name)
+    fs.makedirs(posixpath.dirname(tmp), exist_ok=True)
+    fs.makedirs(posixpath.dirname(final), exist_ok=True)
+    with fs.open(tmp, "wb") as fh:
+        pq.write_table(table, fh, compression="zstd")
+    fs.mv(tmp, final)
+    return final
+
+
+def _ids(fs: fsspec.AbstractFileSystem, path: str) -> set[str]:
+    if not fs.exists(path):
+        return set()
+    files = [p for p in fs.find(path) if p.endswith(".parquet")
+             and not any(part.startswith(("_", ".")) for part in posixpath.relpath(p, path).split("/")[:-1])]
+    ids: set[str] = set()
+    for p in files:
+        with fs.open(p, "rb") as fh:
+            ids.update(pq.read_table(fh, columns=["trailer_id"]).column(0).to_pylist())
+    return ids
+
+
+def done_ids(store: str) -> set[str]:
+    fs, root = _fs(store)
+    return _ids(fs, root)
+
+
+def error_ids(store: str) -> set[str]:
+    fs, root = _fs(store)
+    return _ids(fs, posixpath.join(root, ERRORS_DIR))
+
+
+def clear_errors(store: str) -> None:
+    """Forget recorded failures so a rerun tries those trailers again."""
+    fs, root = _fs(store)
+    path = posixpath.join(root, ERRORS_DIR)
+    if fs.exists(path):
+        fs.rm(path, recursive=True)
+
+
+def read_errors(store: str) -> pa.Table:
+    fs, root = _fs(store)
+    path = posixpath.join(root, ERRORS_DIR)
+    if not fs.exists(path) or not fs.find(path):
+        return ERROR_SCHEMA.empty_table()
+    return pads.dataset(path, filesystem=fs, format="parquet").to_table()
+
+
+def settings_of(store: str) -> dict | None:
+    fs, root = _fs(store)
+    path = posixpath.join(root, SETTINGS_FILE)
+    if not fs.exists(path):
+        return None
+    with fs.open(path, "r") as fh:
+        return json.load(fh)
+
+
+def claim(store: str, settings: dict) -> None:
+    """Record the settings of a new store, or refuse to add to a store made differently."""
+    current = settings_of(store)
+    if current is not None:
+        if current.get("settings") != settings:
+            diff = sorted(k for k in set(current.get("settings", {})) | set(settings)
+                          if current.get("settings", {}).get(k) != settings.get(k))
+            raise StoreMismatch(
+                f"{store} was made with other featurizer settings (differs in: {', '.join(diff)}); "
+                f"write to a new store or use the settings in {SETTINGS_FILE}")
+        return
+    fs, root = _fs(store)
+    fs.makedirs(root, exist_ok=True)
+    with fs.open(posixpath.join(root, SETTINGS_FILE), "w") as fh:
+        json.dump({"version": FEATURIZER_VERSION, "settings": settings}, fh, indent=2, sort_keys=True)
+
+
+def read_table(store: str, columns: list[str] | None = None, filter=None) -> pa.Table:
+    """The store's rows with plain pyarrow (no Ray), e.g. for evaluation in the driver."""
+    fs, root = _fs(store)
+    ds = pads.dataset(root, filesystem=fs, format="parquet")
+    return ds.to_table(columns=columns, filter=filter)

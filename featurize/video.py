@@ -1,0 +1,102 @@
+"""Decode a trailer once with PyAV: shot detection on small frames, keyframes at model size.
+
+Every frame is scaled by FFmpeg (swscale) to a thumbnail for the colour histogram;
+only the frames chosen as keyframes are converted at model resolution. Full-size
+frames never leave this function.
+"""
+from __future__ import annotations
+
+import contextlib
+from dataclasses import dataclass, field
+from typing import Any, Iterator
+
+import av
+import numpy as np
+
+from ctt.config import FeaturizeConfig
+from featurize.shots import ShotTracker, hsv_histogram
+
+
+class DecodeError(RuntimeError):
+    """A file that opens but holds no usable video."""
+
+
+@dataclass
+class DecodedTrailer:
+    keyframes: np.ndarray                 # (t, S, S, 3) uint8, S = backbone image size
+    frame_times: np.ndarray               # (t,) float32 seconds
+    shot_starts: list[int]                # frame index where each shot starts
+    n_frames: int
+    duration_s: float
+    fps: float
+    width: int
+    height: int
+    video_codec: str
+    meta: dict[str, Any] = field(default_factory=dict)
+
+
+@contextlib.contextmanager
+def open_media(path: str) -> Iterator[av.container.InputContainer]:
+    """av.open for a local path or any fsspec URL (s3://...)."""
+    if "://" in path and not path.startswith("file://"):
+        import fsspec
+        with fsspec.open(path, "rb") as fh, av.open(fh) as container:
+            yield container
+    else:
+        with av.open(path.removeprefix("file://")) as container:
+            yield container
+
+
+def _even(x: float) -> int:
+    return max(2, int(round(x / 2.0)) * 2)
+
+
+def keyframe_array(frame: av.VideoFrame, size: int) -> np.ndarray:
+    """Short side to size*256/224 (the ImageNet eval resize), then a centre crop size x size."""
+    short = int(round(size * 256 / 224))
+    w, h = frame.width, frame.height
+    scale = short / min(w, h)
+    nw, nh = max(size, int(round(w * scale))), max(size, int(round(h * scale)))
+    img = frame.to_ndarray(format="rgb24", width=nw, height=nh, interpolation="AREA")
+    top, left = (nh - size) // 2, (nw - size) // 2
+    return np.ascontiguousarray(img[top:top + size, left:left + size])
+
+
+def decode_trailer(path: str, cfg: FeaturizeConfig) -> DecodedTrailer:
+    sc = cfg.shots
+    size = cfg.backbone.image_size
+    bins = (sc.hue_bins, sc.sat_bins, sc.val_bins)
+    tracker = ShotTracker(smooth=sc.smooth, radius=sc.radius, threshold=sc.threshold,
+                          max_candidates=sc.max_candidates)
+    with open_media(path) as container:
+        if not container.streams.video:
+            raise DecodeError("no video stream")
+        stream = container.streams.video[0]
+        stream.thread_type = "AUTO"
+        rate = stream.average_rate or stream.guessed_rate
+        fps = float(rate) if rate else 0.0
+        width, height = stream.codec_context.width, stream.codec_context.height
+        if not width or not height:
+            raise DecodeError("video stream has no frame size")
+        th = min(sc.thumb_height, height)
+        tw = _even(th * width / height)
+        n, last_time = 0, 0.0
+        for frame in container.decode(stream):
+            t = frame.time if frame.time is not None else (n / fps if fps else float(n))
+            thumb = frame.to_ndarray(format="rgb24", width=tw, height=th, interpolation="FAST_BILINEAR")
+            tracker.push(hsv_histogram(thumb, bins), float(t), frame)
+            n, last_time = n + 1, float(t)
+        codec = stream.codec_context.name
+    if n == 0:
+        raise DecodeError("no decodable video frames")
+    kfs = tracker.finish()
+    keyframes = np.stack([keyframe_array(k.payload, size) for k in kfs])
+    frame_dur = 1.0 / fps if fps else 0.0
+    return DecodedTrailer(
+        keyframes=keyframes,
+        frame_times=np.array([k.time for k in kfs], np.float32),
+        shot_starts=[k.shot[0] for k in kfs],
+        n_frames=n,
+        duration_s=last_time + frame_dur,
+        fps=fps, width=int(width), height=int(height), video_codec=codec,
+    )

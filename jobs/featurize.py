@@ -1,0 +1,43 @@
+"""Turn trailers into the feature store: shots, keyframes, backbone features (Ray Data).
+
+    python jobs/featurize.py --input data/samples/manifest.csv --output data/store [--config configs/...yaml] [key=value ...]
+    ray job submit --working-dir . -- python jobs/featurize.py --input s3://bucket/manifest.csv --output s3://bucket/store
+
+A rerun skips trailers already in the store; --retry-errors tries recorded failures again.
+"""
+from __future__ import annotations
+
+import json
+import os
+import sys
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+from jobs._common import ConfigError, config_from, fail, init_ray, parser, setup_logging  # noqa: E402
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = parser(__doc__)
+    p.add_argument("--input", required=True, help="manifest (CSV/Parquet) or a folder of videos; local or s3://")
+    p.add_argument("--output", required=True, help="feature store folder; local or s3://")
+    p.add_argument("--retry-errors", action="store_true", help="featurize trailers in STORE/_errors again")
+    args = p.parse_args(argv)
+    setup_logging()
+    try:
+        cfg = config_from(args)
+        from featurize.backbone import WeightsUnavailable, load_backbone
+        from featurize.manifest import ManifestError
+        from featurize.pipeline import run_featurize
+        from featurize.store import StoreMismatch
+        if cfg.featurize.backbone.weights != "none":
+            load_backbone(cfg.featurize.backbone)      # fail before any work if weights are missing
+        init_ray()
+        summary = run_featurize(args.input, args.output, cfg.featurize, retry_errors=args.retry_errors)
+    except (ConfigError, ManifestError, StoreMismatch, WeightsUnavailable, FileNotFoundError) as e:
+        fail(str(e))
+    print("featurize summary: " + json.dumps(summary, indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
