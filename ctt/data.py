@@ -28,7 +28,7 @@ def pad_sequences(flat: np.ndarray, lengths: np.ndarray, min_len: int = 1) -> tu
     x = torch.zeros(B, T, flat.shape[1], dtype=torch.float32)
     lens = torch.as_tensor(lengths, dtype=torch.long)
     mask = torch.arange(T)[None, :] < lens[:, None]
-    x[mask] = torch.from_numpy(np.ascontiguousarray(flat, dtype=np.float32))
+    x[mask] = torch.from_numpy(np.array(flat, dtype=np.float32))   # batches may be read-only views
     return x, lens
 
 

@@ -58,7 +58,7 @@ def train_one_epoch(model: nn.Module, batches: Iterable[dict], optimizer: torch.
         loss = bce_loss(model(x, lengths), y)
         loss.backward()
         optimizer.step()
-        total += float(loss) * len(y)
+        total += loss.item() * len(y)
         count += len(y)
     return total / max(count, 1)
 

@@ -1,0 +1,133 @@
+"""MLflow: where runs go, and what a run records (SPEC section 3, "MLflow").
+
+With MLFLOW_TRACKING_URI unset, runs go to a local store in the project folder
+(`mlruns/mlflow.db`, artifacts under `mlruns/artifacts`), whatever the working
+directory; a tracking server is used as soon as the variable names one.
+"""
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from ctt.genres import GENRES
+
+PROJECT_ROOT = Path(__file__).resolve().parents[1]
+
+
+class TrackingUnavailable(RuntimeError):
+    pass
+
+
+def tracking_uri() -> str:
+    uri = os.environ.get("MLFLOW_TRACKING_URI")
+    if uri:
+        return uri
+    (PROJECT_ROOT / "mlruns").mkdir(exist_ok=True)
+    return f"sqlite:///{PROJECT_ROOT / 'mlruns' / 'mlflow.db'}"
+
+
+def _artifact_root() -> str | None:
+    if os.environ.get("MLFLOW_TRACKING_URI"):
+        return None                               # the server decides
+    return (PROJECT_ROOT / "mlruns" / "artifacts").as_uri()
+
+
+def connect(experiment: str) -> str:
+    """Point MLflow at the tracking store and the experiment; fail fast if unreachable."""
+    import mlflow
+    uri = tracking_uri()
+    mlflow.set_tracking_uri(uri)
+    client = mlflow.MlflowClient(uri)
+    try:
+        exp = client.get_experiment_by_name(experiment)
+        exp_id = exp.experiment_id if exp else client.create_experiment(experiment, artifact_location=_artifact_root())
+    except Exception as e:
+        raise TrackingUnavailable(f"MLflow tracking at {uri} is not reachable: {type(e).__name__}: {e}") from e
+    mlflow.set_experiment(experiment_id=exp_id)
+    return exp_id
+
+
+def _param_value(v: Any) -> str:
+    s = json.dumps(v) if isinstance(v, (list, dict)) else str(v)
+    return s[:6000]
+
+
+def log_params(run_id: str, params: dict[str, Any]) -> None:
+    import mlflow
+    from mlflow.entities import Param
+    client = mlflow.MlflowClient(tracking_uri())
+    items = [Param(k, _param_value(v)) for k, v in params.items()]
+    for i in range(0, len(items), 100):
+        client.log_batch(run_id, params=items[i:i + 100])
+
+
+def log_metrics(run_id: str, metrics: dict[str, float], step: int | None = None) -> None:
+    """Per-epoch curves from the rank-0 worker, straight to the run (no active run needed)."""
+    import mlflow
+    from mlflow.entities import Metric
+    ts = int(time.time() * 1000)
+    items = [Metric(k, float(v), ts, step or 0) for k, v in metrics.items() if v is not None and np.isfinite(v)]
+    if items:
+        mlflow.MlflowClient(tracking_uri()).log_batch(run_id, metrics=items)
+
+
+def predictions_frame(trailer_ids: list[str], probs: np.ndarray) -> pd.DataFrame:
+    df = pd.DataFrame(probs, columns=list(GENRES))
+    df.insert(0, "trailer_id", trailer_ids)
+    return df
+
+
+def pr_curve_figure(y_true: np.ndarray, probs: np.ndarray, title: str):
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from ctt.metrics import per_genre_auprc, pr_curves
+    aps = per_genre_auprc(y_true, probs)
+    fig, ax = plt.subplots(figsize=(7, 6))
+    for name, (r, p) in pr_curves(y_true, probs).items():
+        label = f"{name} (AP {aps[name]:.2f})" if name in aps else name
+        ax.plot(r, p, lw=2.5 if name == "micro" else 1.2, ls="-" if name == "micro" else "--", label=label)
+    ax.set(xlabel="recall", ylabel="precision", xlim=(0, 1), ylim=(0, 1.02), title=title)
+    ax.legend(fontsize=8, loc="upper right")
+    fig.tight_layout()
+    return fig
+
+
+def log_evaluation(run_id: str, split: str, trailer_ids: list[str], y_true: np.ndarray, probs: np.ndarray,
+                   metrics: dict[str, float], extra: dict[str, Any] | None = None) -> None:
+    """Final metrics plus the artifacts: predictions CSV, metrics JSON, PR-curve PNG."""
+    import matplotlib.pyplot as plt
+    import mlflow
+    client = mlflow.MlflowClient(tracking_uri())
+    log_metrics(run_id, metrics)
+    with tempfile.TemporaryDirectory() as tmp:
+        predictions_frame(trailer_ids, probs).to_csv(Path(tmp) / f"{split}_predictions.csv", index=False)
+        client.log_artifact(run_id, str(Path(tmp) / f"{split}_predictions.csv"), "predictions")
+        payload = {"metrics": metrics, "num_trailers": len(trailer_ids)} | (extra or {})
+        (Path(tmp) / f"{split}_metrics.json").write_text(json.dumps(payload, indent=2, sort_keys=True, default=float))
+        client.log_artifact(run_id, str(Path(tmp) / f"{split}_metrics.json"), "metrics")
+        fig = pr_curve_figure(y_true, probs, f"{split} precision-recall")
+        client.log_figure(run_id, fig, f"plots/{split}_pr_curves.png")
+        plt.close(fig)
+
+
+def log_torch_model(model, model_config: dict[str, Any]) -> str:
+    """Into the active run: the model as an MLflow LoggedModel (eager nn.Module, loadable with
+    mlflow.pytorch.load_model) plus `model/state_dict.pt` and `model/model_config.json`."""
+    import mlflow
+    import torch
+    info = mlflow.pytorch.log_model(model, name="model", serialization_format="pickle",
+                                    code_paths=[str(PROJECT_ROOT / "ctt")])
+    with tempfile.TemporaryDirectory() as tmp:
+        torch.save(model.state_dict(), Path(tmp) / "state_dict.pt")
+        (Path(tmp) / "model_config.json").write_text(json.dumps(model_config, indent=2))
+        mlflow.log_artifacts(tmp, "model")
+    return info.model_uri
