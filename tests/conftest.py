@@ -1,0 +1,63 @@
+"""Shared fixtures: sample trailers, and real servers on 127.0.0.1 started (and stopped) here."""
+from __future__ import annotations
+
+import os
+import shutil
+from pathlib import Path
+
+import pytest
+
+for k, v in {"RAY_USAGE_STATS_ENABLED": "0", "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "0",
+             "MLFLOW_DISABLE_TELEMETRY": "true", "DO_NOT_TRACK": "true", "RAY_AUTH_MODE": "token",
+             "RAY_TRAIN_V2_ENABLED": "1"}.items():
+    os.environ.setdefault(k, v)
+os.environ.pop("RAY_ADDRESS", None)
+os.environ.pop("MLFLOW_TRACKING_URI", None)
+
+TINY = ["featurize.backbone.name=resnet18", "featurize.backbone.weights=none", "featurize.backbone.batch_size=16"]
+
+
+@pytest.fixture(scope="session")
+def samples(tmp_path_factory) -> Path:
+    """10 synthetic trailers (all three splits) plus one file that is not a video."""
+    from featurize.synthetic import SampleSpec, make_samples
+    out = tmp_path_factory.mktemp("samples")
+    make_samples(out, 10, seed=3, spec=SampleSpec(min_seconds=4, max_seconds=6), workers=2)
+    (out / "videos" / "broken.mp4").write_text("this is not a video")
+    with open(out / "manifest.csv", "a") as fh:
+        fh.write("broken1,videos/broken.mp4,drama,train\n")
+    return out
+
+
+@pytest.fixture(scope="session")
+def ray_head(tmp_path_factory):
+    """A real Ray head (ray start) on 127.0.0.1; this process joins it as a driver."""
+    import ray
+
+    from cluster.local import start_ray_head
+    state = tmp_path_factory.mktemp("ray_head")
+    head = start_ray_head(state, num_cpus=2)
+    ray.init(address=head.gcs_address)
+    yield head
+    ray.shutdown()
+    head.stop()
+    shutil.rmtree(f"/tmp/ray_ctt_{head.gcs_address.rsplit(':', 1)[1]}", ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
+def mlflow_server(tmp_path_factory):
+    from cluster.local import start_mlflow
+    srv = start_mlflow(tmp_path_factory.mktemp("mlflow"))
+    yield srv
+    srv.stop()
+
+
+@pytest.fixture(scope="session")
+def store(samples, ray_head, tmp_path_factory) -> tuple[Path, dict]:
+    """The sample trailers featurized once on the Ray head (tiny backbone)."""
+    from ctt.config import load_config
+    from featurize.pipeline import run_featurize
+    out = tmp_path_factory.mktemp("store") / "store"
+    cfg = load_config(None, TINY + ["featurize.trailers_per_batch=4"])
+    summary = run_featurize(str(samples / "manifest.csv"), str(out), cfg.featurize)
+    return out, summary

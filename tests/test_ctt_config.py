@@ -1,0 +1,34 @@
+from pathlib import Path
+
+import pytest
+
+from ctt.config import Config, ConfigError, flatten, load_config, to_dict
+
+CONFIGS = sorted((Path(__file__).parents[1] / "configs").glob("*.yaml"))
+
+
+@pytest.mark.parametrize("path", CONFIGS, ids=lambda p: p.name)
+def test_every_shipped_config_loads(path):
+    assert isinstance(load_config(path), Config)
+
+
+def test_defaults_are_the_papers():
+    c = Config()
+    assert (c.model.name, c.model.n, c.model.f, c.model.hidden, c.model.dropout) == ("ctt-c", 256, 3, 256, 0.5)
+    assert (c.train.lr, c.train.weight_decay, c.train.batch_size, c.train.max_epochs, c.train.patience) == \
+        (1e-3, 1e-4, 64, 200, 20)
+    assert (c.featurize.backbone.name, c.featurize.backbone.weights) == ("resnet152", "imagenet")
+
+
+def test_yaml_then_overrides(tmp_path):
+    p = tmp_path / "c.yaml"
+    p.write_text("model:\n  f: 5\ntrain:\n  lr: 0.01\n")
+    c = load_config(p, ["train.lr=1e-4", "model.name=ctt-a", "train.materialize=false"])
+    assert (c.model.f, c.train.lr, c.model.name, c.train.materialize) == (5, 1e-4, "ctt-a", False)
+    assert flatten(to_dict(c))["model.f"] == 5
+
+
+@pytest.mark.parametrize("bad", ["train.lrr=1", "model.f=three", "model.name=ctt-z", "nokey", "train=1"])
+def test_bad_overrides_are_errors(bad):
+    with pytest.raises(ConfigError):
+        load_config(None, [bad])

@@ -1,0 +1,60 @@
+import pytest
+import torch
+
+from ctt.config import ModelConfig
+from ctt.layers import CTT, Maxout
+from ctt.models import build_model, num_params
+
+
+@pytest.mark.parametrize("length", [1, 2, 3, 4, 17])
+@pytest.mark.parametrize("f", [3, 5, 7])
+def test_ctt_output_shape(length, f):
+    ctt = CTT(m=32, n=16, f=f)
+    out = ctt(torch.randn(4, length, 32), torch.full((4,), length))
+    assert out.shape == (4, 16)
+    assert torch.isfinite(out).all()
+
+
+def test_ctt_is_conv_then_max_over_time():
+    torch.manual_seed(0)
+    ctt = CTT(m=5, n=3, f=3)
+    x = torch.randn(1, 8, 5)
+    W, b = ctt.conv.weight, ctt.conv.bias          # (n, m, f)
+    ref = torch.stack([torch.stack([(W[k] * x[0, t:t + 3].T).sum() + b[k] for t in range(6)]).max()
+                       for k in range(3)])
+    torch.testing.assert_close(ctt(x)[0], ref)
+
+
+def test_padding_does_not_change_a_trailer():
+    torch.manual_seed(0)
+    ctt = CTT(m=8, n=4, f=3).eval()
+    seqs = [torch.randn(n, 8) for n in (1, 2, 5, 9)]
+    batch = torch.zeros(4, 9, 8)
+    for i, s in enumerate(seqs):
+        batch[i, :len(s)] = s
+    padded = ctt(batch, torch.tensor([len(s) for s in seqs]))
+    for i, s in enumerate(seqs):
+        torch.testing.assert_close(padded[i], ctt(s[None], torch.tensor([len(s)]))[0])
+
+
+def test_maxout_is_max_of_two_affine_maps():
+    mo = Maxout(6, 4)
+    x = torch.randn(3, 6)
+    z = mo.linear(x).view(3, 2, 4)
+    torch.testing.assert_close(mo(x), torch.maximum(z[:, 0], z[:, 1]))
+
+
+@pytest.mark.parametrize("name", ["ctt-a", "ctt-b", "ctt-c"])
+@pytest.mark.parametrize("length", [1, 2, 3, 40])
+def test_models_forward_backward(name, length):
+    model = build_model(ModelConfig(name=name), feature_dim=64)
+    x = torch.randn(2, length, 64, requires_grad=True)
+    out = model(x, torch.tensor([length, max(1, length - 1)]))
+    assert out.shape == (2, 9)
+    out.sum().backward()
+    assert x.grad is not None and all(p.grad is not None for p in model.parameters())
+
+
+def test_ctt_c_parameter_count_in_paper_range():
+    n = num_params(build_model(ModelConfig(name="ctt-c"), feature_dim=2048))
+    assert 1.6e6 <= n <= 1.9e6, n      # paper: about 1.8M

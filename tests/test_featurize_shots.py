@@ -1,0 +1,67 @@
+import colorsys
+
+import numpy as np
+import pytest
+
+from featurize.shots import ShotTracker, hsv_histogram, intersection, rgb_to_hsv, shot_boundaries
+
+
+def test_rgb_to_hsv_matches_colorsys():
+    rgb = np.random.default_rng(0).integers(0, 256, (500, 3), dtype=np.uint8)
+    h, s, v = rgb_to_hsv(rgb)
+    ref = np.array([colorsys.rgb_to_hsv(*(c / 255.0)) for c in rgb])
+    np.testing.assert_allclose(np.c_[h, s, v], ref, atol=1e-5)
+
+
+def test_histogram_intersection():
+    red = np.zeros((8, 8, 3), np.uint8)
+    red[..., 0] = 255
+    blue = np.zeros((8, 8, 3), np.uint8)
+    blue[..., 2] = 255
+    hr, hb = hsv_histogram(red), hsv_histogram(blue)
+    assert hr.sum() == pytest.approx(1.0)
+    assert intersection(hr, hr) == pytest.approx(1.0) and intersection(hr, hb) == pytest.approx(0.0)
+
+
+def test_boundaries_at_dips_only():
+    sims = np.full(60, 0.97, np.float32)
+    sims[[9, 30]] = 0.1          # hard cuts before frames 10 and 31
+    sims[45:50] = [0.8, 0.7, 0.6, 0.7, 0.8]   # a gradual transition centred on 47
+    sims[20] = 0.9               # a small dip: not a cut
+    assert shot_boundaries(sims, smooth=3, radius=4, threshold=0.75) == [10, 31, 48]
+
+
+def test_online_tracker_matches_offline_and_picks_central_frames():
+    rng = np.random.default_rng(0)
+    cuts = [0, 7, 30, 33, 80, 150]
+    n = 170
+    colours = rng.integers(0, 256, (len(cuts), 3))
+    shot_of = np.searchsorted(cuts, np.arange(n), side="right") - 1
+    tracker = ShotTracker(max_candidates=8)
+    for i in range(n):
+        img = np.tile(colours[shot_of[i]], (6, 6, 1)).astype(np.uint8)
+        img[i % 6, :, :] = rng.integers(0, 256, 3)      # a little motion inside each shot
+        tracker.push(hsv_histogram(img), i / 24, payload=i)
+    kfs = tracker.finish()
+    assert tracker.boundaries == shot_boundaries(np.array(tracker.sims))
+    assert [k.shot[0] for k in kfs] == cuts
+    for k in kfs:
+        a, b = k.shot
+        assert a <= k.payload < b
+        assert abs(k.payload - (a + b - 1) / 2) <= max(1, (b - a) / 8)   # candidates thinned only in long shots
+        if b - a <= 8:
+            assert k.payload == (a + b - 1) // 2 or k.payload == (a + b) // 2
+
+
+def test_cuts_of_generated_trailer(tmp_path):
+    from ctt.config import FeaturizeConfig
+    from featurize.synthetic import render_trailer
+    from featurize.video import decode_trailer
+    hits = total = 0
+    for seed, genres in enumerate([["action", "comedy"], ["drama", "romance"], ["scifi", "horror", "crime"]]):
+        truth = render_trailer(tmp_path / f"t{seed}.mp4", genres, seed)
+        found = decode_trailer(str(tmp_path / f"t{seed}.mp4"), FeaturizeConfig()).shot_starts
+        total += len(truth) - 1
+        hits += sum(any(abs(c - f) <= 2 for f in found) for c in truth[1:])
+        assert len(found) <= len(truth) + 1
+    assert hits / total >= 0.85, (hits, total)

@@ -1,0 +1,72 @@
+import numpy as np
+import pyarrow.dataset as pads
+import pytest
+import torch
+import torchvision
+
+from ctt.config import BackboneConfig, FeaturizeConfig
+from ctt.data import collate_frames
+from featurize import store
+from featurize.backbone import FrameEmbedder, WeightsUnavailable, load_backbone
+from featurize.synthetic import render_trailer
+from featurize.video import decode_trailer
+
+
+def test_decode_gives_model_sized_keyframes(tmp_path):
+    truth = render_trailer(tmp_path / "a.mp4", ["comedy"], 1)
+    d = decode_trailer(str(tmp_path / "a.mp4"), FeaturizeConfig())
+    assert d.keyframes.dtype == np.uint8 and d.keyframes.shape[1:] == (224, 224, 3)
+    assert len(d.keyframes) == len(d.frame_times) >= len(truth) - 1
+    assert (d.width, d.height, d.fps, d.video_codec) == (192, 108, 12.0, "h264")
+    assert np.all(np.diff(d.frame_times) > 0) and d.duration_s == pytest.approx(d.n_frames / 12.0, abs=0.2)
+
+
+@pytest.mark.parametrize("content", [b"", b"plain text, not a video" * 10])
+def test_decode_rejects_non_video(tmp_path, content):
+    p = tmp_path / "bad.mp4"
+    p.write_bytes(content)
+    with pytest.raises(Exception):
+        decode_trailer(str(p), FeaturizeConfig())
+
+
+def test_embedder_shapes_and_split_per_trailer():
+    emb = FrameEmbedder(BackboneConfig(name="resnet18", weights="none", batch_size=3), device="cpu")
+    kfs = [np.random.default_rng(i).integers(0, 255, (n, 224, 224, 3), dtype=np.uint8) for i, n in enumerate((2, 0, 5))]
+    batch = {"trailer_id": np.array(["a", "b", "c"]), "keyframes": np.array(kfs, dtype=object)}
+    out = emb(batch)
+    assert [f.shape for f in out["frames"]] == [(2, 512), (0, 512), (5, 512)]
+    np.testing.assert_allclose(out["frames"][2], emb.embed(kfs[2]), rtol=1e-4, atol=1e-5)
+
+
+def test_checkpoint_with_module_prefix_loads(tmp_path):
+    ref = torchvision.models.resnet18(weights=None)
+    torch.save({"state_dict": {f"module.{k}": v for k, v in ref.state_dict().items()}}, tmp_path / "places.pth")
+    model = load_backbone(BackboneConfig(name="resnet18", weights="checkpoint", checkpoint=str(tmp_path / "places.pth")))
+    torch.testing.assert_close(model.conv1.weight, ref.conv1.weight)
+    with pytest.raises(WeightsUnavailable):
+        load_backbone(BackboneConfig(name="resnet18", weights="checkpoint", checkpoint=str(tmp_path / "missing.pth")))
+    with pytest.raises(WeightsUnavailable):
+        load_backbone(BackboneConfig(name="resnet18", weights="checkpoint", checkpoint=""))
+
+
+def test_store_round_trip_with_plain_pyarrow(tmp_path):
+    rows = [{"trailer_id": f"t{i}", "split": "train", "genres": ["drama"], "frames": np.full((n, 4), i, np.float32),
+             "frame_times": np.arange(n, dtype=np.float32), "shot_starts": np.arange(n, dtype=np.int32),
+             "num_keyframes": n, "duration_s": 1.0, "n_frames": 10, "fps": 24.0, "width": 8, "height": 8,
+             "video_codec": "h264", "source_path": "x"} for i, n in enumerate((3, 1, 6))]
+    store.write_atomic(store.features_table(rows, 4), str(tmp_path))
+    store.write_atomic(store.features_table(rows, 4), str(tmp_path))      # same ids: same file, no duplicates
+    t = pads.dataset(str(tmp_path)).to_table()
+    assert t.num_rows == 3 and not list((tmp_path / "_tmp").iterdir())
+    t = t.sort_by("trailer_id")
+    b = collate_frames(t, min_len=3)
+    assert b["x"].shape == (3, 6, 4) and b["lengths"].tolist() == [3, 1, 6]
+    assert b["x"][1, 0].tolist() == [1.0] * 4 and b["x"][1, 1:].abs().sum() == 0
+    assert store.done_ids(str(tmp_path)) == {"t0", "t1", "t2"}
+
+
+def test_store_refuses_other_settings(tmp_path):
+    store.claim(str(tmp_path), {"backbone": "resnet18"})
+    store.claim(str(tmp_path), {"backbone": "resnet18"})
+    with pytest.raises(store.StoreMismatch, match="backbone"):
+        store.claim(str(tmp_path), {"backbone": "resnet152"})

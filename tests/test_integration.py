@@ -1,0 +1,96 @@
+"""End to end on real components: a Ray head, an MLflow server, `ray job submit` (all on 127.0.0.1)."""
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pyarrow.dataset as pads
+import pytest
+
+from tests.conftest import TINY
+
+ROOT = Path(__file__).resolve().parents[1]
+pytestmark = pytest.mark.slow
+
+
+def test_featurize_store_and_errors(samples, store):
+    out, summary = store
+    assert summary["trailers"] == 11 and summary["done"] == 10 and summary["failed"] == 1
+    t = pads.dataset(str(out)).to_table()        # plain pyarrow, no Ray
+    assert t.num_rows == 10
+    frames = t.column("frames").to_pylist()
+    assert all(len(f) >= 1 and len(f[0]) == 512 for f in frames)
+    assert t.column("num_keyframes").to_pylist() == [len(f) for f in frames]
+    assert set(t.column("split").to_pylist()) == {"train", "val", "test"}
+    df = pd.read_parquet(out)
+    assert df.frames.iloc[0][0].shape == (512,) and np.isfinite(np.stack(df.frames.iloc[0])).all()
+    errors = pd.read_parquet(out / "_errors")
+    assert errors.trailer_id.tolist() == ["broken1"] and errors.stage.tolist() == ["decode"]
+    assert "Invalid data" in errors.message.iloc[0]
+    settings = json.loads((out / "_featurizer.json").read_text())
+    assert settings["settings"]["feature_dim"] == 512
+
+
+def test_featurize_rerun_skips_done_work(samples, store):
+    from ctt.config import load_config
+    from featurize.pipeline import run_featurize
+    out, _ = store
+    summary = run_featurize(str(samples / "manifest.csv"), str(out), load_config(None, TINY).featurize)
+    assert summary["skipped"] == 11 and summary["done"] == 0
+    assert pads.dataset(str(out)).count_rows() == 10
+
+
+def test_train_two_epochs_two_workers_logs_to_mlflow(store, mlflow_server, monkeypatch, tmp_path):
+    import mlflow
+
+    from ctt.config import load_config
+    from ctt.distributed import run_training
+    from ctt.genres import GENRES
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", mlflow_server.url)
+    cfg = load_config(None, ["train.max_epochs=2", "resources.num_workers=2", "tracking.experiment=it",
+                             f"tracking.storage_path={tmp_path}"])
+    summary = run_training(str(store[0]), cfg)
+    client = mlflow.MlflowClient(mlflow_server.url)
+    run = client.get_run(summary["run_id"])
+    assert run.info.status == "FINISHED"
+    assert int(run.data.params["num_params"]) == summary["num_params"] > 0
+    assert run.data.params["model.name"] == "ctt-c" and run.data.params["train.lr"] == "0.001"
+    for name in ["test_auprc_micro", "test_auprc_macro", "test_auprc_weighted", "test_ranking_loss"] + \
+            [f"test_auprc_{g}" for g in GENRES]:
+        assert name in run.data.metrics
+    assert 0 <= run.data.metrics["test_auprc_micro"] <= 1
+    assert [m.step for m in client.get_metric_history(run.info.run_id, "train_loss")] == [0, 1]
+    assert len(client.get_metric_history(run.info.run_id, "val_auprc_micro")) == 2
+    arts = {a.path for d in ("predictions", "metrics", "plots", "model") for a in client.list_artifacts(run.info.run_id, d)}
+    assert {"predictions/test_predictions.csv", "metrics/test_metrics.json", "plots/test_pr_curves.png",
+            "model/state_dict.pt"} <= arts
+    preds = pd.read_csv(client.download_artifacts(run.info.run_id, "predictions/test_predictions.csv", str(tmp_path)))
+    assert list(preds.columns) == ["trailer_id", *GENRES] and preds[list(GENRES)].stack().between(0, 1).all()
+    model = mlflow.pytorch.load_model(summary["model_uri"])
+    assert sum(p.numel() for p in model.parameters()) == summary["num_params"]
+
+
+def test_ray_job_submit_featurize(samples, ray_head, tmp_path):
+    out = tmp_path / "store"
+    env = os.environ | {"RAY_ADDRESS": ray_head.url, "RAY_AUTH_MODE": "token"}
+    cmd = [str(Path(sys.executable).with_name("ray")), "job", "submit", "--working-dir", str(ROOT), "--",
+           "python", "jobs/featurize.py", "--input", str(samples / "manifest.csv"), "--output", str(out), *TINY]
+    proc = subprocess.run(cmd, env=env, cwd=ROOT, capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    assert '"done": 10' in proc.stdout and '"failed": 1' in proc.stdout
+    assert pads.dataset(str(out)).count_rows() == 10
+
+
+def test_jobs_have_help():
+    for job in ("featurize", "train", "make_samples", "demo"):
+        proc = subprocess.run([sys.executable, f"jobs/{job}.py", "--help"], cwd=ROOT, capture_output=True, text=True)
+        assert proc.returncode == 0 and "usage" in proc.stdout
+
+
+def test_train_job_fails_clearly_without_store(tmp_path):
+    proc = subprocess.run([sys.executable, "jobs/train.py", "--features", str(tmp_path / "nope")], cwd=ROOT,
+                          capture_output=True, text=True, env=os.environ | {"MLFLOW_TRACKING_URI": f"sqlite:///{tmp_path}/m.db"})
+    assert proc.returncode == 1 and "not a feature store" in proc.stderr
