@@ -67,6 +67,9 @@ class TrainConfig:
     patience: int = 20               # epochs without val micro AU(PRC) improvement
     seed: int = 0
     materialize: bool = True         # keep the (small) feature tables in the object store across epochs
+    checkpoint_every: int = 1        # epochs between Ray Train reports + checkpoints (the last epoch always)
+    cache_shard: bool = True         # each worker keeps its train shard in memory after epoch 0 and
+                                     # reshuffles it locally (false: stream it from Ray Data every epoch)
 
 
 @dataclass
@@ -174,6 +177,8 @@ def validate(cfg: Config) -> None:
         sec, name = key.split(".")
         if getattr(getattr(cfg, sec), name) not in ("auto", "true", "false"):
             raise ConfigError(f"{key}: expected auto, true or false")
+    if cfg.train.checkpoint_every < 1:
+        raise ConfigError("train.checkpoint_every must be >= 1")
     if cfg.featurize.shots.smooth % 2 == 0:
         raise ConfigError("featurize.shots.smooth must be odd")
 

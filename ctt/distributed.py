@@ -88,9 +88,18 @@ def train_loop_per_worker(config: dict[str, Any]) -> dict[str, Any]:
     val_shard = ray.train.get_dataset_shard("val")
     val_cache: list[dict[str, torch.Tensor]] = []
 
+    shard_cache: list[pa.Table] = []
+    rng = np.random.default_rng(cfg.train.seed + 7919 * rank + state.epoch + 1)
+
     def train_batches():
-        return train_shard.iter_torch_batches(batch_size=per_worker, collate_fn=collate,
-                                              local_shuffle_buffer_size=4 * per_worker)
+        if not cfg.train.cache_shard:
+            return train_shard.iter_torch_batches(batch_size=per_worker, collate_fn=collate,
+                                                  local_shuffle_buffer_size=4 * per_worker)
+        if not shard_cache:                       # read the shard once, reshuffle it locally every epoch
+            shard_cache.append(pa.concat_tables(train_shard.iter_batches(batch_format="pyarrow", batch_size=None)))
+        table = shard_cache[0]
+        order = rng.permutation(table.num_rows)
+        return (collate(table.take(order[i:i + per_worker])) for i in range(0, len(order), per_worker))
 
     def val_batches():
         if not val_cache:                         # every rank scores all of val: identical early stopping
@@ -101,7 +110,9 @@ def train_loop_per_worker(config: dict[str, Any]) -> dict[str, Any]:
         if rank == 0:
             tracking.log_metrics(config["run_id"], {k: v for k, v in m.items() if k != "epoch"}, step=st.epoch)
             print(f"epoch {st.epoch}: " + " ".join(f"{k}={v:.4f}" for k, v in m.items() if k != "epoch"), flush=True)
-        ray.train.report(m, checkpoint=_save_checkpoint(model, optimizer, st) if rank == 0 else None)
+        last = st.epoch + 1 >= cfg.train.max_epochs or st.bad_epochs >= cfg.train.patience
+        if last or (st.epoch + 1) % cfg.train.checkpoint_every == 0:
+            ray.train.report(m, checkpoint=_save_checkpoint(model, optimizer, st) if rank == 0 else None)
 
     state = fit(model, train_batches, val_batches, cfg.train, optimizer=optimizer, state=state,
                 device=device, on_epoch_end=on_epoch_end)

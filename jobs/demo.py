@@ -45,7 +45,7 @@ def latest_run(mlflow_url: str, experiment: str) -> tuple[dict, dict]:
 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--n", type=int, default=150, help="sample trailers to generate")
+    p.add_argument("--n", type=int, default=200, help="sample trailers to generate")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--data", default=str(ROOT / "data" / "demo"), help="where samples and the store go")
     p.add_argument("--config", default="configs/demo.yaml")
