@@ -64,6 +64,7 @@ def _save_checkpoint(model, optimizer, state: FitState) -> ray.train.Checkpoint:
 
 def train_loop_per_worker(config: dict[str, Any]) -> dict[str, Any]:
     cfg = from_dict(config["cfg"])
+    os.environ["MLFLOW_TRACKING_URI"] = config["tracking_uri"]   # the driver's store, whatever the node's env
     ctx = ray.train.get_context()
     rank, world = ctx.get_world_rank(), ctx.get_world_size()
     seed_everything(cfg.train.seed)               # same init on every rank; DDP also broadcasts rank 0's
@@ -166,7 +167,8 @@ def run_training(store_path: str, cfg: Config) -> dict[str, Any]:
         storage = cfg.tracking.storage_path or os.path.expanduser("~/ray_results")
         trainer = TorchTrainer(
             train_loop_per_worker,
-            train_loop_config={"cfg": to_dict(cfg), "run_id": run_id, "feature_dim": dim},
+            train_loop_config={"cfg": to_dict(cfg), "run_id": run_id, "feature_dim": dim,
+                               "tracking_uri": tracking.tracking_uri()},
             scaling_config=ScalingConfig(num_workers=cfg.resources.num_workers, use_gpu=use_gpu,
                                          resources_per_worker={"CPU": cfg.resources.cpus_per_worker}
                                          | ({"GPU": 1} if use_gpu else {})),

@@ -73,7 +73,8 @@ def log_metrics(run_id: str, metrics: dict[str, float], step: int | None = None)
     import mlflow
     from mlflow.entities import Metric
     ts = int(time.time() * 1000)
-    items = [Metric(k, float(v), ts, step or 0) for k, v in metrics.items() if v is not None and np.isfinite(v)]
+    # NaN is kept: a genre with no positive test trailer has no AU(PRC), and the run should say so.
+    items = [Metric(k, float(v), ts, step or 0) for k, v in metrics.items() if v is not None]
     if items:
         mlflow.MlflowClient(tracking_uri()).log_batch(run_id, metrics=items)
 

@@ -58,17 +58,18 @@ def _smoothed(sims: np.ndarray, i: int, half: int) -> float:
 def _boundary_at(sims: np.ndarray, k: int, half: int, radius: int, threshold: float) -> int | None:
     """The cut found at smoothed index k, as a similarity index i (cut between frame i and i+1).
 
-    k must be the minimum of the smoothed curve within +-radius (earliest of ties),
+    k must be the minimum of the smoothed curve within +-radius (ties: lower raw similarity, then earlier),
     and the dip deep enough: its smoothed value (a gradual transition) or the lowest
     raw similarity near it (a hard cut) below `threshold`. The moving average spreads a
     one-frame dip over `smooth` frames, so the cut is placed at the raw minimum within
     +-half of k.
     """
     sk = _smoothed(sims, k, half)
+    key = (sk, float(sims[k]))       # a flat smoothed dip is decided by the raw similarity
     for j in range(max(0, k - radius), min(len(sims), k + radius + 1)):
         if j != k:
-            sj = _smoothed(sims, j, half)
-            if sj < sk or (sj == sk and j < k):
+            kj = (_smoothed(sims, j, half), float(sims[j]))
+            if kj < key or (kj == key and j < k):
                 return None
     lo = max(0, k - half)
     i = lo + int(np.argmin(sims[lo:min(len(sims), k + half + 1)]))
@@ -108,9 +109,10 @@ class ShotTracker:
     """Online shot detection over a stream of (histogram, payload) frames.
 
     Memory is bounded: an open shot keeps at most `max_candidates` payloads, evenly
-    spaced; once full, every other one is dropped and the spacing doubles. The
-    keyframe is the kept candidate nearest the shot's centre: the exact central
-    frame for shots up to `max_candidates` frames long.
+    spaced (once full, every other one is dropped and the spacing doubles), plus the
+    last few frames, not yet past a possible cut. The keyframe is the kept candidate
+    nearest the shot's centre: the exact central frame for shots up to
+    `max_candidates` frames long, within half the spacing for longer ones.
     """
     smooth: int = 3
     radius: int = 4
@@ -125,6 +127,7 @@ class ShotTracker:
     _shot_start: int = 0
     _stride: int = 1
     _cands: list[tuple[int, float, Any]] = field(default_factory=list)
+    _recent: list[tuple[int, float, Any]] = field(default_factory=list)
 
     def push(self, hist: np.ndarray, time: float, payload: Any) -> None:
         if self._prev_hist is not None:
@@ -132,12 +135,16 @@ class ShotTracker:
         self._prev_hist = hist
         idx = self._n
         self._n += 1
-        if (idx - self._shot_start) % self._stride == 0:
-            self._cands.append((idx, time, payload))
-            if len(self._cands) > self.max_candidates:
-                self._cands = self._cands[::2]
-                self._stride *= 2
-        # A similarity index i is final once everything its decision reads exists.
+        # The newest frames stay unthinned: a cut among them is decided only radius + half
+        # frames later, and they may open the next shot.
+        self._recent.append((idx, time, payload))
+        if len(self._recent) > self.radius + 2 * (self.smooth // 2) + 2:
+            old = self._recent.pop(0)
+            if (old[0] - self._shot_start) % self._stride == 0:
+                self._cands.append(old)
+                if len(self._cands) > self.max_candidates:
+                    self._cands = self._cands[::2]
+                    self._stride *= 2
         half = self.smooth // 2
         arr = None
         while self._decided + self.radius + half <= len(self.sims) - 1:
@@ -152,15 +159,15 @@ class ShotTracker:
 
     def _close_shot(self, end: int) -> None:
         shot = (self._shot_start, end)
-        mine = [c for c in self._cands if c[0] < end]
-        rest = [c for c in self._cands if c[0] >= end]
+        mine = [c for c in self._cands + self._recent if c[0] < end]
         if mine:
             centre = (shot[0] + shot[1] - 1) / 2.0
             idx, time, payload = min(mine, key=lambda c: (abs(c[0] - centre), c[0]))
             self.keyframes.append(Keyframe(idx, time, shot, payload))
         if end < self._n:
             self.boundaries.append(end)
-        self._shot_start, self._stride, self._cands = end, 1, rest
+        self._recent = [c for c in self._recent if c[0] >= end]
+        self._shot_start, self._stride, self._cands = end, 1, []
 
     def finish(self) -> list[Keyframe]:
         sims = np.asarray(self.sims, np.float32)

@@ -33,7 +33,7 @@ def test_boundaries_at_dips_only():
 
 def test_online_tracker_matches_offline_and_picks_central_frames():
     rng = np.random.default_rng(0)
-    cuts = [0, 7, 30, 33, 80, 150]
+    cuts = [0, 7, 30, 36, 80, 150]   # at least radius + 1 apart
     n = 170
     colours = rng.integers(0, 256, (len(cuts), 3))
     shot_of = np.searchsorted(cuts, np.arange(n), side="right") - 1
