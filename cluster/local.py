@@ -46,12 +46,13 @@ def _env() -> dict[str, str]:
 
 def _wait_http(url: str, timeout: float, proc: subprocess.Popen, log: Path) -> None:
     """Until the server answers. 401 counts: Ray's dashboard wants its auth token."""
+    opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))   # loopback: never via a proxy
     deadline = time.time() + timeout
     while time.time() < deadline:
         if proc.poll() is not None:
             raise RuntimeError(f"process exited with {proc.returncode}; see {log}:\n{log.read_text()[-3000:]}")
         try:
-            with urllib.request.urlopen(url, timeout=2) as r:
+            with opener.open(url, timeout=2) as r:
                 if r.status == 200:
                     return
         except urllib.error.HTTPError as e:

@@ -1,6 +1,6 @@
 """The featurize job as one Ray Data chain.
 
-    manifest rows --map(decode: PyAV, shots, keyframes; CPU tasks)-->
+    manifest rows --map(decode: PyAV, shots, keyframes, spectrograms, low-level features; CPU tasks)-->
     --map_batches(FrameEmbedder: actor pool, 1 GPU each or CPU)-->
     --map_batches(write: Parquet files into the store, failures into _errors)--> summary rows
 
@@ -20,12 +20,13 @@ import numpy as np
 import ray
 
 from ctt.config import FeaturizeConfig
-from featurize import backbone, store
+from featurize import audio, backbone, lowlevel, store
 from featurize.backbone import FrameEmbedder
 from featurize.manifest import read_manifest
 from featurize.video import decode_trailer
 
 log = logging.getLogger("ctt.featurize")
+SILENCE = 1e-4          # peak amplitude below which an audio track counts as silent
 
 
 def settings(cfg: FeaturizeConfig) -> dict[str, Any]:
@@ -34,7 +35,26 @@ def settings(cfg: FeaturizeConfig) -> dict[str, Any]:
         "backbone": dataclasses.asdict(cfg.backbone) | {"batch_size": None, "channels_last": None},
         "feature_dim": backbone.feature_dim(cfg.backbone.name),
         "shots": dataclasses.asdict(cfg.shots),
+        "audio": {"sample_rate": audio.SAMPLE_RATE, "window_s": audio.WINDOW_S, "n_fft": audio.N_FFT,
+                  "hop": audio.HOP, "shape": [audio.FRAMES, audio.BINS], "dtype": "float16"},
+        "vllf_names": list(lowlevel.VLLF_NAMES),
+        "av_names": list(lowlevel.AV_NAMES),
     }
+
+
+def _audio_features(d) -> dict[str, Any]:
+    """Spectrograms and audio descriptors, or the no-audio markers."""
+    silent = d.audio is None or len(d.audio) == 0 or float(np.abs(d.audio).max()) < SILENCE
+    if silent:
+        spec, padded = np.zeros((0, store.SPEC_SIZE), np.float16), False
+        desc = lowlevel.audio_descriptors(None, audio.SAMPLE_RATE)
+    else:
+        S, padded = audio.spectrograms(d.audio)
+        spec = S.reshape(len(S), -1).astype(np.float16)
+        desc = lowlevel.audio_descriptors(d.audio, audio.SAMPLE_RATE)
+    v = lowlevel.vllf(d.keyframes, d.shot_lengths_s, d.motion)
+    return {"spectrograms": spec, "num_windows": len(spec), "has_audio": not silent, "audio_padded": padded,
+            "sample_rate": d.sample_rate, "audio_codec": d.audio_codec, "vllf": v, "av": np.concatenate([v, desc])}
 
 
 def decode_row(row: dict[str, Any], cfg: FeaturizeConfig) -> dict[str, Any]:
@@ -45,14 +65,20 @@ def decode_row(row: dict[str, Any], cfg: FeaturizeConfig) -> dict[str, Any]:
         "keyframes": np.zeros((0, size, size, 3), np.uint8), "frame_times": np.zeros(0, np.float32),
         "shot_starts": np.zeros(0, np.int32), "duration_s": 0.0, "n_frames": 0, "fps": 0.0,
         "width": 0, "height": 0, "video_codec": "",
+        "spectrograms": np.zeros((0, store.SPEC_SIZE), np.float16), "num_windows": 0, "has_audio": False,
+        "audio_padded": False, "sample_rate": 0, "audio_codec": "",
+        "vllf": np.zeros(len(lowlevel.VLLF_NAMES), np.float32), "av": np.zeros(len(lowlevel.AV_NAMES), np.float32),
     }
+    stage = "decode"
     try:
         d = decode_trailer(row["path"], cfg)
         out.update(keyframes=d.keyframes, frame_times=d.frame_times,
                    shot_starts=np.asarray(d.shot_starts, np.int32), duration_s=d.duration_s,
                    n_frames=d.n_frames, fps=d.fps, width=d.width, height=d.height, video_codec=d.video_codec)
+        stage = "audio"
+        out.update(_audio_features(d))
     except Exception as e:  # any unreadable input becomes an errors-table row, never a crash
-        out.update(error_stage="decode", error_type=type(e).__name__,
+        out.update(error_stage=stage, error_type=type(e).__name__,
                    error_message=(str(e) or traceback.format_exc(limit=1)).strip()[:2000])
     return out
 
@@ -75,6 +101,10 @@ def write_batch(batch: dict[str, Any], output: str, dim: int) -> dict[str, Any]:
             "n_frames": int(batch["n_frames"][i]), "fps": float(batch["fps"][i]),
             "width": int(batch["width"][i]), "height": int(batch["height"][i]),
             "video_codec": str(batch["video_codec"][i]), "source_path": batch["path"][i],
+            "spectrograms": np.asarray(batch["spectrograms"][i], np.float16).reshape(-1, store.SPEC_SIZE),
+            "num_windows": int(batch["num_windows"][i]), "has_audio": bool(batch["has_audio"][i]),
+            "audio_padded": bool(batch["audio_padded"][i]), "sample_rate": int(batch["sample_rate"][i]),
+            "audio_codec": str(batch["audio_codec"][i]), "vllf": batch["vllf"][i], "av": batch["av"][i],
         })
     if ok:
         store.write_atomic(store.features_table(ok, dim), output)

@@ -1,6 +1,7 @@
 """The Parquet feature store (SPEC section 3): schema, atomic writes, errors, resume.
 
-    STORE/                  one row per featurized trailer (plain Parquet dataset)
+    STORE/                  one row per featurized trailer (plain Parquet dataset): keyframe
+                            features, spectrograms, low-level features, source metadata
     STORE/_errors/          one row per trailer that failed: trailer_id, path, stage, error_type, message
     STORE/_featurizer.json  the settings and version that made the store
     STORE/_tmp/             files being written; renamed into place when complete
@@ -23,6 +24,7 @@ import pyarrow.dataset as pads
 import pyarrow.parquet as pq
 
 FEATURIZER_VERSION = "1"
+SPEC_SIZE = 130 * 513                       # one 3-second spectrogram window, flattened (time-major)
 ERRORS_DIR = "_errors"
 TMP_DIR = "_tmp"
 SETTINGS_FILE = "_featurizer.json"
@@ -52,6 +54,14 @@ def store_schema(dim: int) -> pa.Schema:
         ("width", pa.int32()),
         ("height", pa.int32()),
         ("video_codec", pa.string()),
+        ("spectrograms", pa.list_(pa.list_(pa.float16(), SPEC_SIZE))),   # (s, 130 * 513) magnitudes
+        ("num_windows", pa.int32()),
+        ("has_audio", pa.bool_()),           # False: no audio track, or a silent one
+        ("audio_padded", pa.bool_()),        # True: shorter than one window, zero-padded to one
+        ("sample_rate", pa.int32()),         # of the source audio stream
+        ("audio_codec", pa.string()),
+        ("vllf", pa.list_(pa.float32())),    # names in _featurizer.json
+        ("av", pa.list_(pa.float32())),
         ("source_path", pa.string()),
     ])
 
@@ -76,6 +86,8 @@ def features_table(rows: list[dict[str, Any]], dim: int) -> pa.Table:
     for f in schema:
         if f.name == "frames":
             cols[f.name] = _flat_list_of_vectors([r["frames"] for r in rows], dim, pa.float32())
+        elif f.name == "spectrograms":
+            cols[f.name] = _flat_list_of_vectors([r["spectrograms"] for r in rows], SPEC_SIZE, pa.float16())
         else:
             vals = [r[f.name] for r in rows]
             if pa.types.is_list(f.type):

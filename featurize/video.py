@@ -1,4 +1,5 @@
-"""Decode a trailer once with PyAV: shot detection on small frames, keyframes at model size.
+"""Decode a trailer once with PyAV: shot detection on small frames, keyframes at model size,
+and the audio track resampled to 44.1 kHz mono.
 
 Every frame is scaled by FFmpeg (swscale) to a thumbnail for the colour histogram;
 only the frames chosen as keyframes are converted at model resolution. Full-size
@@ -8,12 +9,14 @@ from __future__ import annotations
 
 import contextlib
 from dataclasses import dataclass, field
-from typing import Any, Iterator
+from typing import Iterator
 
 import av
 import numpy as np
 
 from ctt.config import FeaturizeConfig
+from featurize.audio import SAMPLE_RATE
+from featurize.lowlevel import MotionMeter
 from featurize.shots import ShotTracker, hsv_histogram
 
 
@@ -32,7 +35,11 @@ class DecodedTrailer:
     width: int
     height: int
     video_codec: str
-    meta: dict[str, Any] = field(default_factory=dict)
+    shot_lengths_s: np.ndarray = field(default_factory=lambda: np.zeros(0, np.float32))
+    motion: float = 0.0                   # share of active pixels between consecutive frames
+    audio: np.ndarray | None = None       # mono float32 at 44.1 kHz; None: no audio stream
+    audio_codec: str = ""
+    sample_rate: int = 0                  # of the source audio stream
 
 
 @contextlib.contextmanager
@@ -62,15 +69,23 @@ def keyframe_array(frame: av.VideoFrame, size: int) -> np.ndarray:
     return np.ascontiguousarray(img[top:top + size, left:left + size])
 
 
-def decode_trailer(path: str, cfg: FeaturizeConfig) -> DecodedTrailer:
+def _audio_chunks(frames, resampler) -> list[np.ndarray]:
+    return [o.to_ndarray().reshape(-1) for f in frames for o in resampler.resample(f)]
+
+
+def decode_trailer(path: str, cfg: FeaturizeConfig, audio: bool = True) -> DecodedTrailer:
+    """One pass over the file: video frames feed the shot tracker (and motion meter), audio
+    is resampled to 44.1 kHz mono. Any decode error propagates: the caller records it."""
     sc = cfg.shots
     size = cfg.backbone.image_size
     bins = (sc.hue_bins, sc.sat_bins, sc.val_bins)
     tracker = ShotTracker(smooth=sc.smooth, radius=sc.radius, threshold=sc.threshold,
                           max_candidates=sc.max_candidates)
+    motion = MotionMeter()
+    chunks: list[np.ndarray] = []
     with open_media(path) as container:
         if not container.streams.video:
-            raise DecodeError("no video stream")
+            raise DecodeError("no video stream" + (" (audio only)" if container.streams.audio else ""))
         stream = container.streams.video[0]
         stream.thread_type = "AUTO"
         rate = stream.average_rate or stream.guessed_rate
@@ -78,25 +93,38 @@ def decode_trailer(path: str, cfg: FeaturizeConfig) -> DecodedTrailer:
         width, height = stream.codec_context.width, stream.codec_context.height
         if not width or not height:
             raise DecodeError("video stream has no frame size")
+        astream = container.streams.audio[0] if audio and container.streams.audio else None
+        resampler = av.AudioResampler(format="flt", layout="mono", rate=SAMPLE_RATE) if astream else None
         th = min(sc.thumb_height, height)
         tw = _even(th * width / height)
         n, last_time = 0, 0.0
-        for frame in container.decode(stream):
-            t = frame.time if frame.time is not None else (n / fps if fps else float(n))
-            thumb = frame.to_ndarray(format="rgb24", width=tw, height=th, interpolation="FAST_BILINEAR")
-            tracker.push(hsv_histogram(thumb, bins), float(t), frame)
-            n, last_time = n + 1, float(t)
+        for packet in container.demux(*[s for s in (stream, astream) if s is not None]):
+            if packet.stream.type == "audio":
+                chunks += _audio_chunks(packet.decode(), resampler)
+                continue
+            for frame in packet.decode():
+                t = frame.time if frame.time is not None else (n / fps if fps else float(n))
+                thumb = frame.to_ndarray(format="rgb24", width=tw, height=th, interpolation="FAST_BILINEAR")
+                tracker.push(hsv_histogram(thumb, bins), float(t), frame)
+                motion.push(thumb)
+                n, last_time = n + 1, float(t)
+        if resampler is not None:
+            chunks += _audio_chunks([None], resampler)
         codec = stream.codec_context.name
+        acodec = astream.codec_context.name if astream else ""
+        src_rate = int(astream.codec_context.sample_rate or 0) if astream else 0
     if n == 0:
         raise DecodeError("no decodable video frames")
     kfs = tracker.finish()
     keyframes = np.stack([keyframe_array(k.payload, size) for k in kfs])
     frame_dur = 1.0 / fps if fps else 0.0
+    duration = last_time + frame_dur
+    y = np.concatenate(chunks).astype(np.float32) if chunks else None
     return DecodedTrailer(
         keyframes=keyframes,
         frame_times=np.array([k.time for k in kfs], np.float32),
         shot_starts=[k.shot[0] for k in kfs],
-        n_frames=n,
-        duration_s=last_time + frame_dur,
-        fps=fps, width=int(width), height=int(height), video_codec=codec,
+        n_frames=n, duration_s=duration, fps=fps, width=int(width), height=int(height), video_codec=codec,
+        shot_lengths_s=np.array([(k.shot[1] - k.shot[0]) * frame_dur for k in kfs], np.float32),
+        motion=motion.value, audio=y, audio_codec=acodec, sample_rate=src_rate,
     )

@@ -53,7 +53,11 @@ def test_store_round_trip_with_plain_pyarrow(tmp_path):
     rows = [{"trailer_id": f"t{i}", "split": "train", "genres": ["drama"], "frames": np.full((n, 4), i, np.float32),
              "frame_times": np.arange(n, dtype=np.float32), "shot_starts": np.arange(n, dtype=np.int32),
              "num_keyframes": n, "duration_s": 1.0, "n_frames": 10, "fps": 24.0, "width": 8, "height": 8,
-             "video_codec": "h264", "source_path": "x"} for i, n in enumerate((3, 1, 6))]
+             "video_codec": "h264", "source_path": "x",
+             "spectrograms": np.full((i, store.SPEC_SIZE), i, np.float16), "num_windows": i, "has_audio": i > 0,
+             "audio_padded": False, "sample_rate": 48000, "audio_codec": "aac",
+             "vllf": np.arange(5, dtype=np.float32), "av": np.arange(7, dtype=np.float32)}
+            for i, n in enumerate((3, 1, 6))]
     store.write_atomic(store.features_table(rows, 4), str(tmp_path))
     store.write_atomic(store.features_table(rows, 4), str(tmp_path))      # same ids: same file, no duplicates
     t = pads.dataset(str(tmp_path)).to_table()
@@ -63,6 +67,9 @@ def test_store_round_trip_with_plain_pyarrow(tmp_path):
     assert b["x"].shape == (3, 6, 4) and b["lengths"].tolist() == [3, 1, 6]
     assert b["x"][1, 0].tolist() == [1.0] * 4 and b["x"][1, 1:].abs().sum() == 0
     assert store.done_ids(str(tmp_path)) == {"t0", "t1", "t2"}
+    spec = t.column("spectrograms").to_pylist()
+    assert [len(s) for s in spec] == [0, 1, 2] and spec[2][1][:3] == [2.0, 2.0, 2.0]
+    assert t.schema.field("spectrograms").type.value_type.value_type == "halffloat"
 
 
 def test_store_refuses_other_settings(tmp_path):
@@ -70,3 +77,27 @@ def test_store_refuses_other_settings(tmp_path):
     store.claim(str(tmp_path), {"backbone": "resnet18"})
     with pytest.raises(store.StoreMismatch, match="backbone"):
         store.claim(str(tmp_path), {"backbone": "resnet152"})
+
+
+def test_samples_are_deterministic_by_seed(tmp_path):
+    from featurize.synthetic import SampleSpec, make_samples
+    spec = SampleSpec(min_seconds=2, max_seconds=3)
+    a = make_samples(tmp_path / "a", 4, seed=5, spec=spec, workers=1)
+    b = make_samples(tmp_path / "b", 4, seed=5, spec=spec, workers=2)
+    c = make_samples(tmp_path / "c", 4, seed=6, spec=spec, workers=1)
+    assert a.equals(b) and not a.equals(c)
+    assert set(a.split) <= {"train", "val", "test"}
+    assert all(1 <= len(g.split("|")) <= 3 for g in a.genres)
+    for rel in a.path:
+        da = decode_trailer(str(tmp_path / "a" / rel), FeaturizeConfig())
+        db = decode_trailer(str(tmp_path / "b" / rel), FeaturizeConfig())
+        np.testing.assert_array_equal(da.keyframes, db.keyframes)
+
+
+def test_imagenet_weights_missing_is_a_clear_error(tmp_path, monkeypatch):
+    """No cached weights and no network (a closed local proxy port): a clear error, not a traceback."""
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path))
+    for var in ("https_proxy", "HTTPS_PROXY", "http_proxy", "HTTP_PROXY"):
+        monkeypatch.setenv(var, "http://127.0.0.1:9")
+    with pytest.raises(WeightsUnavailable, match="ImageNet weights for resnet18.*checkpoints"):
+        load_backbone(BackboneConfig(name="resnet18", weights="imagenet"))

@@ -32,6 +32,14 @@ def test_featurize_store_and_errors(samples, store):
     assert "Invalid data" in errors.message.iloc[0]
     settings = json.loads((out / "_featurizer.json").read_text())
     assert settings["settings"]["feature_dim"] == 512
+    # audio: 4-6 s of sound -> one or two 3-s windows of 130 x 513, float16
+    assert t.column("has_audio").to_pylist() == [True] * 10
+    spec = t.column("spectrograms")
+    assert spec.type.value_type.list_size == 130 * 513 and set(t.column("num_windows").to_pylist()) <= {1, 2}
+    assert [len(s) for s in spec.to_pylist()] == t.column("num_windows").to_pylist()
+    names = settings["settings"]
+    assert all(len(v) == len(names["vllf_names"]) for v in t.column("vllf").to_pylist())
+    assert all(len(v) == len(names["av_names"]) and np.isfinite(v).all() for v in t.column("av").to_pylist())
 
 
 def test_featurize_rerun_skips_done_work(samples, store):
@@ -73,15 +81,30 @@ def test_train_two_epochs_two_workers_logs_to_mlflow(store, mlflow_server, monke
     assert sum(p.numel() for p in model.parameters()) == summary["num_params"]
 
 
-def test_ray_job_submit_featurize(samples, ray_head, tmp_path):
-    out = tmp_path / "store"
+def _submit(ray_head, args, env_vars=None):
     env = os.environ | {"RAY_ADDRESS": ray_head.url, "RAY_AUTH_MODE": "token"}
-    cmd = [str(Path(sys.executable).with_name("ray")), "job", "submit", "--working-dir", str(ROOT), "--",
-           "python", "jobs/featurize.py", "--input", str(samples / "manifest.csv"), "--output", str(out), *TINY]
+    cmd = [str(Path(sys.executable).with_name("ray")), "job", "submit", "--working-dir", str(ROOT),
+           "--runtime-env-json", json.dumps({"env_vars": env_vars or {}}), "--", "python", *args]
     proc = subprocess.run(cmd, env=env, cwd=ROOT, capture_output=True, text=True, timeout=600)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
-    assert '"done": 10' in proc.stdout and '"failed": 1' in proc.stdout
+    return proc.stdout
+
+
+def test_ray_job_submit_featurize_then_train(samples, ray_head, mlflow_server, tmp_path):
+    import mlflow
+    out = tmp_path / "store"
+    stdout = _submit(ray_head, ["jobs/featurize.py", "--input", str(samples / "manifest.csv"),
+                                "--output", str(out), *TINY])
+    assert '"done": 10' in stdout and '"failed": 1' in stdout
     assert pads.dataset(str(out)).count_rows() == 10
+    stdout = _submit(ray_head, ["jobs/train.py", "--features", str(out), "--model", "ctt-a", "train.max_epochs=1",
+                                "tracking.experiment=submitted", f"tracking.storage_path={tmp_path / 'ckpt'}"],
+                     {"MLFLOW_TRACKING_URI": mlflow_server.url})
+    assert "random" in stdout and "ctt-a" in stdout
+    client = mlflow.MlflowClient(mlflow_server.url)
+    runs = client.search_runs([client.get_experiment_by_name("submitted").experiment_id])
+    assert len(runs) == 1 and runs[0].data.params["model.name"] == "ctt-a"
+    assert "test_auprc_micro" in runs[0].data.metrics
 
 
 def test_jobs_have_help():
