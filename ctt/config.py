@@ -21,6 +21,7 @@ class BackboneConfig:
     weights: str = "imagenet"        # imagenet | none | checkpoint
     checkpoint: str = ""             # state_dict file (local or s3://) when weights=checkpoint
     image_size: int = 224            # centre crop after a short-side resize to 256/224 of it
+    ten_crop: bool = False           # the paper's test phase: 4 corners + centre, and their flips, averaged
     batch_size: int = 64             # keyframes per forward pass
     channels_last: bool = True       # GPU only
     bf16: bool = True                # autocast on GPU only
@@ -42,6 +43,7 @@ class ShotConfig:
 class FeaturizeConfig:
     backbone: BackboneConfig = field(default_factory=BackboneConfig)
     shots: ShotConfig = field(default_factory=ShotConfig)
+    max_keyframes: int = 0           # cap per trailer, uniform subsample over time (0: no cap)
     trailers_per_batch: int = 4      # trailers handed to one embedder call / one output file
     decode_cpus: float = 1.0         # CPUs reserved by each decode task
     embed_actors: int = 0            # 0: one per GPU, or max(1, CPUs // 2) on CPU-only clusters

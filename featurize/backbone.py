@@ -101,18 +101,27 @@ class FrameEmbedder:
         self.std = torch.tensor(IMAGENET_STD, device=self.device).view(1, 3, 1, 1) * 255
         self.dim = feature_dim(cfg.name)
 
+    def _forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.gpu and self.cfg.channels_last:
+            x = x.contiguous(memory_format=torch.channels_last)
+        with torch.autocast("cuda", dtype=torch.bfloat16, enabled=self.gpu and self.cfg.bf16):
+            return self.model(x).float()
+
     @torch.inference_mode()
     def embed(self, images: np.ndarray) -> np.ndarray:
-        """(N, S, S, 3) uint8 -> (N, dim) float32."""
+        """(N, S, S, 3) uint8 -> (N, dim) float32; with ten_crop, S is the 256-px square."""
         out = []
-        for i in range(0, len(images), self.cfg.batch_size):
-            x = torch.from_numpy(np.ascontiguousarray(images[i:i + self.cfg.batch_size]))
+        step = max(1, self.cfg.batch_size // 10) if self.cfg.ten_crop else self.cfg.batch_size
+        for i in range(0, len(images), step):
+            x = torch.from_numpy(np.ascontiguousarray(images[i:i + step]))
             x = x.to(self.device, non_blocking=True).permute(0, 3, 1, 2).float()
             x = (x - self.mean) / self.std
-            if self.gpu and self.cfg.channels_last:
-                x = x.contiguous(memory_format=torch.channels_last)
-            with torch.autocast("cuda", dtype=torch.bfloat16, enabled=self.gpu and self.cfg.bf16):
-                out.append(self.model(x).float().cpu().numpy())
+            if self.cfg.ten_crop:
+                crops = ten_crops(x, self.cfg.image_size)                    # (10, n, 3, s, s)
+                f = self._forward(crops.flatten(0, 1)).view(10, len(x), -1).mean(0)
+            else:
+                f = self._forward(x)
+            out.append(f.cpu().numpy())
         return np.concatenate(out) if out else np.zeros((0, self.dim), np.float32)
 
     def __call__(self, batch: dict[str, Any]) -> dict[str, Any]:
@@ -124,6 +133,15 @@ class FrameEmbedder:
         out = {k: v for k, v in batch.items() if k != "keyframes"}
         out["frames"] = _object_array([s.astype(np.float32) for s in splits])
         return out
+
+
+def ten_crops(x: torch.Tensor, size: int) -> torch.Tensor:
+    """(n, 3, S, S) -> (10, n, 3, size, size): four corners and the centre, then their mirror images."""
+    S = x.shape[-1]
+    c = (S - size) // 2
+    corners = [(0, 0), (0, S - size), (S - size, 0), (S - size, S - size), (c, c)]
+    crops = torch.stack([x[..., i:i + size, j:j + size] for i, j in corners])
+    return torch.cat([crops, crops.flip(-1)])
 
 
 def _object_array(items: list[np.ndarray]) -> np.ndarray:

@@ -23,7 +23,7 @@ from ctt.config import FeaturizeConfig
 from featurize import audio, backbone, lowlevel, store
 from featurize.backbone import FrameEmbedder
 from featurize.manifest import read_manifest
-from featurize.video import decode_trailer
+from featurize.video import decode_trailer, keyframe_size
 
 log = logging.getLogger("ctt.featurize")
 SILENCE = 1e-4          # peak amplitude below which an audio track counts as silent
@@ -35,6 +35,7 @@ def settings(cfg: FeaturizeConfig) -> dict[str, Any]:
         "backbone": dataclasses.asdict(cfg.backbone) | {"batch_size": None, "channels_last": None},
         "feature_dim": backbone.feature_dim(cfg.backbone.name),
         "shots": dataclasses.asdict(cfg.shots),
+        "max_keyframes": cfg.max_keyframes,
         "audio": {"sample_rate": audio.SAMPLE_RATE, "window_s": audio.WINDOW_S, "n_fft": audio.N_FFT,
                   "hop": audio.HOP, "shape": [audio.FRAMES, audio.BINS], "dtype": "float16"},
         "vllf_names": list(lowlevel.VLLF_NAMES),
@@ -58,7 +59,7 @@ def _audio_features(d) -> dict[str, Any]:
 
 
 def decode_row(row: dict[str, Any], cfg: FeaturizeConfig) -> dict[str, Any]:
-    size = cfg.backbone.image_size
+    size = keyframe_size(cfg)[1]
     out = {
         "trailer_id": row["trailer_id"], "path": row["path"], "split": row["split"],
         "genres": "|".join(row["genres"]), "error_stage": "", "error_type": "", "error_message": "",

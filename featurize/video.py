@@ -58,9 +58,22 @@ def _even(x: float) -> int:
     return max(2, int(round(x / 2.0)) * 2)
 
 
-def keyframe_array(frame: av.VideoFrame, size: int) -> np.ndarray:
-    """Short side to size*256/224 (the ImageNet eval resize), then a centre crop size x size."""
-    short = int(round(size * 256 / 224))
+def keyframe_size(cfg: FeaturizeConfig) -> tuple[int, int]:
+    """(short side after resize, side of the stored square): the ImageNet eval resize to
+    256/224 of the crop, then the crop itself, or the whole square 10-crop cuts from."""
+    short = int(round(cfg.backbone.image_size * 256 / 224))
+    return short, short if cfg.backbone.ten_crop else cfg.backbone.image_size
+
+
+def subsample(n: int, cap: int) -> np.ndarray:
+    """Indices of at most `cap` of n items, spread uniformly over time (all when cap <= 0)."""
+    if cap <= 0 or n <= cap:
+        return np.arange(n)
+    return np.unique(np.round(np.linspace(0, n - 1, cap)).astype(int))
+
+
+def keyframe_array(frame: av.VideoFrame, size: int, short: int) -> np.ndarray:
+    """Short side to `short` (scaled by FFmpeg), then a centre crop size x size."""
     w, h = frame.width, frame.height
     scale = short / min(w, h)
     nw, nh = max(size, int(round(w * scale))), max(size, int(round(h * scale)))
@@ -77,7 +90,7 @@ def decode_trailer(path: str, cfg: FeaturizeConfig, audio: bool = True) -> Decod
     """One pass over the file: video frames feed the shot tracker (and motion meter), audio
     is resampled to 44.1 kHz mono. Any decode error propagates: the caller records it."""
     sc = cfg.shots
-    size = cfg.backbone.image_size
+    short, size = keyframe_size(cfg)
     bins = (sc.hue_bins, sc.sat_bins, sc.val_bins)
     tracker = ShotTracker(smooth=sc.smooth, radius=sc.radius, threshold=sc.threshold,
                           max_candidates=sc.max_candidates)
@@ -116,7 +129,8 @@ def decode_trailer(path: str, cfg: FeaturizeConfig, audio: bool = True) -> Decod
     if n == 0:
         raise DecodeError("no decodable video frames")
     kfs = tracker.finish()
-    keyframes = np.stack([keyframe_array(k.payload, size) for k in kfs])
+    kfs = [kfs[i] for i in subsample(len(kfs), cfg.max_keyframes)]
+    keyframes = np.stack([keyframe_array(k.payload, size, short) for k in kfs])
     frame_dur = 1.0 / fps if fps else 0.0
     duration = last_time + frame_dur
     y = np.concatenate(chunks).astype(np.float32) if chunks else None

@@ -101,3 +101,33 @@ def test_imagenet_weights_missing_is_a_clear_error(tmp_path, monkeypatch):
         monkeypatch.setenv(var, "http://127.0.0.1:9")
     with pytest.raises(WeightsUnavailable, match="ImageNet weights for resnet18.*checkpoints"):
         load_backbone(BackboneConfig(name="resnet18", weights="imagenet"))
+
+
+def test_ten_crop_averages_corners_centre_and_flips():
+    from featurize.backbone import ten_crops
+    x = torch.arange(2 * 3 * 6 * 6, dtype=torch.float32).view(2, 3, 6, 6)
+    crops = ten_crops(x, 4)
+    assert crops.shape == (10, 2, 3, 4, 4)
+    torch.testing.assert_close(crops[0], x[..., :4, :4])
+    torch.testing.assert_close(crops[4], x[..., 1:5, 1:5])
+    torch.testing.assert_close(crops[9], x[..., 1:5, 1:5].flip(-1))
+    cfg = BackboneConfig(name="resnet18", weights="none", ten_crop=True, batch_size=20)
+    emb = FrameEmbedder(cfg, device="cpu")
+    imgs = np.random.default_rng(0).integers(0, 255, (3, 256, 256, 3), dtype=np.uint8)
+    xs = (torch.from_numpy(imgs).permute(0, 3, 1, 2).float() - emb.mean) / emb.std
+    with torch.no_grad():
+        ref = emb.model(ten_crops(xs, 224).flatten(0, 1)).view(10, 3, -1).mean(0).numpy()
+    np.testing.assert_allclose(emb.embed(imgs), ref, rtol=1e-4, atol=1e-5)
+
+
+def test_keyframe_cap_and_ten_crop_size(tmp_path):
+    from featurize.video import subsample
+    assert subsample(10, 0).tolist() == list(range(10)) and subsample(3, 5).tolist() == [0, 1, 2]
+    assert subsample(10, 4).tolist() == [0, 3, 6, 9]
+    render_trailer(tmp_path / "a.mp4", ["action"], 2)
+    full = decode_trailer(str(tmp_path / "a.mp4"), FeaturizeConfig())
+    cfg = FeaturizeConfig(max_keyframes=3)
+    cfg.backbone.ten_crop = True
+    capped = decode_trailer(str(tmp_path / "a.mp4"), cfg)
+    assert len(full.keyframes) > 3 and capped.keyframes.shape == (3, 256, 256, 3)
+    assert set(capped.frame_times.tolist()) <= set(full.frame_times.tolist())
