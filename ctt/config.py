@@ -49,6 +49,8 @@ class FeaturizeConfig:
     embed_actors: int = 0            # 0: one per GPU, or max(1, CPUs // 2) on CPU-only clusters
     embed_cpus: float = 1.0          # CPUs per embedder actor on CPU-only clusters
     use_gpu: str = "auto"            # auto | true | false
+    spectrograms_on: str = "auto"    # decode (librosa, CPU tasks) | actor (torch.stft in the embedder
+                                     # actors, on their GPU) | auto: actor when the actors have GPUs
 
 
 @dataclass
@@ -186,6 +188,8 @@ def validate(cfg: Config) -> None:
             raise ConfigError(f"{key}: expected auto, true or false")
     if cfg.train.checkpoint_every < 1:
         raise ConfigError("train.checkpoint_every must be >= 1")
+    if cfg.featurize.spectrograms_on not in ("auto", "decode", "actor"):
+        raise ConfigError("featurize.spectrograms_on: expected auto, decode or actor")
     if cfg.featurize.shots.smooth % 2 == 0:
         raise ConfigError("featurize.shots.smooth must be odd")
 

@@ -37,6 +37,10 @@ from featurize import store
 COLUMNS = ["trailer_id", "frames", "genres"]
 
 
+class FeatureStoreError(ValueError):
+    """The store cannot be trained on (missing, or without the needed splits)."""
+
+
 class FramesCollate(ArrowBatchCollateFn):
     def __init__(self, min_len: int):
         self.min_len = min_len
@@ -140,13 +144,13 @@ def run_training(store_path: str, cfg: Config) -> dict[str, Any]:
     t0 = time.time()
     settings = store.settings_of(store_path)
     if settings is None:
-        raise FileNotFoundError(f"{store_path} is not a feature store (no {store.SETTINGS_FILE}); run jobs/featurize.py first")
+        raise FeatureStoreError(f"{store_path} is not a feature store (no {store.SETTINGS_FILE}); run jobs/featurize.py first")
     dim = settings["settings"]["feature_dim"]
     counts = store.read_table(store_path, columns=["split"]).column("split").value_counts().to_pylist()
     sizes = {c["values"]: c["counts"] for c in counts}
     for split in ("train", "val", "test"):
         if not sizes.get(split):
-            raise ValueError(f"{store_path} has no '{split}' trailers (splits: {sizes}); the manifest needs a split column")
+            raise FeatureStoreError(f"{store_path} has no '{split}' trailers (splits: {sizes}); the manifest needs a split column")
 
     exp_id = tracking.connect(cfg.tracking.experiment)
     model = build_model(cfg.model, dim)

@@ -130,9 +130,23 @@ class FrameEmbedder:
         nonempty = [k for k in kfs if len(k)]
         feats = self.embed(np.concatenate(nonempty)) if nonempty else np.zeros((0, self.dim), np.float32)
         splits = np.split(feats, np.cumsum(counts)[:-1]) if counts else []
-        out = {k: v for k, v in batch.items() if k != "keyframes"}
+        out = {k: v for k, v in batch.items() if k not in ("keyframes", "audio")}
         out["frames"] = _object_array([s.astype(np.float32) for s in splits])
+        if "audio" in batch and any(len(a) for a in batch["audio"]):
+            out.update(self.spectrograms(batch))
         return out
+
+    def spectrograms(self, batch: dict[str, Any]) -> dict[str, Any]:
+        """torch.stft on this actor's device for rows whose decode task sent raw audio."""
+        from featurize.audio import spectrograms_torch
+        specs, counts, padded = list(batch["spectrograms"]), list(batch["num_windows"]), list(batch["audio_padded"])
+        for i, y in enumerate(batch["audio"]):
+            if len(y):
+                S, pad = spectrograms_torch(np.asarray(y, np.float32), str(self.device))
+                specs[i] = S.reshape(len(S), -1).half().cpu().numpy()
+                counts[i], padded[i] = len(S), pad
+        return {"spectrograms": _object_array(specs), "num_windows": np.asarray(counts, np.int64),
+                "audio_padded": np.asarray(padded, bool)}
 
 
 def ten_crops(x: torch.Tensor, size: int) -> torch.Tensor:

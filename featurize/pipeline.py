@@ -27,6 +27,7 @@ from featurize.video import decode_trailer, keyframe_size
 
 log = logging.getLogger("ctt.featurize")
 SILENCE = 1e-4          # peak amplitude below which an audio track counts as silent
+MAX_BLOCKS = 2000       # one trailer per block up to this many: decode parallelism without a huge plan
 
 
 def settings(cfg: FeaturizeConfig) -> dict[str, Any]:
@@ -43,22 +44,23 @@ def settings(cfg: FeaturizeConfig) -> dict[str, Any]:
     }
 
 
-def _audio_features(d) -> dict[str, Any]:
-    """Spectrograms and audio descriptors, or the no-audio markers."""
+def _audio_features(d, stft_in_actor: bool) -> dict[str, Any]:
+    """Spectrograms (or the raw audio, for the actors to transform) and audio descriptors."""
     silent = d.audio is None or len(d.audio) == 0 or float(np.abs(d.audio).max()) < SILENCE
-    if silent:
-        spec, padded = np.zeros((0, store.SPEC_SIZE), np.float16), False
-        desc = lowlevel.audio_descriptors(None, audio.SAMPLE_RATE)
-    else:
+    out: dict[str, Any] = {"spectrograms": np.zeros((0, store.SPEC_SIZE), np.float16), "num_windows": 0,
+                           "audio_padded": False, "audio": np.zeros(0, np.float32)}
+    if not silent and stft_in_actor:
+        out["audio"] = d.audio
+    elif not silent:
         S, padded = audio.spectrograms(d.audio)
-        spec = S.reshape(len(S), -1).astype(np.float16)
-        desc = lowlevel.audio_descriptors(d.audio, audio.SAMPLE_RATE)
+        out.update(spectrograms=S.reshape(len(S), -1).astype(np.float16), num_windows=len(S), audio_padded=padded)
+    desc = lowlevel.audio_descriptors(None if silent else d.audio, audio.SAMPLE_RATE)
     v = lowlevel.vllf(d.keyframes, d.shot_lengths_s, d.motion)
-    return {"spectrograms": spec, "num_windows": len(spec), "has_audio": not silent, "audio_padded": padded,
-            "sample_rate": d.sample_rate, "audio_codec": d.audio_codec, "vllf": v, "av": np.concatenate([v, desc])}
+    return out | {"has_audio": not silent, "sample_rate": d.sample_rate, "audio_codec": d.audio_codec,
+                  "vllf": v, "av": np.concatenate([v, desc])}
 
 
-def decode_row(row: dict[str, Any], cfg: FeaturizeConfig) -> dict[str, Any]:
+def decode_row(row: dict[str, Any], cfg: FeaturizeConfig, stft_in_actor: bool = False) -> dict[str, Any]:
     size = keyframe_size(cfg)[1]
     out = {
         "trailer_id": row["trailer_id"], "path": row["path"], "split": row["split"],
@@ -67,7 +69,7 @@ def decode_row(row: dict[str, Any], cfg: FeaturizeConfig) -> dict[str, Any]:
         "shot_starts": np.zeros(0, np.int32), "duration_s": 0.0, "n_frames": 0, "fps": 0.0,
         "width": 0, "height": 0, "video_codec": "",
         "spectrograms": np.zeros((0, store.SPEC_SIZE), np.float16), "num_windows": 0, "has_audio": False,
-        "audio_padded": False, "sample_rate": 0, "audio_codec": "",
+        "audio_padded": False, "sample_rate": 0, "audio_codec": "", "audio": np.zeros(0, np.float32),
         "vllf": np.zeros(len(lowlevel.VLLF_NAMES), np.float32), "av": np.zeros(len(lowlevel.AV_NAMES), np.float32),
     }
     stage = "decode"
@@ -77,7 +79,7 @@ def decode_row(row: dict[str, Any], cfg: FeaturizeConfig) -> dict[str, Any]:
                    shot_starts=np.asarray(d.shot_starts, np.int32), duration_s=d.duration_s,
                    n_frames=d.n_frames, fps=d.fps, width=d.width, height=d.height, video_codec=d.video_codec)
         stage = "audio"
-        out.update(_audio_features(d))
+        out.update(_audio_features(d, stft_in_actor))
     except Exception as e:  # any unreadable input becomes an errors-table row, never a crash
         out.update(error_stage=stage, error_type=type(e).__name__,
                    error_message=(str(e) or traceback.format_exc(limit=1)).strip()[:2000])
@@ -150,16 +152,19 @@ def run_featurize(input: str, output: str, cfg: FeaturizeConfig, retry_errors: b
         else:
             actors = cfg.embed_actors or max(1, int(cpus // 2))
             embed_res = {"num_gpus": 0, "num_cpus": cfg.embed_cpus}
+        stft_in_actor = cfg.spectrograms_on == "actor" or (cfg.spectrograms_on == "auto" and gpu)
         rows = todo.to_dict("records")
-        ds = ray.data.from_items(rows, override_num_blocks=len(rows))
-        ds = ds.map(decode_row, fn_kwargs={"cfg": cfg}, num_cpus=cfg.decode_cpus)
+        ds = ray.data.from_items(rows, override_num_blocks=min(len(rows), MAX_BLOCKS))
+        ds = ds.map(decode_row, fn_kwargs={"cfg": cfg, "stft_in_actor": stft_in_actor}, num_cpus=cfg.decode_cpus)
         ds = ds.map_batches(
             FrameEmbedder, batch_size=cfg.trailers_per_batch,
             compute=ray.data.ActorPoolStrategy(min_size=1, max_size=actors),
             fn_constructor_kwargs={"cfg": cfg.backbone, "device": "cuda" if gpu else "cpu"},
             memory=1024**3,   # also keeps this stage from fusing with decode (which must stay a task pool)
             **embed_res)
-        ds = ds.map_batches(write_batch, batch_size=cfg.trailers_per_batch,
+        # Writing is I/O: a small CPU share lets it run while decode and the actors hold the
+        # cores, so files land as trailers finish (streaming; a killed run keeps what it wrote).
+        ds = ds.map_batches(write_batch, batch_size=cfg.trailers_per_batch, num_cpus=0.1,
                             fn_kwargs={"output": output, "dim": dim})
         reasons: Counter[str] = Counter()
         for row in ds.iter_rows():

@@ -67,7 +67,9 @@ def store_schema(dim: int) -> pa.Schema:
 
 
 def _fs(url: str) -> tuple[fsspec.AbstractFileSystem, str]:
-    return fsspec.core.url_to_fs(url)
+    fs, root = fsspec.core.url_to_fs(url)
+    fs.invalidate_cache()          # other processes write here: never trust a cached S3 listing
+    return fs, root
 
 
 def _flat_list_of_vectors(seqs: list[np.ndarray], dim: int, dtype: pa.DataType) -> pa.Array:

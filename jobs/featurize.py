@@ -23,12 +23,12 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--retry-errors", action="store_true", help="featurize trailers in STORE/_errors again")
     args = p.parse_args(argv)
     setup_logging()
+    from featurize.backbone import WeightsUnavailable, load_backbone
+    from featurize.manifest import ManifestError
+    from featurize.pipeline import run_featurize
+    from featurize.store import StoreMismatch
     try:
         cfg = config_from(args)
-        from featurize.backbone import WeightsUnavailable, load_backbone
-        from featurize.manifest import ManifestError
-        from featurize.pipeline import run_featurize
-        from featurize.store import StoreMismatch
         if cfg.featurize.backbone.weights != "none":
             load_backbone(cfg.featurize.backbone)      # fail before any work if weights are missing
         init_ray()

@@ -37,14 +37,14 @@ def main(argv: list[str] | None = None) -> int:
         args.overrides.append(f"model.name={args.model}")
     if args.experiment:
         args.overrides.append(f"tracking.experiment={args.experiment}")
+    from ctt.distributed import FeatureStoreError, run_training
+    from ctt.tracking import TrackingUnavailable, connect
     try:
         cfg = config_from(args)
-        from ctt.distributed import run_training
-        from ctt.tracking import TrackingUnavailable, connect
         connect(cfg.tracking.experiment)             # fail before any work if MLflow is unreachable
         init_ray(progress=False)
         summary = run_training(args.features, cfg)
-    except (ConfigError, TrackingUnavailable, FileNotFoundError, ValueError) as e:
+    except (ConfigError, TrackingUnavailable, FeatureStoreError) as e:
         fail(str(e))
     summary["model"] = cfg.model.name
     print("train summary: " + json.dumps({k: v for k, v in summary.items() if k not in ("test", "random_baseline")}, indent=2))

@@ -30,7 +30,38 @@ def samples(tmp_path_factory) -> Path:
 
 
 @pytest.fixture(scope="session")
-def ray_head(tmp_path_factory):
+def s3_server(tmp_path_factory):
+    """A moto S3 server on 127.0.0.1; its endpoint and test credentials go into the environment
+    (before the Ray head starts, so its workers reach it the way cluster nodes would)."""
+    import subprocess
+    import sys
+    import time
+    import urllib.request
+
+    from cluster.local import free_port, stop_group
+    port = free_port()
+    log = tmp_path_factory.mktemp("moto") / "moto.log"
+    proc = subprocess.Popen([str(Path(sys.executable).with_name("moto_server")), "-H", "127.0.0.1", "-p", str(port)],
+                            stdout=open(log, "wb"), stderr=subprocess.STDOUT, start_new_session=True)
+    url = f"http://127.0.0.1:{port}"
+    opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+    for _ in range(100):
+        try:
+            opener.open(url, timeout=1)
+            break
+        except Exception:
+            time.sleep(0.2)
+    env = {"AWS_ENDPOINT_URL": url, "AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing",
+           "AWS_DEFAULT_REGION": "us-east-1", "AWS_EC2_METADATA_DISABLED": "true"}
+    os.environ.update(env)
+    yield url
+    stop_group(proc.pid)
+    for k in env:
+        os.environ.pop(k, None)
+
+
+@pytest.fixture(scope="session")
+def ray_head(tmp_path_factory, s3_server):
     """A real Ray head (ray start) on 127.0.0.1; this process joins it as a driver."""
     import ray
 

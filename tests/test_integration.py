@@ -113,7 +113,31 @@ def test_jobs_have_help():
         assert proc.returncode == 0 and "usage" in proc.stdout
 
 
+def test_featurize_job_fails_clearly_on_bad_config_and_missing_weights(tmp_path):
+    env = os.environ | {"TORCH_HOME": str(tmp_path), "https_proxy": "http://127.0.0.1:9", "HTTPS_PROXY": "http://127.0.0.1:9"}
+    base = [sys.executable, "jobs/featurize.py", "--input", str(tmp_path), "--output", str(tmp_path / "s")]
+    proc = subprocess.run(base + ["featurize.backbone.nme=x"], cwd=ROOT, capture_output=True, text=True, env=env)
+    assert proc.returncode == 1 and "unknown config key 'featurize.backbone.nme'" in proc.stderr
+    proc = subprocess.run(base + ["featurize.backbone.name=resnet18"], cwd=ROOT, capture_output=True, text=True, env=env)
+    assert proc.returncode == 1 and "ImageNet weights for resnet18" in proc.stderr and "Traceback" not in proc.stderr
+
+
 def test_train_job_fails_clearly_without_store(tmp_path):
     proc = subprocess.run([sys.executable, "jobs/train.py", "--features", str(tmp_path / "nope")], cwd=ROOT,
                           capture_output=True, text=True, env=os.environ | {"MLFLOW_TRACKING_URI": f"sqlite:///{tmp_path}/m.db"})
     assert proc.returncode == 1 and "not a feature store" in proc.stderr
+
+
+def test_spectrograms_in_actors_match_decode_tasks(samples, store, tmp_path):
+    """The GPU-actor path (torch.stft in the embedder actors; here on CPU) writes what librosa wrote."""
+    from ctt.config import load_config
+    from featurize.pipeline import run_featurize
+    out = tmp_path / "store"
+    cfg = load_config(None, TINY + ["featurize.spectrograms_on=actor"]).featurize
+    assert run_featurize(str(samples / "manifest.csv"), str(out), cfg)["done"] == 10
+    a = pd.read_parquet(store[0], columns=["trailer_id", "spectrograms", "audio_padded"]).sort_values("trailer_id")
+    b = pd.read_parquet(out, columns=["trailer_id", "spectrograms", "audio_padded"]).sort_values("trailer_id")
+    assert list(a.trailer_id) == list(b.trailer_id) and list(a.audio_padded) == list(b.audio_padded)
+    for sa, sb in zip(a.spectrograms, b.spectrograms):
+        x, y = np.stack(sa).astype(np.float32), np.stack(sb).astype(np.float32)
+        assert x.shape == y.shape and np.linalg.norm(x - y) / np.linalg.norm(x) < 1e-3

@@ -1,0 +1,152 @@
+"""Nothing lost, nothing redone: hostile inputs, exactly-once accounting, resume after a kill."""
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import av
+import numpy as np
+import pandas as pd
+import pyarrow.dataset as pads
+import pytest
+
+from tests.conftest import TINY
+from tests.test_featurize_audio import _write
+
+ROOT = Path(__file__).resolve().parents[1]
+pytestmark = pytest.mark.slow
+
+
+def _audio_only(path, seconds=2.0, rate=44100):
+    with av.open(str(path), "w") as out:
+        s = out.add_stream("aac", rate=rate, layout="mono")
+        y = (0.2 * np.sin(2 * np.pi * 330 * np.arange(int(seconds * rate)) / rate)).astype(np.float32)
+        for i in range(0, len(y), 1024):
+            f = av.AudioFrame.from_ndarray(y[None, i:i + 1024], format="fltp", layout="mono")
+            f.sample_rate, f.pts = rate, i
+            for p in s.encode(f):
+                out.mux(p)
+        for p in s.encode():
+            out.mux(p)
+
+
+@pytest.fixture(scope="module")
+def hostile(tmp_path_factory):
+    """Each input with the table it must end in."""
+    d = tmp_path_factory.mktemp("hostile")
+    _write(d / "good.mp4", 4.0)
+    good = (d / "good.mp4").read_bytes()
+    (d / "zero.mp4").write_bytes(b"")
+    (d / "truncated.mp4").write_bytes(good[: len(good) // 2])
+    (d / "text.mp4").write_text("definitely not a video\n" * 50)
+    bad = bytearray(good)
+    rng = np.random.default_rng(0)
+    lo = len(bad) // 3
+    bad[lo:lo + 2000] = rng.integers(0, 256, 2000, dtype=np.uint8).tobytes()
+    (d / "corrupt_middle.mp4").write_bytes(bytes(bad))
+    _write(d / "no_audio.mp4", 3.0, with_audio=False)
+    _audio_only(d / "audio_only.mp4")
+    _write(d / "one_frame.mp4", 1 / 12)
+    _write(d / "half_second.mp4", 0.5)
+    _write(d / "tiny.mp4", 2.0, size=(16, 16))
+    _write(d / "my trailer – été.mp4", 3.5)
+    with av.open(str(d / "vp9.webm"), "w") as out:                       # another container/codec pair
+        s = out.add_stream("libvpx-vp9", rate=12)
+        s.width, s.height, s.pix_fmt = 64, 48, "yuv420p"
+        for i in range(24):
+            img = np.full((48, 64, 3), (i * 10) % 255, np.uint8)
+            for p in s.encode(av.VideoFrame.from_ndarray(img, format="rgb24")):
+                out.mux(p)
+        for p in s.encode():
+            out.mux(p)
+    expect = {
+        "good": "store", "zero": "errors", "truncated": "errors", "text": "errors",
+        "corrupt_middle": "either", "no_audio": "store", "audio_only": "errors", "one_frame": "store",
+        "half_second": "store", "tiny": "store", "my trailer – été": "store", "vp9": "store", "missing": "errors",
+    }
+    files = {p.stem: p.name for p in d.iterdir()} | {"missing": "does/not/exist.mp4"}
+    pd.DataFrame({"trailer_id": list(expect), "path": [files[k] for k in expect], "genres": "drama",
+                  "split": "train"}).to_csv(d / "manifest.csv", index=False)
+    return d, expect
+
+
+def _tables(out):
+    done = pd.read_parquet(out)
+    errors = pd.read_parquet(out / "_errors") if (out / "_errors").exists() else pd.DataFrame(columns=["trailer_id"])
+    return done, errors
+
+
+def test_every_row_ends_in_exactly_one_table(hostile, ray_head, tmp_path):
+    from ctt.config import load_config
+    from featurize.pipeline import run_featurize
+    d, expect = hostile
+    out = tmp_path / "store"
+    cfg = load_config(None, TINY).featurize
+    summary = run_featurize(str(d / "manifest.csv"), str(out), cfg)
+    done, errors = _tables(out)
+    ids_done, ids_err = list(done.trailer_id), list(errors.trailer_id)
+    assert sorted(ids_done + ids_err) == sorted(expect)                        # each row exactly once
+    for tid, where in expect.items():
+        if where != "either":
+            assert (tid in ids_done) == (where == "store"), (tid, where)
+    assert summary["done"] == len(ids_done) and summary["failed"] == len(ids_err)
+    assert sum(summary["failed_by_reason"].values()) == len(ids_err)
+    e = errors.set_index("trailer_id")
+    assert (e.stage == "decode").all() and e.message.str.len().gt(0).all()
+    assert e.loc["missing", "error_type"] == "FileNotFoundError"
+    assert "audio only" in e.loc["audio_only", "message"]
+    r = done.set_index("trailer_id")
+    assert not r.loc["no_audio", "has_audio"] and r.loc["no_audio", "num_windows"] == 0
+    assert r.loc["half_second", "has_audio"] and r.loc["half_second", "audio_padded"]
+    assert r.loc["half_second", "num_windows"] == 1 and r.loc["good", "num_windows"] == 1
+    assert r.loc["one_frame", "num_keyframes"] == 1 and r.loc["tiny", "width"] == 16
+    print("\nhostile-input outcomes:\n" + "\n".join(
+        f"  {tid:<18} {'store' if tid in ids_done else 'errors: ' + e.loc[tid, 'error_type']}" for tid in expect))
+
+    # rerun: nothing redone; --retry-errors: failures tried again, still exactly once
+    again = run_featurize(str(d / "manifest.csv"), str(out), cfg)
+    assert (again["skipped"], again["done"], again["failed"]) == (len(expect), 0, 0)
+    retry = run_featurize(str(d / "manifest.csv"), str(out), cfg, retry_errors=True)
+    assert retry["failed"] == len(ids_err) and retry["skipped"] == len(ids_done)
+    done2, errors2 = _tables(out)
+    assert sorted(done2.trailer_id) == sorted(ids_done) and sorted(errors2.trailer_id) == sorted(ids_err)
+
+
+def test_other_settings_are_refused(hostile, ray_head, tmp_path):
+    from ctt.config import load_config
+    from featurize.pipeline import run_featurize
+    from featurize.store import StoreMismatch
+    d, _ = hostile
+    out = tmp_path / "store"
+    run_featurize(str(d / "manifest.csv"), str(out), load_config(None, TINY + ["featurize.max_keyframes=2"]).featurize)
+    with pytest.raises(StoreMismatch, match="max_keyframes"):
+        run_featurize(str(d / "manifest.csv"), str(out), load_config(None, TINY).featurize)
+
+
+def test_resume_after_a_killed_run(samples, ray_head, tmp_path):
+    out = tmp_path / "store"
+    env = os.environ | {"RAY_ADDRESS": ray_head.gcs_address, "PYTHONUNBUFFERED": "1"}
+    cmd = [sys.executable, "jobs/featurize.py", "--input", str(samples / "manifest.csv"), "--output", str(out),
+           *TINY, "featurize.trailers_per_batch=1"]
+    proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                            start_new_session=True)
+    deadline = time.time() + 240
+    while time.time() < deadline and proc.poll() is None:
+        if out.exists() and len(list(out.glob("*.parquet"))) >= 2:
+            break
+        time.sleep(0.2)
+    os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait()
+    partial = pads.dataset(str(out)).count_rows()
+    assert 2 <= partial < 10                          # killed midway; readers see only whole files
+    from ctt.config import load_config
+    from featurize.pipeline import run_featurize
+    summary = run_featurize(str(samples / "manifest.csv"), str(out), load_config(None, TINY).featurize)
+    assert summary["skipped"] >= partial and summary["done"] == 10 - partial
+    done, errors = _tables(out)
+    assert sorted(done.trailer_id) == sorted(set(done.trailer_id)) and len(done) == 10
+    assert list(errors.trailer_id) == ["broken1"]
+    shutil.rmtree(out / "_tmp", ignore_errors=True)

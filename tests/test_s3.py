@@ -1,0 +1,38 @@
+"""Manifest, videos and feature store on S3 (a real moto server), through s3fs."""
+import pandas as pd
+import pytest
+import s3fs
+
+from tests.conftest import TINY
+
+pytestmark = pytest.mark.slow
+
+
+def test_featurize_and_train_from_s3(samples, ray_head, s3_server, mlflow_server, monkeypatch, tmp_path):
+    import mlflow
+
+    from ctt.config import load_config
+    from ctt.distributed import run_training
+    from featurize import store
+    from featurize.pipeline import run_featurize
+    fs = s3fs.S3FileSystem()
+    fs.mkdir("ctt-data")
+    fs.put(str(samples) + "/", "ctt-data/samples/", recursive=True)
+    assert fs.exists("ctt-data/samples/manifest.csv") and fs.exists("ctt-data/samples/videos/broken.mp4")
+
+    cfg = load_config(None, TINY)
+    summary = run_featurize("s3://ctt-data/samples/manifest.csv", "s3://ctt-data/store", cfg.featurize)
+    assert (summary["done"], summary["failed"]) == (10, 1)
+    df = pd.read_parquet("s3://ctt-data/store", storage_options={"endpoint_url": s3_server})
+    assert len(df) == 10 and df.frames.map(len).min() >= 1
+    errors = pd.read_parquet("s3://ctt-data/store/_errors", storage_options={"endpoint_url": s3_server})
+    assert errors.trailer_id.tolist() == ["broken1"]
+    assert not [p for p in fs.find("ctt-data/store/_tmp")]                # nothing left half-written
+    assert store.done_ids("s3://ctt-data/store") == set(df.trailer_id)
+
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", mlflow_server.url)
+    train_cfg = load_config(None, ["train.max_epochs=1", "tracking.experiment=s3", "model.name=ctt-b",
+                                   f"tracking.storage_path={tmp_path}"])
+    result = run_training("s3://ctt-data/store", train_cfg)
+    run = mlflow.MlflowClient(mlflow_server.url).get_run(result["run_id"])
+    assert run.data.params["features"] == "s3://ctt-data/store" and "test_auprc_micro" in run.data.metrics
