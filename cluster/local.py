@@ -88,27 +88,32 @@ class Server:
     pid: int
     url: str
     log: str
+    gcs_address: str = ""          # Ray heads only: what `ray.init(address=...)` takes
 
     def stop(self) -> None:
         stop_group(self.pid)
 
 
-def start_mlflow(state: Path, port: int | None = None, timeout: float = 90) -> Server:
-    state.mkdir(parents=True, exist_ok=True)
-    port = port or free_port()
-    log = state / "mlflow.log"
-    cmd = [_bin("mlflow"), "server", "--backend-store-uri", f"sqlite:///{state.resolve() / 'mlflow.db'}",
-           "--artifacts-destination", str(state.resolve() / "mlartifacts"),
-           "--host", "127.0.0.1", "--port", str(port), "--workers", "1"]
-    proc = subprocess.Popen(cmd, stdout=open(log, "ab"), stderr=subprocess.STDOUT, env=_env(),
-                            start_new_session=True, cwd=state)
-    url = f"http://127.0.0.1:{port}"
+def _serve(cmd: list[str], log: Path, health_url: str, timeout: float, env: dict[str, str], cwd: Path) -> int:
+    """Start a server in its own process group and wait until it answers; its pid."""
+    proc = subprocess.Popen(cmd, stdout=open(log, "ab"), stderr=subprocess.STDOUT, env=env,
+                            start_new_session=True, cwd=cwd)
     try:
-        _wait_http(f"{url}/health", timeout, proc, log)
+        _wait_http(health_url, timeout, proc, log)
     except Exception:
         stop_group(proc.pid)
         raise
-    return Server(proc.pid, url, str(log))
+    return proc.pid
+
+
+def start_mlflow(state: Path, port: int | None = None, timeout: float = 90) -> Server:
+    state.mkdir(parents=True, exist_ok=True)
+    url = f"http://127.0.0.1:{port or free_port()}"
+    cmd = [_bin("mlflow"), "server", "--backend-store-uri", f"sqlite:///{state.resolve() / 'mlflow.db'}",
+           "--artifacts-destination", str(state.resolve() / "mlartifacts"),
+           "--host", "127.0.0.1", "--port", url.rsplit(":", 1)[1], "--workers", "1"]
+    pid = _serve(cmd, state / "mlflow.log", f"{url}/health", timeout, _env(), state)
+    return Server(pid, url, str(state / "mlflow.log"))
 
 
 def start_ray_head(state: Path, num_cpus: int | None = None, port: int | None = None,
@@ -117,7 +122,6 @@ def start_ray_head(state: Path, num_cpus: int | None = None, port: int | None = 
     """`ray start --head --block` in its own process group; url is the dashboard (job API)."""
     state.mkdir(parents=True, exist_ok=True)
     port, dashboard_port = port or free_port(), dashboard_port or free_port()
-    log = state / "ray-head.log"
     cmd = [_bin("ray"), "start", "--head", "--block", "--node-ip-address", "127.0.0.1",
            "--port", str(port), "--dashboard-host", "127.0.0.1", "--dashboard-port", str(dashboard_port),
            "--ray-client-server-port", str(free_port()), "--dashboard-agent-listen-port", str(free_port()),
@@ -127,17 +131,9 @@ def start_ray_head(state: Path, num_cpus: int | None = None, port: int | None = 
         cmd += ["--num-cpus", str(num_cpus)]
     env = _env() | (extra_env or {})
     env["PATH"] = f"{Path(sys.executable).parent}:{env.get('PATH', '')}"   # jobs run this interpreter
-    proc = subprocess.Popen(cmd, stdout=open(log, "ab"), stderr=subprocess.STDOUT, env=env,
-                            start_new_session=True, cwd=ROOT)
     url = f"http://127.0.0.1:{dashboard_port}"
-    try:
-        _wait_http(f"{url}/api/version", timeout, proc, log)
-    except Exception:
-        stop_group(proc.pid)
-        raise
-    srv = Server(proc.pid, url, str(log))
-    srv.gcs_address = f"127.0.0.1:{port}"  # type: ignore[attr-defined]
-    return srv
+    pid = _serve(cmd, state / "ray-head.log", f"{url}/api/version", timeout, env, ROOT)
+    return Server(pid, url, str(state / "ray-head.log"), gcs_address=f"127.0.0.1:{port}")
 
 
 def env_lines(state: Path) -> list[str]:
