@@ -38,7 +38,3 @@ def collate_frames(table: pa.Table, min_len: int = 1) -> dict[str, torch.Tensor]
     x, lens = pad_sequences(flat, lengths, min_len)
     y = torch.from_numpy(multi_hot(table.column("genres").to_pylist()))
     return {"x": x, "lengths": lens, "y": y}
-
-
-def feature_dim(schema: pa.Schema) -> int:
-    return schema.field("frames").type.value_type.list_size

@@ -29,7 +29,7 @@ from ray.train.torch import TorchTrainer
 from ctt import metrics as M
 from ctt import tracking
 from ctt.config import Config, flatten, from_dict, to_dict
-from ctt.data import collate_frames, feature_dim
+from ctt.data import collate_frames
 from ctt.models import build_model, num_params
 from ctt.training import FitState, fit, make_optimizer, predict, seed_everything, unwrap
 from featurize import store

@@ -13,14 +13,12 @@ NUM_GENRES = len(GENRES)
 # LMTD-9 training split (paper, Table 2): genre counts over 2861 trailers, and how
 # many trailers carry 1, 2 or 3 genres. Used to draw realistic synthetic labels and
 # to check that random scores land near the paper's random baseline.
-LMTD9_TRAIN_TOTAL = 2861
 LMTD9_TRAIN_COUNTS: dict[str, int] = {
     "action": 611, "adventure": 432, "comedy": 1109, "crime": 477, "drama": 1437,
     "horror": 324, "romance": 468, "scifi": 229, "thriller": 502,
 }
 LMTD9_CARDINALITY_SHARE = (0.309, 0.4285, 0.2625)  # share of trailers with 1, 2, 3 genres
 # LMTD-9 test split (Table 2): 772 trailers.
-LMTD9_TEST_TOTAL = 772
 LMTD9_TEST_COUNTS: dict[str, int] = {
     "action": 164, "adventure": 108, "comedy": 301, "crime": 121, "drama": 394,
     "horror": 78, "romance": 122, "scifi": 57, "thriller": 129,

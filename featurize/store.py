@@ -151,14 +151,6 @@ def clear_errors(store: str) -> None:
         fs.rm(path, recursive=True)
 
 
-def read_errors(store: str) -> pa.Table:
-    fs, root = _fs(store)
-    path = posixpath.join(root, ERRORS_DIR)
-    if not fs.exists(path) or not fs.find(path):
-        return ERROR_SCHEMA.empty_table()
-    return pads.dataset(path, filesystem=fs, format="parquet").to_table()
-
-
 def settings_of(store: str) -> dict | None:
     fs, root = _fs(store)
     path = posixpath.join(root, SETTINGS_FILE)

@@ -17,7 +17,7 @@ import av
 import numpy as np
 import pandas as pd
 
-from ctt.genres import GENRES, sample_labels
+from ctt.genres import sample_labels
 from featurize.shots import hsv_histogram, intersection
 
 
@@ -221,5 +221,3 @@ def make_samples(out: str | Path, n: int, seed: int = 0, spec: SampleSpec = Samp
     df.to_csv(out / "manifest.csv", index=False)
     return df
 
-
-__all__ = ["GENRES", "SampleSpec", "make_samples", "render_trailer"]
