@@ -73,6 +73,10 @@ def stop_group(pid: int, timeout: float = 20.0) -> None:
     deadline = time.time() + timeout
     while time.time() < deadline:
         try:
+            os.waitpid(pid, os.WNOHANG)      # reap the leader if it is our child: a zombie stays in the group
+        except ChildProcessError:
+            pass
+        try:
             os.killpg(pid, 0)
         except ProcessLookupError:
             return

@@ -53,13 +53,38 @@ class FeaturizeConfig:
                                      # actors, on their GPU) | auto: actor when the actors have GPUs
 
 
+MODELS = ("ctt-a", "ctt-b", "ctt-c", "ctt-s", "lstm")
+
+
 @dataclass
 class ModelConfig:
-    name: str = "ctt-c"              # ctt-a | ctt-b | ctt-c
+    name: str = "ctt-c"              # ctt-a | ctt-b | ctt-c (keyframes) | ctt-s (spectrograms) | lstm
     n: int = 256                     # CTT filters
-    f: int = 3                       # CTT receptive field in keyframes (3, 5 or 7)
-    hidden: int = 256                # FC / Maxout width
+    f: int = 3                       # CTT receptive field in time steps (3, 5 or 7)
+    hidden: int = 256                # FC / Maxout width; LSTM hidden units
     dropout: float = 0.5
+    head: str = ""                   # "": the model's own (A linear, B fc, C maxout, S linear);
+                                     # linear | fc | maxout: an option, e.g. a Maxout head on ctt-s
+    parts: int = 11                  # ctt-s: p parts, one random spectrogram drawn from each per step
+    test_draws: int = 10             # ctt-s: test probabilities averaged over this many draws
+    max_steps: int = 120             # lstm: sequences cut (or zero-padded) to this many keyframes
+
+
+@dataclass
+class BaselineConfig:
+    """One-vs-all SVMs on the low-level features (paper section 4.2), grid-searched on val."""
+    C: list = field(default_factory=lambda: [0.1, 1.0, 10.0, 100.0, 1000.0])
+    kernels: list = field(default_factory=lambda: ["linear", "rbf"])
+    gamma: list = field(default_factory=lambda: [round(0.1 * i, 1) for i in range(1, 11)])
+    cpus_per_task: float = 1.0       # one Ray task per grid point (all genres)
+    seed: int = 0
+    max_iter: int = 1_000_000        # libsvm iteration bound (-1: none). Not in the paper: a linear
+                                     # kernel with C=1000 on overlapping classes may otherwise run for hours
+
+
+@dataclass
+class FusionConfig:
+    step: float = 0.05               # visual weight grid {1.0, 1.0 - step, ..., 0.0}
 
 
 @dataclass
@@ -98,6 +123,8 @@ class Config:
     train: TrainConfig = field(default_factory=TrainConfig)
     resources: ResourceConfig = field(default_factory=ResourceConfig)
     tracking: TrackingConfig = field(default_factory=TrackingConfig)
+    baseline: BaselineConfig = field(default_factory=BaselineConfig)
+    fusion: FusionConfig = field(default_factory=FusionConfig)
 
 
 class ConfigError(ValueError):
@@ -121,6 +148,9 @@ def _coerce(value: Any, typ: Any, key: str) -> Any:
                 return float(value)
             except ValueError:
                 pass
+    elif typ is list:
+        if isinstance(value, (list, tuple)):
+            return list(value)
     elif typ is str:
         if value is None:
             return ""
@@ -176,10 +206,17 @@ def load_config(path: str | Path | None = None, overrides: list[str] | None = No
 
 
 def validate(cfg: Config) -> None:
-    if cfg.model.name not in ("ctt-a", "ctt-b", "ctt-c"):
-        raise ConfigError(f"model.name {cfg.model.name!r}: expected ctt-a, ctt-b or ctt-c")
-    if cfg.model.f < 1 or cfg.model.n < 1:
-        raise ConfigError("model.f and model.n must be positive")
+    if cfg.model.name not in MODELS:
+        raise ConfigError(f"model.name {cfg.model.name!r}: expected one of {', '.join(MODELS)}")
+    if cfg.model.head not in ("", "linear", "fc", "maxout"):
+        raise ConfigError(f"model.head {cfg.model.head!r}: expected linear, fc or maxout (or empty)")
+    if min(cfg.model.f, cfg.model.n, cfg.model.parts, cfg.model.test_draws, cfg.model.max_steps) < 1:
+        raise ConfigError("model.f, n, parts, test_draws and max_steps must be positive")
+    if not 0 < cfg.fusion.step <= 1:
+        raise ConfigError("fusion.step must be in (0, 1]")
+    bad = [k for k in cfg.baseline.kernels if k not in ("linear", "rbf")]
+    if bad or not cfg.baseline.kernels or not cfg.baseline.C:
+        raise ConfigError(f"baseline.kernels must be linear and/or rbf (got {cfg.baseline.kernels}), baseline.C non-empty")
     if cfg.featurize.backbone.weights not in ("imagenet", "none", "checkpoint"):
         raise ConfigError("featurize.backbone.weights: expected imagenet, none or checkpoint")
     for key in ("featurize.use_gpu", "resources.use_gpu"):

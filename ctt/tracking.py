@@ -79,10 +79,50 @@ def log_metrics(run_id: str, metrics: dict[str, float], step: int | None = None)
         mlflow.MlflowClient(tracking_uri()).log_batch(run_id, metrics=items)
 
 
-def predictions_frame(trailer_ids: list[str], probs: np.ndarray) -> pd.DataFrame:
+def predictions_frame(trailer_ids: list[str], probs: np.ndarray, y_true: np.ndarray | None = None) -> pd.DataFrame:
+    """trailer_id, one probability column per genre, and (when known) the true genres as `a|b`."""
     df = pd.DataFrame(probs, columns=list(GENRES))
     df.insert(0, "trailer_id", trailer_ids)
+    if y_true is not None:
+        df["true_genres"] = ["|".join(g for g, v in zip(GENRES, row) if v > 0.5) for row in y_true]
     return df
+
+
+def frame_arrays(df: pd.DataFrame) -> tuple[list[str], np.ndarray, np.ndarray]:
+    """A predictions frame -> (trailer ids, labels (N, C), probabilities (N, C))."""
+    from ctt.genres import multi_hot, parse_genres
+    y = multi_hot(parse_genres(g) for g in df["true_genres"].fillna(""))
+    return df["trailer_id"].astype(str).tolist(), y, df[list(GENRES)].to_numpy(np.float64)
+
+
+def log_predictions(run_id: str, split: str, trailer_ids: list[str], y_true: np.ndarray, probs: np.ndarray) -> None:
+    import mlflow
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / f"{split}_predictions.csv"
+        predictions_frame(trailer_ids, probs, y_true).to_csv(path, index=False)
+        mlflow.MlflowClient(tracking_uri()).log_artifact(run_id, str(path), "predictions")
+
+
+def log_thresholds(run_id: str, y_val: np.ndarray, probs_val: np.ndarray) -> dict[str, float]:
+    """Per-genre F1-best thresholds on validation, as `model/thresholds.json` (used by predict)."""
+    import mlflow
+
+    from ctt.thresholds import best_f1_thresholds
+    th = best_f1_thresholds(y_val, probs_val)
+    mlflow.MlflowClient(tracking_uri()).log_dict(run_id, th, "model/thresholds.json")
+    return th
+
+
+def read_predictions(run_id: str, split: str) -> tuple[list[str], np.ndarray, np.ndarray]:
+    """A run's logged `predictions/<split>_predictions.csv` -> (ids, labels, probabilities)."""
+    import mlflow
+    client = mlflow.MlflowClient(tracking_uri())
+    with tempfile.TemporaryDirectory() as tmp:
+        try:
+            path = client.download_artifacts(run_id, f"predictions/{split}_predictions.csv", tmp)
+        except Exception as e:
+            raise FileNotFoundError(f"run {run_id} has no {split} predictions ({type(e).__name__}: {e})") from e
+        return frame_arrays(pd.read_csv(path, dtype={"trailer_id": str}))
 
 
 def pr_curve_figure(y_true: np.ndarray, probs: np.ndarray, title: str):
@@ -109,9 +149,8 @@ def log_evaluation(run_id: str, split: str, trailer_ids: list[str], y_true: np.n
     import mlflow
     client = mlflow.MlflowClient(tracking_uri())
     log_metrics(run_id, metrics)
+    log_predictions(run_id, split, trailer_ids, y_true, probs)
     with tempfile.TemporaryDirectory() as tmp:
-        predictions_frame(trailer_ids, probs).to_csv(Path(tmp) / f"{split}_predictions.csv", index=False)
-        client.log_artifact(run_id, str(Path(tmp) / f"{split}_predictions.csv"), "predictions")
         payload = {"metrics": metrics, "num_trailers": len(trailer_ids)} | (extra or {})
         (Path(tmp) / f"{split}_metrics.json").write_text(json.dumps(payload, indent=2, sort_keys=True, default=float))
         client.log_artifact(run_id, str(Path(tmp) / f"{split}_metrics.json"), "metrics")

@@ -1,11 +1,11 @@
 """The featurize job as one Ray Data chain.
 
     manifest rows --map(decode: PyAV, shots, keyframes, spectrograms, low-level features; CPU tasks)-->
-    --map_batches(FrameEmbedder: actor pool, 1 GPU each or CPU)-->
-    --map_batches(write: Parquet files into the store, failures into _errors)--> summary rows
+    --map_batches(EmbedAndWrite: actor pool, 1 GPU each or CPU; embeds the keyframes and writes
+                  the batch's Parquet file into the store, failures into _errors)--> summary rows
 
 Decoding never raises: a file that cannot be read becomes a row with an error, which
-the writer puts in `STORE/_errors`. Only small summary rows come back to the driver.
+the actor writes to `STORE/_errors`. Only small summary rows come back to the driver.
 """
 from __future__ import annotations
 
@@ -121,6 +121,18 @@ def write_batch(batch: dict[str, Any], output: str, dim: int) -> dict[str, Any]:
     }
 
 
+class EmbedAndWrite(FrameEmbedder):
+    """The embedder actor also writes its batch: files land as soon as trailers are embedded,
+    with no separate write stage to wait for CPU behind decode (a killed run keeps them)."""
+
+    def __init__(self, cfg, device: str, output: str, dim: int):
+        super().__init__(cfg, device)
+        self.output, self.dim = output, dim
+
+    def __call__(self, batch: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        return write_batch(super().__call__(batch), self.output, self.dim)
+
+
 def _use_gpu(flag: str) -> bool:
     if flag == "auto":
         return ray.cluster_resources().get("GPU", 0) > 0
@@ -157,15 +169,12 @@ def run_featurize(input: str, output: str, cfg: FeaturizeConfig, retry_errors: b
         ds = ray.data.from_items(rows, override_num_blocks=min(len(rows), MAX_BLOCKS))
         ds = ds.map(decode_row, fn_kwargs={"cfg": cfg, "stft_in_actor": stft_in_actor}, num_cpus=cfg.decode_cpus)
         ds = ds.map_batches(
-            FrameEmbedder, batch_size=cfg.trailers_per_batch,
+            EmbedAndWrite, batch_size=cfg.trailers_per_batch,
             compute=ray.data.ActorPoolStrategy(min_size=1, max_size=actors),
-            fn_constructor_kwargs={"cfg": cfg.backbone, "device": "cuda" if gpu else "cpu"},
+            fn_constructor_kwargs={"cfg": cfg.backbone, "device": "cuda" if gpu else "cpu",
+                                   "output": output, "dim": dim},
             memory=1024**3,   # also keeps this stage from fusing with decode (which must stay a task pool)
             **embed_res)
-        # Writing is I/O: a small CPU share lets it run while decode and the actors hold the
-        # cores, so files land as trailers finish (streaming; a killed run keeps what it wrote).
-        ds = ds.map_batches(write_batch, batch_size=cfg.trailers_per_batch, num_cpus=0.1,
-                            fn_kwargs={"output": output, "dim": dim})
         reasons: Counter[str] = Counter()
         for row in ds.iter_rows():
             if row["status"] == "done":

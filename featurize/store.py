@@ -182,3 +182,12 @@ def read_table(store: str, columns: list[str] | None = None, filter=None) -> pa.
     fs, root = _fs(store)
     ds = pads.dataset(root, filesystem=fs, format="parquet")
     return ds.to_table(columns=columns, filter=filter)
+
+
+def iter_batches(store: str, columns: list[str], filter=None, batch_size: int = 64) -> Iterable[pa.Table]:
+    """The store's rows in batches of at most `batch_size`, never all in memory at once."""
+    fs, root = _fs(store)
+    ds = pads.dataset(root, filesystem=fs, format="parquet")
+    for rb in ds.to_batches(columns=columns, filter=filter, batch_size=batch_size):
+        if rb.num_rows:
+            yield pa.Table.from_batches([rb])

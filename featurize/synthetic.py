@@ -137,36 +137,35 @@ def _render_audio(rng: np.random.Generator, st: Style, seconds: float, sr: int) 
 def render_trailer(path: str | Path, genres: list[str], seed: int, spec: SampleSpec = SampleSpec()) -> list[int]:
     """Write one trailer; returns the frame index where each shot starts (ground truth)."""
     rng = np.random.default_rng(seed)
+    audio_rng = np.random.default_rng([seed, 1])
     n_total = int(rng.uniform(spec.min_seconds, spec.max_seconds) * spec.fps)
-    shots: list[tuple[Style, np.ndarray]] = []
     prev_style, prev_hist = None, None
     done = 0
-    while done < n_total:
-        neutral = rng.random() < NEUTRAL_SHARE or not genres
-        base = STYLES[genres[rng.integers(len(genres))]] if genres else STYLES["drama"]
-        for attempt in range(30):   # a cut must be visible: redraw a shot that looks like the last one,
-            st = _jitter(rng, base, neutral or attempt >= 10)   # then fall back to a neutral shot
-            n = max(int(spec.fps * 0.6), int(rng.exponential(st.shot_s) * spec.fps + spec.fps * 0.4))
-            n = min(n, n_total - done)
-            frames = _render_shot(rng, st, n, spec.width, spec.height)
-            if prev_hist is None or (_distinct(prev_style, st)
-                                     and intersection(prev_hist, hsv_histogram(frames[0])) < 0.5):
-                break
-        shots.append((st, frames))
-        prev_style, prev_hist = st, hsv_histogram(frames[-1])
-        done += n
-    starts = list(np.cumsum([0] + [len(f) for _, f in shots[:-1]]).astype(int))
-    with av.open(str(path), "w", format="mp4") as out:
+    starts: list[int] = []
+    audio: list[np.ndarray] = []
+    with av.open(str(path), "w", format="mp4") as out:     # shots are encoded as they are drawn:
         vs = out.add_stream("libx264", rate=spec.fps, options={"crf": "23", "preset": "veryfast"})
-        vs.width, vs.height, vs.pix_fmt = spec.width, spec.height, "yuv420p"
+        vs.width, vs.height, vs.pix_fmt = spec.width, spec.height, "yuv420p"   # memory holds one shot
         aus = out.add_stream("aac", rate=spec.sample_rate, layout="mono") if spec.audio else None
-        audio = []
-        for st, frames in shots:
+        while done < n_total:
+            neutral = rng.random() < NEUTRAL_SHARE or not genres
+            base = STYLES[genres[rng.integers(len(genres))]] if genres else STYLES["drama"]
+            for attempt in range(30):   # a cut must be visible: redraw a shot that looks like the last one,
+                st = _jitter(rng, base, neutral or attempt >= 10)   # then fall back to a neutral shot
+                n = max(int(spec.fps * 0.6), int(rng.exponential(st.shot_s) * spec.fps + spec.fps * 0.4))
+                n = min(n, n_total - done)
+                frames = _render_shot(rng, st, n, spec.width, spec.height)
+                if prev_hist is None or (_distinct(prev_style, st)
+                                         and intersection(prev_hist, hsv_histogram(frames[0])) < 0.5):
+                    break
+            starts.append(done)
             for img in frames:
                 for pkt in vs.encode(av.VideoFrame.from_ndarray(img, format="rgb24")):
                     out.mux(pkt)
             if aus is not None:
-                audio.append(_render_audio(rng, st, len(frames) / spec.fps, spec.sample_rate))
+                audio.append(_render_audio(audio_rng, st, len(frames) / spec.fps, spec.sample_rate))
+            prev_style, prev_hist = st, hsv_histogram(frames[-1])
+            done += n
         for pkt in vs.encode():
             out.mux(pkt)
         if aus is not None:

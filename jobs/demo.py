@@ -1,4 +1,5 @@
-"""The end-to-end demo: sample trailers -> local cluster -> featurize and train via `ray job submit`.
+"""The end-to-end demo: sample trailers -> local cluster -> featurize, train ctt-c, ctt-s and
+lstm, fuse, baselines (via `ray job submit`) -> the report table.
 
     python jobs/demo.py [--n 150] [--data data/demo] [--config configs/demo.yaml]
 
@@ -12,7 +13,6 @@ import json
 import os
 import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
 
@@ -20,7 +20,6 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from cluster import local  # noqa: E402
-from jobs.train import MEASURES  # noqa: E402
 
 
 def submit(ray_url: str, mlflow_url: str, args: list[str]) -> None:
@@ -32,15 +31,27 @@ def submit(ray_url: str, mlflow_url: str, args: list[str]) -> None:
     subprocess.run(cmd, env=env, check=True, cwd=ROOT)
 
 
-def latest_run(mlflow_url: str, experiment: str) -> tuple[dict, dict]:
+# CTT-MMC-S costs about 50 GFLOP per step of 16 trailers x 11 spectrograms: on 2 CPU cores the
+# demo draws 4 parts per trailer (the paper: 11) for at most 30 epochs.
+AUDIO_DEMO = ["model.parts=4", "train.max_epochs=30"]
+
+
+def latest_run_id(mlflow_url: str, experiment: str, method: str) -> str:
     import mlflow
     client = mlflow.MlflowClient(mlflow_url)
     exp = client.get_experiment_by_name(experiment)
-    run = client.search_runs([exp.experiment_id], order_by=["attributes.start_time DESC"], max_results=1)[0]
-    with tempfile.TemporaryDirectory() as tmp:
-        path = client.download_artifacts(run.info.run_id, "metrics/test_metrics.json", tmp)
-        payload = json.loads(Path(path).read_text())
-    return run.data.metrics | {"run_id": run.info.run_id}, payload
+    runs = client.search_runs([exp.experiment_id], f"tags.method = '{method}' and attributes.status = 'FINISHED'",
+                              order_by=["attributes.start_time DESC"], max_results=1)
+    if not runs:
+        raise SystemExit(f"error: no finished {method} run in experiment {experiment!r}")
+    return runs[0].info.run_id
+
+
+def local_job(mlflow_url: str, args: list[str]) -> None:
+    """Jobs that need no cluster (fuse, report) run here, against the same MLflow server."""
+    print("$ python " + " ".join(args), flush=True)
+    env = os.environ | local.SAFE_ENV | {"MLFLOW_TRACKING_URI": mlflow_url}
+    subprocess.run([sys.executable, *args], env=env, check=True, cwd=ROOT)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -56,36 +67,54 @@ def main(argv: list[str] | None = None) -> int:
     samples, store = data / f"samples_n{a.n}_s{a.seed}", data / f"store_n{a.n}_s{a.seed}"
     os.environ.update({k: v for k, v in local.SAFE_ENV.items()})
 
-    print(f"== 1/4 sample trailers ({a.n}) -> {samples}", flush=True)
+    print(f"== 1/8 sample trailers ({a.n}) -> {samples}", flush=True)
     if not (samples / "manifest.csv").exists():
         subprocess.run([sys.executable, str(ROOT / "jobs/make_samples.py"), "--out", str(samples),
                         "--n", str(a.n), "--seed", str(a.seed)], check=True)
     else:
         print("   already there")
 
-    print("== 2/4 local cluster (Ray head + MLflow server on 127.0.0.1)", flush=True)
+    print("== 2/8 local cluster (Ray head + MLflow server on 127.0.0.1)", flush=True)
     info = local.up(Path(a.state), num_cpus=os.cpu_count())
     ray_url, mlflow_url = info["ray"]["url"], info["mlflow"]["url"]
     print(f"   Ray dashboard {ray_url}   MLflow {mlflow_url}", flush=True)
 
-    print("== 3/4 featurize (ray job submit)", flush=True)
+    print("== 3/8 featurize (ray job submit)", flush=True)
     submit(ray_url, mlflow_url, ["jobs/featurize.py", "--config", a.config,
                                  "--input", str(samples / "manifest.csv"), "--output", str(store)])
 
-    print("== 4/4 train CTT-MMC-C (ray job submit)", flush=True)
-    submit(ray_url, mlflow_url, ["jobs/train.py", "--config", a.config, "--features", str(store), "--model", "ctt-c"])
-
     from ctt.config import load_config
     cfg = load_config(ROOT / a.config)
-    metrics, payload = latest_run(mlflow_url, cfg.tracking.experiment)
-    rnd = payload["random_baseline"]
+    exp = cfg.tracking.experiment
+    timings = {}
+    for i, model in enumerate(("ctt-c", "ctt-s", "lstm")):
+        print(f"== {4 + i}/8 train {model} (ray job submit)" + (f"; demo only: {' '.join(AUDIO_DEMO)}"
+                                                             if model == "ctt-s" else ""), flush=True)
+        t = time.time()
+        submit(ray_url, mlflow_url, ["jobs/train.py", "--config", a.config, "--features", str(store), "--model", model]
+               + (AUDIO_DEMO if model == "ctt-s" else []))
+        timings[model] = time.time() - t
+    print("== 7/8 Two-Nets fusion of ctt-c and ctt-s, and the baselines", flush=True)
+    t = time.time()
+    local_job(mlflow_url, ["jobs/fuse.py", "--config", a.config, "--visual", latest_run_id(mlflow_url, exp, "ctt-c"),
+                           "--audio", latest_run_id(mlflow_url, exp, "ctt-s")])
+    timings["ctt-tn"] = time.time() - t
+    t = time.time()
+    submit(ray_url, mlflow_url, ["jobs/baselines.py", "--config", a.config, "--features", str(store),
+                                 "--method", "vllf", "--method", "av", "--method", "random"])
+    timings["baselines"] = time.time() - t
+    print("== 8/8 report", flush=True)
+    report_dir = data / "report"
+    local_job(mlflow_url, ["jobs/report.py", "--experiment", exp, "--output", str(report_dir)])
+
     print("\n== CTT-MMC demo: test split of the sample trailers")
     print(f"backbone: {cfg.featurize.backbone.name}, weights={cfg.featurize.backbone.weights}"
           + (" (random init: demo only, not the paper's ImageNet ResNet-152)" if cfg.featurize.backbone.weights == "none" else ""))
-    print(f"{'method':<10}" + "".join(f"{m:>16}" for m in MEASURES))
-    print(f"{'ctt-c':<10}" + "".join(f"{metrics['test_' + m]:>16.3f}" for m in MEASURES))
-    print(f"{'random':<10}" + "".join(f"{rnd['test_' + m]:>16.3f}" for m in MEASURES))
-    print(f"\nMLflow UI:     {mlflow_url}  (experiment '{cfg.tracking.experiment}', run {metrics['run_id']})")
+    print(f"schedule: at most {cfg.train.max_epochs} epochs, patience {cfg.train.patience}; ctt-s with "
+          f"{' '.join(AUDIO_DEMO)} (short, for the demo; the paper trains up to 200 epochs with patience 20, p=11)")
+    print("wall time per step (s): " + ", ".join(f"{k} {v:.0f}" for k, v in timings.items()))
+    print(f"report: {report_dir / 'report.md'}")
+    print(f"\nMLflow UI:     {mlflow_url}  (experiment '{exp}')")
     print(f"Ray dashboard: {ray_url}")
     print(f"demo wall time: {time.time() - t0:.0f} s.  Stop the local cluster with: make cluster-down")
     return 0

@@ -1,4 +1,6 @@
-"""Train one CTT-MMC model on a feature store with Ray Train (DDP); one MLflow run.
+"""Train one model of the paper on a feature store with Ray Train (DDP); one MLflow run.
+
+Models: ctt-a, ctt-b, ctt-c (keyframes), ctt-s (spectrograms), lstm (keyframes, baseline).
 
     python jobs/train.py --features data/store --model ctt-c [--config configs/ctt-c_f3_n256.yaml] [key=value ...]
     ray job submit --working-dir . --runtime-env-json '{"env_vars": {"MLFLOW_TRACKING_URI": "http://..."}}' \\
@@ -14,6 +16,7 @@ import sys
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
+from ctt.config import MODELS  # noqa: E402
 from jobs._common import ConfigError, config_from, fail, init_ray, parser, setup_logging  # noqa: E402
 
 MEASURES = ("auprc_macro", "auprc_micro", "auprc_weighted", "ranking_loss")
@@ -29,7 +32,7 @@ def format_table(summary: dict) -> str:
 def main(argv: list[str] | None = None) -> int:
     p = parser(__doc__)
     p.add_argument("--features", required=True, help="feature store written by jobs/featurize.py (local or s3://)")
-    p.add_argument("--model", choices=["ctt-a", "ctt-b", "ctt-c"], help="overrides model.name")
+    p.add_argument("--model", choices=list(MODELS), help="overrides model.name")
     p.add_argument("--experiment", help="MLflow experiment (overrides tracking.experiment)")
     args = p.parse_args(argv)
     setup_logging()

@@ -92,3 +92,23 @@ def store(samples, ray_head, tmp_path_factory) -> tuple[Path, dict]:
     cfg = load_config(None, TINY + ["featurize.trailers_per_batch=4"])
     summary = run_featurize(str(samples / "manifest.csv"), str(out), cfg.featurize)
     return out, summary
+
+
+@pytest.fixture(scope="session")
+def medium_store(ray_head, tmp_path_factory) -> Path:
+    """60 short synthetic trailers (plus one test trailer with no audio track), featurized once:
+    enough for every method of the paper to learn something and be compared."""
+    from ctt.config import load_config
+    from featurize.pipeline import run_featurize
+    from featurize.synthetic import SampleSpec, make_samples, render_trailer
+    root = tmp_path_factory.mktemp("medium")
+    make_samples(root, 60, seed=11, spec=SampleSpec(min_seconds=3, max_seconds=5), workers=2)
+    render_trailer(root / "videos" / "mute.mp4", ["horror"], seed=5,
+                   spec=SampleSpec(min_seconds=3, max_seconds=4, audio=False))
+    with open(root / "manifest.csv", "a") as fh:
+        fh.write("mute1,videos/mute.mp4,horror,test\n")
+    out = root / "store"
+    cfg = load_config(None, TINY + ["featurize.trailers_per_batch=8"])
+    summary = run_featurize(str(root / "manifest.csv"), str(out), cfg.featurize)
+    assert summary["done"] == 61, summary
+    return out

@@ -76,7 +76,7 @@ def test_train_two_epochs_two_workers_logs_to_mlflow(store, mlflow_server, monke
     assert {"predictions/test_predictions.csv", "metrics/test_metrics.json", "plots/test_pr_curves.png",
             "model/state_dict.pt"} <= arts
     preds = pd.read_csv(client.download_artifacts(run.info.run_id, "predictions/test_predictions.csv", str(tmp_path)))
-    assert list(preds.columns) == ["trailer_id", *GENRES] and preds[list(GENRES)].stack().between(0, 1).all()
+    assert list(preds.columns) == ["trailer_id", *GENRES, "true_genres"] and preds[list(GENRES)].stack().between(0, 1).all()
     model = mlflow.pytorch.load_model(summary["model_uri"])
     assert sum(p.numel() for p in model.parameters()) == summary["num_params"]
 

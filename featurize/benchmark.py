@@ -1,0 +1,224 @@
+"""Featurizer stages measured against their physical limits, side by side on the same inputs.
+
+Each function times the pipeline's own code and a bare reference on the same data in
+the same process, so the ratio holds on any machine; `jobs/benchmark.py` runs them all.
+"""
+from __future__ import annotations
+
+import os
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable
+
+import av
+import numpy as np
+
+from ctt.config import FeaturizeConfig
+
+
+@dataclass
+class Clip:
+    path: str
+    width: int
+    height: int
+    seconds: float
+    fps: int
+
+
+def render_clips(out: Path, sizes: list[tuple[int, int]], seconds: float, fps: int = 24,
+                 per_size: int = 1, seed: int = 0) -> list[Clip]:
+    """Synthetic trailers at realistic settings (H.264 + AAC 44.1 kHz), reused if present."""
+    from featurize.synthetic import SampleSpec, render_trailer
+    out.mkdir(parents=True, exist_ok=True)
+    clips = []
+    genres = [["action", "scifi"], ["drama"], ["comedy", "romance"], ["horror", "thriller"]]
+    for w, h in sizes:
+        for k in range(per_size):
+            path = out / f"bench_{w}x{h}_{int(seconds)}s_{k}.mp4"
+            if not path.exists():
+                tmp = path.with_suffix(".part.mp4")
+                render_trailer(tmp, genres[k % len(genres)], seed + k,
+                               SampleSpec(width=w, height=h, fps=fps, min_seconds=seconds, max_seconds=seconds + 1e-3))
+                tmp.rename(path)
+            clips.append(Clip(str(path), w, h, seconds, fps))
+    return clips
+
+
+def best_of(fn: Callable[[], Any], repeat: int = 2) -> tuple[float, Any]:
+    """The fastest of `repeat` runs (the least disturbed by the rest of the machine)."""
+    best, out = float("inf"), None
+    for _ in range(repeat):
+        t = time.perf_counter()
+        out = fn()
+        best = min(best, time.perf_counter() - t)
+    return best, out
+
+
+def decode_only(path: str, thread_type: str = "AUTO", thread_count: int = 0) -> int:
+    """The floor: demux and decode every video frame and every audio frame, convert nothing."""
+    n = 0
+    with av.open(path) as c:
+        vs = c.streams.video[0]
+        vs.thread_type = thread_type
+        vs.codec_context.thread_count = thread_count
+        streams = [vs] + list(c.streams.audio[:1])
+        for packet in c.demux(*streams):
+            for frame in packet.decode():
+                n += packet.stream.type == "video"
+    return n
+
+
+def best_decode(path: str, repeat: int = 2) -> tuple[float, str]:
+    """Decode-only time under each thread setting; the fastest is the reference."""
+    results = {}
+    for tt, count in (("SLICE", 0), ("FRAME", 0), ("AUTO", 0)):
+        results[f"{tt}"] = best_of(lambda: decode_only(path, tt, count), repeat)[0]
+    name = min(results, key=results.get)
+    return results[name], name
+
+
+def featurize_cpu(path: str, cfg: FeaturizeConfig) -> dict[str, Any]:
+    """The decode task of the pipeline: decode + shots + keyframes + spectrograms + low-level."""
+    from featurize.pipeline import decode_row
+    row = decode_row({"trailer_id": "b", "path": path, "split": "", "genres": []}, cfg)
+    if row["error_stage"]:
+        raise RuntimeError(f"{path}: {row['error_type']}: {row['error_message']}")
+    return row
+
+
+def backbone_stage(keyframes: np.ndarray, cfg, repeat: int = 2) -> dict[str, float]:
+    """The embedder actor's call (batching, normalisation, copies) vs the bare model forward
+    on the same keyframe batches already in tensor form."""
+    import torch
+
+    from featurize.backbone import FrameEmbedder
+    emb = FrameEmbedder(cfg, "cuda" if torch.cuda.is_available() else "cpu")
+    batch = {"keyframes": np.array([keyframes], dtype=object), "trailer_id": np.array(["b"])}
+    emb(batch)                                                                # warm-up
+    t_pipe, _ = best_of(lambda: emb(batch), repeat)
+    x = torch.from_numpy(np.ascontiguousarray(keyframes)).to(emb.device).permute(0, 3, 1, 2).float()
+    x = ((x - emb.mean) / emb.std).contiguous()
+    chunks = list(torch.split(x, cfg.batch_size))
+
+    @torch.inference_mode()
+    def bare():
+        for c in chunks:
+            emb.model(c)
+        if emb.gpu:
+            torch.cuda.synchronize()
+    bare()
+    t_bare, _ = best_of(bare, repeat)
+    return {"keyframes": len(keyframes), "pipeline_s": t_pipe, "bare_s": t_bare,
+            "pipeline_kf_per_s": len(keyframes) / t_pipe, "bare_kf_per_s": len(keyframes) / t_bare,
+            "device": str(emb.device), "bf16": bool(emb.gpu and cfg.bf16),
+            "channels_last": bool(emb.gpu and cfg.channels_last)}
+
+
+def spectrogram_stage(y: np.ndarray, repeat: int = 3) -> dict[str, float]:
+    """The pipeline's spectrogram call vs one bare STFT over the same windows."""
+    import librosa
+
+    from featurize import audio
+    audio.spectrograms(y[:audio.WINDOW])                                       # numba / FFT plan warm-up
+    t_pipe, S = best_of(lambda: audio.spectrograms(y), repeat)
+    w, _ = audio.windows(y)
+    t_bare, _ = best_of(lambda: np.abs(librosa.stft(w, n_fft=audio.N_FFT, hop_length=audio.HOP)), repeat)
+    out = {"windows": len(S[0]), "pipeline_s": t_pipe, "bare_librosa_s": t_bare}
+    try:
+        import torch
+        dev = "cuda" if torch.cuda.is_available() else "cpu"
+        audio.spectrograms_torch(y[:audio.WINDOW], dev)
+
+        def torch_stft():
+            S, _ = audio.spectrograms_torch(y, dev)
+            if dev == "cuda":
+                torch.cuda.synchronize()
+        out["torch_stft_s"], _ = best_of(torch_stft, repeat)
+        out["torch_device"] = dev
+    except Exception as e:      # torch.stft is optional here: report why it is missing
+        out["torch_stft_error"] = f"{type(e).__name__}: {e}"
+    return out
+
+
+class PeakRSS:
+    """Peak resident memory (VmHWM) of every Ray worker process (ray::*) of this node, read
+    from /proc while the job runs (Linux)."""
+
+    def __init__(self, interval: float = 0.25):
+        self.interval, self.peak, self._stop = interval, {}, threading.Event()
+        self._t = threading.Thread(target=self._run, daemon=True)
+
+    def _scan(self) -> None:
+        for d in Path("/proc").iterdir():
+            if not d.name.isdigit():
+                continue
+            try:
+                if not (d / "cmdline").read_bytes().startswith(b"ray::"):
+                    continue
+                for line in (d / "status").read_text().splitlines():
+                    if line.startswith("VmHWM:"):
+                        kb = int(line.split()[1])
+                        self.peak[int(d.name)] = max(self.peak.get(int(d.name), 0), kb * 1024)
+            except OSError:
+                continue
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            self._scan()
+            self._stop.wait(self.interval)
+
+    def __enter__(self):
+        self._t.start()
+        return self
+
+    def __exit__(self, *exc):
+        self._stop.set()
+        self._t.join()
+        self._scan()
+
+    @property
+    def max_mb(self) -> float:
+        return max(self.peak.values(), default=0) / 2**20
+
+
+def featurize_memory(clips: list[Clip], n: int, cfg: FeaturizeConfig, work: Path, num_cpus: int) -> dict[str, Any]:
+    """Run the whole featurize job on n trailers (clips reused under new ids) in a fresh local
+    Ray instance; peak RSS of its worker processes, wall time, video seconds."""
+    import pandas as pd
+    import ray
+
+    from featurize.pipeline import run_featurize
+    rows = [{"trailer_id": f"t{i:05d}", "path": clips[i % len(clips)].path, "genres": "drama", "split": "train"}
+            for i in range(n)]
+    manifest = work / f"manifest_{n}.csv"
+    pd.DataFrame(rows).to_csv(manifest, index=False)
+    out = work / f"store_{n}"
+    import shutil
+    shutil.rmtree(out, ignore_errors=True)
+    ray.init(address="local", num_cpus=num_cpus, include_dashboard=False, _node_ip_address="127.0.0.1",
+             logging_level="ERROR")
+    try:
+        ray.data.DataContext.get_current().enable_progress_bars = False
+        with PeakRSS() as mem:
+            t = time.perf_counter()
+            summary = run_featurize(str(manifest), str(out), cfg)
+            wall = time.perf_counter() - t
+    finally:
+        ray.shutdown()
+    if summary["failed"]:
+        raise RuntimeError(f"featurize failed on {summary['failed']} benchmark trailers: {summary['failed_by_reason']}")
+    return {"trailers": n, "wall_s": wall, "peak_worker_rss_mb": mem.max_mb,
+            "video_s": summary["video_hours"] * 3600, "workers_seen": len(mem.peak)}
+
+
+def cpu_count() -> int:
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+
+
+def decode_audio(path: str) -> np.ndarray:
+    """The clip's audio as the pipeline sees it: 44.1 kHz mono float32."""
+    cfg = FeaturizeConfig()
+    from featurize.video import decode_trailer
+    return decode_trailer(path, cfg).audio

@@ -1,0 +1,55 @@
+"""The paper's baselines as MLflow runs: SVMs on low-level features, or random scores.
+
+    python jobs/baselines.py --features STORE --method vllf [--method av --method random] [key=value ...]
+
+vllf / av: one-vs-all SVMs with probability outputs on the standardised `vllf` or
+`av` vectors of the store, grid-searched per genre on the validation split
+(baseline.C x baseline.kernels x baseline.gamma), one Ray task per grid point.
+random: uniform random probabilities with a fixed seed (baseline.seed).
+"""
+from __future__ import annotations
+
+import json
+import os
+import sys
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+from jobs._common import ConfigError, config_from, fail, init_ray, parser, setup_logging  # noqa: E402
+from jobs.train import MEASURES  # noqa: E402
+
+METHODS = ("vllf", "av", "random")
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = parser(__doc__)
+    p.add_argument("--features", required=True, help="feature store written by jobs/featurize.py (local or s3://)")
+    p.add_argument("--method", action="append", choices=METHODS, required=True,
+                   help="vllf, av or random; repeat to run several (one MLflow run each)")
+    p.add_argument("--experiment", help="MLflow experiment (overrides tracking.experiment)")
+    args = p.parse_args(argv)
+    setup_logging()
+    if args.experiment:
+        args.overrides.append(f"tracking.experiment={args.experiment}")
+    from ctt.baselines import BaselineError, run_baseline
+    from ctt.tracking import TrackingUnavailable, connect
+    rows = []
+    try:
+        cfg = config_from(args)
+        connect(cfg.tracking.experiment)             # fail before any work if MLflow is unreachable
+        if any(m != "random" for m in args.method):
+            init_ray(progress=False)
+        for method in args.method:
+            summary = run_baseline(args.features, method, cfg)
+            print(f"{method} summary: " + json.dumps({k: summary[k] for k in ("run_id", "run_name", "wall_s")}))
+            rows.append((method, summary["test"]))
+    except (ConfigError, TrackingUnavailable, BaselineError) as e:
+        fail(str(e))
+    print(f"\n{'method':<14}" + "".join(f"{m:>16}" for m in MEASURES))
+    for method, test in rows:
+        print(f"{method:<14}" + "".join(f"{test['test_' + m]:>16.3f}" for m in MEASURES))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,45 @@
+"""CTT-MMC-TN: fuse a visual run and an audio run into one MLflow run.
+
+    python jobs/fuse.py --visual RUN_ID --audio RUN_ID [--experiment NAME] [key=value ...]
+
+The visual weight is chosen on the validation split from {1.0, 0.95, ..., 0.0}
+(fusion.step); trailers without audio keep their visual probabilities. Needs no
+Ray: it reads the two runs' logged predictions.
+"""
+from __future__ import annotations
+
+import json
+import os
+import sys
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+from jobs._common import ConfigError, config_from, fail, parser, setup_logging  # noqa: E402
+from jobs.train import MEASURES  # noqa: E402
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = parser(__doc__)
+    p.add_argument("--visual", required=True, help="MLflow run id of a visual model (ctt-a/b/c or lstm)")
+    p.add_argument("--audio", required=True, help="MLflow run id of an audio model (ctt-s)")
+    p.add_argument("--experiment", help="MLflow experiment for the fused run (overrides tracking.experiment)")
+    args = p.parse_args(argv)
+    setup_logging()
+    if args.experiment:
+        args.overrides.append(f"tracking.experiment={args.experiment}")
+    from ctt.fusion import run_fusion
+    from ctt.tracking import TrackingUnavailable
+    try:
+        cfg = config_from(args)
+        summary = run_fusion(args.visual, args.audio, cfg)
+    except (ConfigError, TrackingUnavailable, FileNotFoundError) as e:
+        fail(str(e))
+    print(f"visual weight chosen on val: {summary['visual_weight']:.2f}")
+    print("fuse summary: " + json.dumps({k: summary[k] for k in ("run_id", "run_name", "experiment_id")}, indent=2))
+    print(f"{'method':<14}" + "".join(f"{m:>16}" for m in MEASURES))
+    print(f"{'ctt-tn':<14}" + "".join(f"{summary['test']['test_' + m]:>16.3f}" for m in MEASURES))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

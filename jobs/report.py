@@ -1,0 +1,42 @@
+"""The paper's comparison for an MLflow experiment: Table 3, Table 4, PR curves, predictions.
+
+    python jobs/report.py --experiment ctt-mmc-demo [--output reports/ctt-mmc-demo]
+
+Takes the latest finished run of each method (train, fuse and baseline runs), writes
+report.md, pr_curves.png and predictions.png, logs them as a `report` run in the same
+experiment, and prints Table 3 with the paper's numbers in brackets.
+"""
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+from jobs._common import fail, setup_logging  # noqa: E402
+
+
+def main(argv: list[str] | None = None) -> int:
+    import argparse
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--experiment", required=True, help="MLflow experiment name")
+    p.add_argument("--output", help="folder for report.md and the PNGs (default reports/EXPERIMENT)")
+    p.add_argument("--trailers", type=int, default=6, help="test trailers in the predictions chart")
+    args = p.parse_args(argv)
+    setup_logging()
+    from ctt.report import run_report
+    from ctt.tracking import TrackingUnavailable
+    out = Path(args.output or Path("reports") / args.experiment)
+    try:
+        summary = run_report(args.experiment, out, args.trailers)
+    except (LookupError, TrackingUnavailable) as e:
+        fail(str(e))
+    print(f"report of experiment '{args.experiment}' (test split; the paper's LMTD-9 numbers in brackets):\n")
+    print(summary["table"])
+    print(f"\nwritten: {', '.join(summary['files'].values())}   (MLflow run {summary['run_id']})")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,29 @@
+"""`jobs/benchmark.py --quick` runs every measurement and writes its table (not a timed test)."""
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+pytestmark = pytest.mark.slow
+
+
+def test_benchmark_quick_runs_every_section(tmp_path):
+    out = tmp_path / "bench.json"
+    env = {k: v for k, v in os.environ.items() if k not in ("RAY_ADDRESS", "MLFLOW_TRACKING_URI")}
+    proc = subprocess.run([sys.executable, str(ROOT / "jobs/benchmark.py"), "--quick", "--work", str(tmp_path / "w"),
+                           "--out", str(out)], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    res = json.loads(out.read_text())
+    sections = {r["section"] for r in res["rows"]}
+    assert sections == {"decode", "backbone", "audio", "train", "memory", "end2end"}
+    for r in res["rows"]:
+        assert r["ratio"] > 0, r
+    assert res["train"]["ctt-c"]["num_params"] < res["train"]["lstm"]["num_params"]
+    assert res["memory"]["4n"]["trailers"] == 4 * res["memory"]["n"]["trailers"]
+    assert res["memory"]["n"]["peak_worker_rss_mb"] > 50          # real worker processes were measured
+    assert res["end_to_end"]["lmtd9_core_hours"] > 0
+    assert "| section | measurement |" in proc.stdout

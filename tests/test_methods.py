@@ -1,0 +1,194 @@
+"""Every method of the paper on one feature store, against a real MLflow server and Ray head:
+ctt-c, ctt-s, lstm, Two-Nets, the SVM and random baselines, and the report built from the runs."""
+import threading
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from ctt.genres import GENRES
+from tests.conftest import TINY
+
+pytestmark = pytest.mark.slow
+LSTM = ["train.max_epochs=6", "train.checkpoint_every=3"]
+SHORT = ["resources.num_workers=2", "train.batch_size=16", "train.checkpoint_every=10",
+         "tracking.experiment=methods"]
+
+
+@pytest.fixture(scope="module")
+def tracking_env(mlflow_server):
+    mp = pytest.MonkeyPatch()
+    mp.setenv("MLFLOW_TRACKING_URI", mlflow_server.url)
+    yield mlflow_server.url
+    mp.undo()
+
+
+def _train(store, name, tmp_path, *extra):
+    from ctt.config import load_config
+    from ctt.distributed import run_training
+    cfg = load_config(None, SHORT + [f"model.name={name}", f"tracking.storage_path={tmp_path}", *extra])
+    return run_training(str(store), cfg)
+
+
+@pytest.fixture(scope="module")
+def runs(medium_store, tracking_env, tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("ckpt")
+    return {
+        "ctt-c": _train(medium_store, "ctt-c", tmp, "train.max_epochs=30", "train.patience=30"),
+        "ctt-s": _train(medium_store, "ctt-s", tmp, "train.max_epochs=6", "model.parts=4", "model.test_draws=3"),
+        "lstm": _train(medium_store, "lstm", tmp, *LSTM),
+    }
+
+
+def _client(url):
+    import mlflow
+    return mlflow.MlflowClient(url)
+
+
+def test_ctt_c_clearly_beats_random(runs):
+    """Against the expected random scores on the same test labels (200 draws): with a dozen
+    test trailers a single random draw varies too much to compare with."""
+    from ctt import metrics
+    from ctt.tracking import read_predictions
+    s = runs["ctt-c"]
+    _, y, probs = read_predictions(s["run_id"], "test")
+    rng = np.random.default_rng(0)
+    rand = [metrics.evaluate(y, rng.random(y.shape)) for _ in range(200)]
+    expected = {k: float(np.mean([r[k] for r in rand])) for k in ("auprc_macro", "auprc_micro", "ranking_loss")}
+    got = {k: s["test"]["test_" + k] for k in expected}
+    assert got["auprc_macro"] > expected["auprc_macro"] + 0.1, (got, expected)
+    assert got["auprc_micro"] > expected["auprc_micro"] + 0.15, (got, expected)
+    assert got["ranking_loss"] < expected["ranking_loss"] - 0.15, (got, expected)
+
+
+def test_audio_and_lstm_runs_are_logged(runs, tracking_env, medium_store, tmp_path):
+    import pyarrow.dataset as pads
+
+    from ctt.tracking import read_predictions
+    c = _client(tracking_env)
+    t = pads.dataset(str(medium_store)).to_table(columns=["trailer_id", "split", "has_audio"]).to_pandas()
+    test_ids = sorted(t[t.split == "test"].trailer_id)
+    assert "mute1" in test_ids and not t.set_index("trailer_id").has_audio["mute1"]
+    for name, expected_params in (("ctt-s", 2 * 513 + 513 * 3 * 256 + 256 + 256 * 9 + 9),
+                                  ("lstm", 4 * (512 * 256 + 256 * 256 + 512) + 256 * 9 + 9)):
+        run = c.get_run(runs[name]["run_id"])
+        assert run.info.status == "FINISHED" and run.data.tags["method"] == name
+        assert int(run.data.params["num_params"]) == expected_params
+        assert len(c.get_metric_history(run.info.run_id, "val_auprc_micro")) == 6
+        ids, y, probs = read_predictions(run.info.run_id, "test")
+        assert probs.shape == (len(ids), 9) and np.all((probs >= 0) & (probs <= 1))
+        # the audio model has no prediction for the trailer without audio; the visual ones have
+        assert ids == ([i for i in test_ids if i != "mute1"] if name == "ctt-s" else test_ids)
+        assert read_predictions(run.info.run_id, "val")[0]
+        th = c.download_artifacts(run.info.run_id, "model/thresholds.json", str(tmp_path))
+        import json
+        assert set(json.loads(Path(th).read_text())) == set(GENRES)
+
+
+def test_fuse_is_its_own_run(runs, tracking_env, capsys):
+    from ctt.tracking import read_predictions
+    from jobs import fuse
+    assert fuse.main(["--visual", runs["ctt-c"]["run_id"], "--audio", runs["ctt-s"]["run_id"],
+                      "tracking.experiment=methods"]) == 0
+    out = capsys.readouterr().out
+    c = _client(tracking_env)
+    exp = c.get_experiment_by_name("methods")
+    run = c.search_runs([exp.experiment_id], "tags.method = 'ctt-tn'")[0]
+    w = float(run.data.params["visual_weight"])
+    assert w in np.round(np.linspace(1, 0, 21), 6) and f"{w:.2f}" in out
+    assert run.data.params["visual_run"] == runs["ctt-c"]["run_id"]
+    ids, y, fused = read_predictions(run.info.run_id, "test")
+    vids, _, visual = read_predictions(runs["ctt-c"]["run_id"], "test")
+    aids, _, audio = read_predictions(runs["ctt-s"]["run_id"], "test")
+    assert ids == vids
+    i = ids.index("mute1")
+    np.testing.assert_allclose(fused[i], visual[i], atol=1e-6)        # no audio: the visual probabilities
+    j, k = ids.index(aids[0]), 0
+    np.testing.assert_allclose(fused[j], w * visual[j] + (1 - w) * audio[k], atol=1e-6)
+    for key in ("test_auprc_micro", "test_auprc_macro", "test_auprc_weighted", "test_ranking_loss",
+                "visual_weight"):
+        assert key in run.data.metrics
+
+
+def test_baselines_log_runs(medium_store, tracking_env, ray_head):
+    from jobs import baselines
+    assert baselines.main(["--features", str(medium_store), "--method", "vllf", "--method", "av",
+                           "--method", "random", "tracking.experiment=methods",
+                           "baseline.C=[1.0,100.0]", "baseline.gamma=[0.1,1.0]"]) == 0
+    from ctt.tracking import read_predictions
+    c = _client(tracking_env)
+    exp = c.get_experiment_by_name("methods")
+    for method in ("vllf", "av", "random"):
+        run = c.search_runs([exp.experiment_id], f"tags.method = '{method}'")[0]
+        assert 0 <= run.data.metrics["test_auprc_micro"] <= 1
+        ids, y, probs = read_predictions(run.info.run_id, "test")
+        assert len(ids) == 13 and np.all((probs >= 0) & (probs <= 1))
+        if method != "random":
+            assert int(run.data.params["grid_points"]) == 2 * (1 + 2)
+
+
+def test_report_renders_from_the_runs(runs, tracking_env, tmp_path, capsys):
+    from jobs import fuse, report
+    fuse.main(["--visual", runs["ctt-c"]["run_id"], "--audio", runs["ctt-s"]["run_id"], "tracking.experiment=methods"])
+    assert report.main(["--experiment", "methods", "--output", str(tmp_path / "rep")]) == 0
+    out = capsys.readouterr().out
+    md = (tmp_path / "rep" / "report.md").read_text()
+    for label in ("CTT-MMC-C", "CTT-MMC-S", "CTT-MMC-TN", "LSTM"):
+        assert label in md and label in out
+    c = _client(tracking_env)
+    metrics = c.get_run(runs["ctt-c"]["run_id"]).data.metrics
+    assert f"{metrics['test_auprc_macro']:.3f}" in md and "0.624" in md        # ours beside the paper's
+    assert md.count("| action |") == 1 and "0.813" in md                        # Table 4 with the paper's
+    for png in ("pr_curves.png", "predictions.png"):
+        assert (tmp_path / "rep" / png).read_bytes()[:4] == b"\x89PNG"
+    exp = c.get_experiment_by_name("methods")
+    rep = c.search_runs([exp.experiment_id], "tags.kind = 'report'")[0]
+    assert {a.path for a in c.list_artifacts(rep.info.run_id, "report")} >= {
+        "report/report.md", "report/pr_curves.png", "report/predictions.png"}
+
+
+def test_seeded_runs_repeat(runs, medium_store, tracking_env, tmp_path):
+    """The same seed and config on CPU, two workers: the same losses, the same test scores."""
+    a = runs["lstm"]
+    b = _train(medium_store, "lstm", tmp_path, *LSTM)
+    c = _client(tracking_env)
+    hist = [[m.value for m in c.get_metric_history(s["run_id"], "train_loss")] for s in (a, b)]
+    assert len(hist[0]) == 6 and hist[0] == pytest.approx(hist[1], rel=1e-5)
+    assert a["test"]["test_auprc_micro"] == pytest.approx(b["test"]["test_auprc_micro"], rel=1e-6)
+
+
+def test_killed_worker_resumes_from_checkpoint(medium_store, tracking_env, tmp_path):
+    """SIGKILL one Ray Train worker mid-run: the group restarts from the last checkpoint."""
+    import os
+    import signal
+
+    from ray.util.state import list_actors
+    c = _client(tracking_env)
+    killed = {}
+
+    def killer():
+        deadline = time.time() + 240
+        while time.time() < deadline and not killed:
+            exp = c.get_experiment_by_name("killtest")
+            runs = c.search_runs([exp.experiment_id], "attributes.status = 'RUNNING'") if exp else []
+            for r in runs:
+                if len(c.get_metric_history(r.info.run_id, "val_auprc_micro")) >= 7:
+                    for a in list_actors(filters=[("class_name", "=", "RayTrainWorker"), ("state", "=", "ALIVE")]):
+                        os.kill(a.pid, signal.SIGKILL)
+                        killed["pid"] = a.pid
+                        break
+            time.sleep(0.3)
+
+    th = threading.Thread(target=killer, daemon=True)
+    th.start()
+    s = _train(medium_store, "ctt-c", tmp_path, "train.max_epochs=16", "train.patience=100",
+               "train.checkpoint_every=3", "tracking.experiment=killtest")
+    th.join(timeout=5)
+    assert killed, "no worker was killed"
+    restored = c.get_metric_history(s["run_id"], "restored_from_epoch")
+    assert restored and restored[0].value in (2, 5, 8)           # the last checkpoint before the kill
+    assert s["epochs_trained"] == 16
+    steps = [m.step for m in c.get_metric_history(s["run_id"], "train_loss")]
+    assert max(steps) == 15 and set(range(16)) <= set(steps)     # epochs after the checkpoint are redone, not lost
