@@ -114,6 +114,8 @@ class TrackingConfig:
     experiment: str = "ctt-mmc"
     run_name: str = ""
     storage_path: str = ""           # Ray Train checkpoints; default ~/ray_results
+    register_as: str = ""            # also register the trained model in the MLflow Model Registry
+    register_alias: str = ""         # ... and point this alias (e.g. champion) at the new version
 
 
 @dataclass

@@ -263,7 +263,7 @@ def run_training(store_path: str, cfg: Config) -> dict[str, Any]:
         model.load_state_dict(state.best_state)
         val_ids, val_probs, val_y = evaluate_split(model, store_path, "val", cfg)
         tracking.log_predictions(run_id, "val", val_ids, val_y, val_probs)
-        tracking.log_thresholds(run_id, val_y, val_probs)
+        thresholds = tracking.log_thresholds(run_id, val_y, val_probs)
         ids, probs, y = evaluate_split(model, store_path, "test", cfg)
         test = M.evaluate(y, probs, prefix="test_")
         rng = np.random.default_rng(cfg.train.seed)
@@ -274,8 +274,11 @@ def run_training(store_path: str, cfg: Config) -> dict[str, Any]:
             "s_per_epoch": fit_s / max(1, state.epoch + 1)},
             extra={"random_baseline": random_baseline, "model": name})
         model_uri = tracking.log_torch_model(model, {"feature_dim": dim, **to_dict(cfg.model)})
+        registered = (tracking.register(model_uri, run_id, cfg.tracking.register_as, cfg.tracking.register_alias,
+                                        settings, thresholds) if cfg.tracking.register_as else None)
         summary = {"run_id": run_id, "experiment_id": exp_id, "run_name": run_name, "model_uri": model_uri,
                    "tracking_uri": tracking.tracking_uri(), "num_params": num_params(model),
                    "epochs_trained": state.epoch + 1, "best_epoch": state.best_epoch, "fit_s": round(fit_s, 1),
-                   "test": test, "random_baseline": random_baseline, "wall_s": round(time.time() - t0, 1)}
+                   "test": test, "random_baseline": random_baseline, "registered": registered,
+                   "wall_s": round(time.time() - t0, 1)}
     return summary

@@ -171,3 +171,15 @@ def log_torch_model(model, model_config: dict[str, Any]) -> str:
         (Path(tmp) / "model_config.json").write_text(json.dumps(model_config, indent=2))
         mlflow.log_artifacts(tmp, "model")
     return info.model_uri
+
+
+def register(model_uri: str, run_id: str, name: str, alias: str, featurizer: dict, thresholds: dict) -> dict:
+    """A Model Registry version of a logged model, carrying what predict needs as tags."""
+    import mlflow
+    client = mlflow.MlflowClient(tracking_uri())
+    tags = {"run_id": run_id, "genres": ",".join(GENRES), "thresholds": json.dumps(thresholds),
+            "featurizer": json.dumps(featurizer, sort_keys=True)[:7900]}
+    mv = mlflow.register_model(model_uri, name, tags=tags)
+    if alias:
+        client.set_registered_model_alias(name, alias, mv.version)
+    return {"name": name, "version": mv.version, "alias": alias or None}

@@ -64,7 +64,9 @@ def load_backbone(cfg: BackboneConfig) -> nn.Module:
             raise WeightsUnavailable(
                 f"checkpoint {cfg.checkpoint} does not fit {cfg.name}: missing {missing[:5]}, unexpected {unexpected[:5]}")
     elif cfg.weights == "none":
-        model = ctor(weights=None)
+        with torch.random.fork_rng(devices=[]):   # the same random network in every actor and every run
+            torch.manual_seed(0)
+            model = ctor(weights=None)
     else:
         raise ValueError(f"unknown weights {cfg.weights!r}")
     model.fc = nn.Identity()

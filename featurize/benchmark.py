@@ -95,7 +95,9 @@ def backbone_stage(keyframes: np.ndarray, cfg, repeat: int = 2) -> dict[str, flo
 
     from featurize.backbone import FrameEmbedder
     emb = FrameEmbedder(cfg, "cuda" if torch.cuda.is_available() else "cpu")
-    batch = {"keyframes": np.array([keyframes], dtype=object), "trailer_id": np.array(["b"])}
+    holder = np.empty(1, dtype=object)
+    holder[0] = keyframes
+    batch = {"keyframes": holder, "trailer_id": np.array(["b"])}
     emb(batch)                                                                # warm-up
     t_pipe, _ = best_of(lambda: emb(batch), repeat)
     x = torch.from_numpy(np.ascontiguousarray(keyframes)).to(emb.device).permute(0, 3, 1, 2).float()

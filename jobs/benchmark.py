@@ -72,6 +72,7 @@ def run(a: argparse.Namespace) -> dict:
 
     cfg = load_config(None, [f"featurize.backbone.name={a.backbone}", "featurize.backbone.weights=none"]).featurize
     keyframes, audio_y = None, None
+    fb.featurize_cpu(clips[0].path, cfg)                      # warm-up: librosa/numba JIT, FFT plans
     for c in clips:
         t_dec, how = fb.best_decode(c.path, a.repeat)
         t_feat, out = fb.best_of(lambda: fb.featurize_cpu(c.path, cfg), a.repeat)
@@ -182,7 +183,7 @@ def main(argv: list[str] | None = None) -> int:
     q = a.quick
     defaults = {"sizes": [(320, 180)] if q else [(640, 360), (1280, 720)], "seconds": 8 if q else 60,
                 "repeat": 1 if q else 2, "keyframes": 16 if q else 64, "n": 1 if q else 2,
-                "train_trailers": 64 if q else 512, "ray_trailers": 40 if q else 400, "ray_epochs": 3 if q else 6}
+                "train_trailers": 32 if q else 512, "ray_trailers": 24 if q else 400, "ray_epochs": 2 if q else 6}
     for k, v in defaults.items():
         if getattr(a, k) is None:
             setattr(a, k, v)

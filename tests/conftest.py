@@ -112,3 +112,18 @@ def medium_store(ray_head, tmp_path_factory) -> Path:
     summary = run_featurize(str(root / "manifest.csv"), str(out), cfg.featurize)
     assert summary["done"] == 61, summary
     return out
+
+
+@pytest.fixture(scope="session")
+def trained(store, mlflow_server, tmp_path_factory) -> dict:
+    """CTT-MMC-C trained 2 epochs on `store` by 2 Ray Train workers, registered as ctt-mmc-visual@champion."""
+    from ctt.config import load_config
+    from ctt.distributed import run_training
+    mp = pytest.MonkeyPatch()
+    mp.setenv("MLFLOW_TRACKING_URI", mlflow_server.url)
+    cfg = load_config(None, ["train.max_epochs=2", "resources.num_workers=2", "tracking.experiment=it",
+                             "tracking.register_as=ctt-mmc-visual", "tracking.register_alias=champion",
+                             f"tracking.storage_path={tmp_path_factory.mktemp('ckpt')}"])
+    summary = run_training(str(store[0]), cfg)
+    mp.undo()
+    return summary

@@ -51,16 +51,12 @@ def test_featurize_rerun_skips_done_work(samples, store):
     assert pads.dataset(str(out)).count_rows() == 10
 
 
-def test_train_two_epochs_two_workers_logs_to_mlflow(store, mlflow_server, monkeypatch, tmp_path):
+def test_train_two_epochs_two_workers_logs_to_mlflow(trained, mlflow_server, monkeypatch, tmp_path):
     import mlflow
 
-    from ctt.config import load_config
-    from ctt.distributed import run_training
     from ctt.genres import GENRES
     monkeypatch.setenv("MLFLOW_TRACKING_URI", mlflow_server.url)
-    cfg = load_config(None, ["train.max_epochs=2", "resources.num_workers=2", "tracking.experiment=it",
-                             f"tracking.storage_path={tmp_path}"])
-    summary = run_training(str(store[0]), cfg)
+    summary = trained
     client = mlflow.MlflowClient(mlflow_server.url)
     run = client.get_run(summary["run_id"])
     assert run.info.status == "FINISHED"
