@@ -64,7 +64,7 @@ def _wait_http(url: str, timeout: float, proc: subprocess.Popen, log: Path) -> N
     raise TimeoutError(f"{url} did not answer within {timeout:.0f}s; see {log}")
 
 
-def stop_group(pid: int, timeout: float = 20.0) -> None:
+def stop_group(pid: int, timeout: float = 8.0) -> None:
     """SIGTERM the process group, then SIGKILL what is left."""
     try:
         os.killpg(pid, signal.SIGTERM)

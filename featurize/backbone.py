@@ -118,6 +118,8 @@ class FrameEmbedder:
             x = torch.from_numpy(np.ascontiguousarray(images[i:i + step]))
             x = x.to(self.device, non_blocking=True).permute(0, 3, 1, 2).float()
             x = (x - self.mean) / self.std
+            if not (self.gpu and self.cfg.channels_last):
+                x = x.contiguous()           # NCHW: the permuted (NHWC-strided) view takes a slow CPU conv path
             if self.cfg.ten_crop:
                 crops = ten_crops(x, self.cfg.image_size)                    # (10, n, 3, s, s)
                 f = self._forward(crops.flatten(0, 1)).view(10, len(x), -1).mean(0)

@@ -13,6 +13,7 @@ from typing import Iterator
 
 import av
 import numpy as np
+from av.video.reformatter import VideoReformatter
 
 from ctt.config import FeaturizeConfig
 from featurize.audio import SAMPLE_RATE
@@ -111,13 +112,15 @@ def decode_trailer(path: str, cfg: FeaturizeConfig, audio: bool = True) -> Decod
         th = min(sc.thumb_height, height)
         tw = _even(th * width / height)
         n, last_time = 0, 0.0
+        thumbs = VideoReformatter()      # one swscale context for the whole pass (a frame's own is rebuilt per call)
         for packet in container.demux(*[s for s in (stream, astream) if s is not None]):
             if packet.stream.type == "audio":
                 chunks += _audio_chunks(packet.decode(), resampler)
                 continue
             for frame in packet.decode():
                 t = frame.time if frame.time is not None else (n / fps if fps else float(n))
-                thumb = frame.to_ndarray(format="rgb24", width=tw, height=th, interpolation="FAST_BILINEAR")
+                thumb = thumbs.reformat(frame, format="rgb24", width=tw, height=th,
+                                        interpolation="FAST_BILINEAR").to_ndarray()
                 tracker.push(hsv_histogram(thumb, bins), float(t), frame)
                 motion.push(thumb)
                 n, last_time = n + 1, float(t)

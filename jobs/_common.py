@@ -10,6 +10,11 @@ import logging
 import os
 import sys
 
+# `python jobs/x.py` puts jobs/ first on sys.path, where jobs/featurize.py would shadow the
+# featurize package in this process and in every Ray worker started from it.
+_JOBS = os.path.dirname(os.path.abspath(__file__))
+sys.path[:] = [p for p in sys.path if os.path.abspath(p or os.curdir) != _JOBS]
+
 for _k, _v in {"RAY_USAGE_STATS_ENABLED": "0", "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "0",
                "MLFLOW_DISABLE_TELEMETRY": "true", "DO_NOT_TRACK": "true",
                "RAY_TRAIN_V2_ENABLED": "1"}.items():

@@ -20,6 +20,7 @@ def test_benchmark_quick_runs_every_section(tmp_path):
     res = json.loads(out.read_text())
     sections = {r["section"] for r in res["rows"]}
     assert sections == {"decode", "backbone", "audio", "train", "memory", "end2end"}
+    assert "ray_train" not in res                               # skipped in --quick
     for r in res["rows"]:
         assert r["ratio"] > 0, r
     assert res["train"]["ctt-c"]["num_params"] < res["train"]["lstm"]["num_params"]

@@ -65,3 +65,13 @@ def test_cuts_of_generated_trailer(tmp_path):
         hits += sum(any(abs(c - f) <= 2 for f in found) for c in truth[1:])
         assert len(found) <= len(truth) + 1
     assert hits / total >= 0.85, (hits, total)
+
+
+def test_histogram_table_equals_direct_hsv_binning():
+    from featurize.shots import hsv_bin
+    rng = np.random.default_rng(0)
+    img = rng.integers(0, 256, (37, 53, 3), dtype=np.uint8)
+    img[0, :3] = [[0, 0, 0], [255, 255, 255], [255, 0, 0]]
+    for bins in ((16, 4, 4), (8, 3, 2)):
+        ref = np.bincount(hsv_bin(img, bins).ravel(), minlength=int(np.prod(bins))).astype(np.float32)
+        np.testing.assert_array_equal(hsv_histogram(img, bins), ref / ref.sum())

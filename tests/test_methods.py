@@ -12,7 +12,7 @@ from ctt.genres import GENRES
 from tests.conftest import TINY
 
 pytestmark = pytest.mark.slow
-LSTM = ["train.max_epochs=6", "train.checkpoint_every=3"]
+LSTM = ["train.max_epochs=4", "train.checkpoint_every=4"]
 SHORT = ["resources.num_workers=2", "train.batch_size=16", "train.checkpoint_every=10",
          "tracking.experiment=methods"]
 
@@ -36,8 +36,9 @@ def _train(store, name, tmp_path, *extra):
 def runs(medium_store, tracking_env, tmp_path_factory):
     tmp = tmp_path_factory.mktemp("ckpt")
     return {
-        "ctt-c": _train(medium_store, "ctt-c", tmp, "train.max_epochs=30", "train.patience=30"),
-        "ctt-s": _train(medium_store, "ctt-s", tmp, "train.max_epochs=6", "model.parts=4", "model.test_draws=3"),
+        "ctt-c": _train(medium_store, "ctt-c", tmp, "train.max_epochs=24", "train.patience=24"),
+        "ctt-s": _train(medium_store, "ctt-s", tmp, "train.max_epochs=4", "train.checkpoint_every=4", "model.parts=4",
+                        "model.test_draws=3"),
         "lstm": _train(medium_store, "lstm", tmp, *LSTM),
     }
 
@@ -76,7 +77,7 @@ def test_audio_and_lstm_runs_are_logged(runs, tracking_env, medium_store, tmp_pa
         run = c.get_run(runs[name]["run_id"])
         assert run.info.status == "FINISHED" and run.data.tags["method"] == name
         assert int(run.data.params["num_params"]) == expected_params
-        assert len(c.get_metric_history(run.info.run_id, "val_auprc_micro")) == 6
+        assert len(c.get_metric_history(run.info.run_id, "val_auprc_micro")) == 4
         ids, y, probs = read_predictions(run.info.run_id, "test")
         assert probs.shape == (len(ids), 9) and np.all((probs >= 0) & (probs <= 1))
         # the audio model has no prediction for the trailer without audio; the visual ones have
@@ -155,7 +156,7 @@ def test_seeded_runs_repeat(runs, medium_store, tracking_env, tmp_path):
     b = _train(medium_store, "lstm", tmp_path, *LSTM)
     c = _client(tracking_env)
     hist = [[m.value for m in c.get_metric_history(s["run_id"], "train_loss")] for s in (a, b)]
-    assert len(hist[0]) == 6 and hist[0] == pytest.approx(hist[1], rel=1e-5)
+    assert len(hist[0]) == 4 and hist[0] == pytest.approx(hist[1], rel=1e-5)
     assert a["test"]["test_auprc_micro"] == pytest.approx(b["test"]["test_auprc_micro"], rel=1e-6)
 
 
