@@ -111,6 +111,7 @@ def resolve_run(ref: str) -> str:
     import mlflow
 
     from ctt import tracking
+    tracking.probe(tracking.tracking_uri())
     client = mlflow.MlflowClient(tracking.tracking_uri())
     m = re.fullmatch(r"models:/([^/@]+)(?:/(\d+)|@([\w-]+))", ref)
     try:

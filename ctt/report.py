@@ -166,6 +166,7 @@ def collect(experiment: str) -> dict[str, MethodResult]:
     import mlflow
 
     from ctt import tracking
+    tracking.probe(tracking.tracking_uri())
     client = mlflow.MlflowClient(tracking.tracking_uri())
     exp = client.get_experiment_by_name(experiment)
     if exp is None:

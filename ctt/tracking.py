@@ -39,10 +39,27 @@ def _artifact_root() -> str | None:
     return (PROJECT_ROOT / "mlruns" / "artifacts").as_uri()
 
 
+def probe(uri: str, timeout: float = 5.0) -> None:
+    """One direct request to an MLflow server: the client's own retries take minutes to give up."""
+    import urllib.error
+    import urllib.request
+    if not uri.startswith(("http://", "https://")):
+        return
+    opener = urllib.request.build_opener(urllib.request.ProxyHandler({}) if "127.0.0.1" in uri or "localhost" in uri
+                                         else urllib.request.ProxyHandler())
+    try:
+        opener.open(uri.rstrip("/") + "/health", timeout=timeout)
+    except urllib.error.HTTPError:
+        return                                    # it answered (auth, or no /health): reachable
+    except (urllib.error.URLError, OSError) as e:
+        raise TrackingUnavailable(f"MLflow tracking at {uri} is not reachable: {getattr(e, 'reason', e)}") from e
+
+
 def connect(experiment: str) -> str:
     """Point MLflow at the tracking store and the experiment; fail fast if unreachable."""
     import mlflow
     uri = tracking_uri()
+    probe(uri)
     mlflow.set_tracking_uri(uri)
     client = mlflow.MlflowClient(uri)
     try:

@@ -104,7 +104,8 @@ def test_ray_job_submit_featurize_then_train(samples, ray_head, mlflow_server, t
 
 
 def test_jobs_have_help():
-    for job in ("featurize", "train", "make_samples", "demo"):
+    for job in ("featurize", "train", "make_samples", "demo", "fuse", "baselines", "report", "predict",
+                "import_lmtd", "benchmark"):
         proc = subprocess.run([sys.executable, f"jobs/{job}.py", "--help"], cwd=ROOT, capture_output=True, text=True)
         assert proc.returncode == 0 and "usage" in proc.stdout
 
@@ -122,6 +123,20 @@ def test_train_job_fails_clearly_without_store(tmp_path):
     proc = subprocess.run([sys.executable, "jobs/train.py", "--features", str(tmp_path / "nope")], cwd=ROOT,
                           capture_output=True, text=True, env=os.environ | {"MLFLOW_TRACKING_URI": f"sqlite:///{tmp_path}/m.db"})
     assert proc.returncode == 1 and "not a feature store" in proc.stderr
+
+
+def test_jobs_fail_fast_when_mlflow_is_down(tmp_path):
+    """No server on the port: a clear error in seconds, before any work (not minutes of client retries)."""
+    import time
+
+    from cluster.local import free_port
+    env = os.environ | {"MLFLOW_TRACKING_URI": f"http://127.0.0.1:{free_port()}"}
+    for args in (["jobs/train.py", "--features", str(tmp_path)], ["jobs/report.py", "--experiment", "x"],
+                 ["jobs/baselines.py", "--features", str(tmp_path), "--method", "random"]):
+        t = time.time()
+        proc = subprocess.run([sys.executable, *args], cwd=ROOT, capture_output=True, text=True, env=env, timeout=120)
+        assert proc.returncode == 1 and "is not reachable" in proc.stderr and "Traceback" not in proc.stderr, proc.stderr
+        assert time.time() - t < 60
 
 
 def test_spectrograms_in_actors_match_decode_tasks(samples, store, tmp_path):
