@@ -16,7 +16,7 @@ demo: $(STAMP)
 	$(PY) jobs/demo.py
 
 test: $(STAMP)
-	$(PY) -m pytest -q tests
+	$(PY) -m pytest -q --durations=15 tests
 
 cluster-up: $(STAMP)
 	$(PY) -m cluster.local up

@@ -36,7 +36,7 @@ def _train(store, name, tmp_path, *extra):
 def runs(medium_store, tracking_env, tmp_path_factory):
     tmp = tmp_path_factory.mktemp("ckpt")
     return {
-        "ctt-c": _train(medium_store, "ctt-c", tmp, "train.max_epochs=24", "train.patience=24"),
+        "ctt-c": _train(medium_store, "ctt-c", tmp, "train.max_epochs=16", "train.patience=16"),
         "ctt-s": _train(medium_store, "ctt-s", tmp, "train.max_epochs=4", "train.checkpoint_every=4", "model.parts=4",
                         "model.test_draws=3"),
         "lstm": _train(medium_store, "lstm", tmp, *LSTM),
@@ -184,12 +184,12 @@ def test_killed_worker_resumes_from_checkpoint(medium_store, tracking_env, tmp_p
 
     th = threading.Thread(target=killer, daemon=True)
     th.start()
-    s = _train(medium_store, "ctt-c", tmp_path, "train.max_epochs=16", "train.patience=100",
+    s = _train(medium_store, "ctt-c", tmp_path, "train.max_epochs=12", "train.patience=100",
                "train.checkpoint_every=3", "tracking.experiment=killtest")
     th.join(timeout=5)
     assert killed, "no worker was killed"
     restored = c.get_metric_history(s["run_id"], "restored_from_epoch")
     assert restored and restored[0].value in (2, 5, 8)           # the last checkpoint before the kill
-    assert s["epochs_trained"] == 16
+    assert s["epochs_trained"] == 12
     steps = [m.step for m in c.get_metric_history(s["run_id"], "train_loss")]
-    assert max(steps) == 15 and set(range(16)) <= set(steps)     # epochs after the checkpoint are redone, not lost
+    assert max(steps) == 11 and set(range(12)) <= set(steps)     # epochs after the checkpoint are redone, not lost
