@@ -33,7 +33,7 @@ from ctt.data import Collate, _flat_sequences
 from ctt.data import labels as collate_labels
 from ctt.genres import NUM_GENRES
 from ctt.models import SPEC_BINS, SPEC_FRAMES, build_model, input_column, num_params
-from ctt.training import FitState, fit, make_optimizer, predict, seed_everything, unwrap
+from ctt.training import FitState, fit, make_optimizer, predict_table, seed_everything, unwrap
 from featurize import store
 
 class FeatureStoreError(ValueError):
@@ -181,7 +181,7 @@ def evaluate_split(model: torch.nn.Module, store_path: str, split: str, cfg: Con
     collate = Collate(cfg.model, seed=cfg.train.seed + 12345)
     ids, probs, ys = [], [], []
     for t in store.iter_batches(store_path, columns_of(name), split_filter(split, name), batch_size):
-        p = np.mean([predict(model, [collate(t)], torch.device("cpu"))[0] for _ in range(draws)], axis=0)
+        p = predict_table(model, collate, t, draws)
         ids += t.column("trailer_id").to_pylist()
         probs.append(p)
         ys.append(collate_labels(t))

@@ -19,7 +19,7 @@ def weight_grid(step: float = 0.05) -> np.ndarray:
     return np.round(np.linspace(1.0, 0.0, n + 1), 6)
 
 
-def align(visual: Split, audio: Split) -> Split | tuple[list[str], np.ndarray, np.ndarray, np.ndarray]:
+def align(visual: Split, audio: Split) -> tuple[list[str], np.ndarray, np.ndarray, np.ndarray]:
     """-> (ids, labels, visual probs, audio probs) in the visual run's order; NaN audio rows
     where the audio run has no prediction."""
     ids, y, pv = visual

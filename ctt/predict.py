@@ -25,7 +25,7 @@ from ctt.fusion import fuse
 from ctt.genres import GENRES
 from ctt.models import build_model, input_column
 from ctt.thresholds import DEFAULT, predicted_genres
-from ctt.training import predict as predict_batches
+from ctt.training import predict_table
 
 
 class ModelNotFound(LookupError):
@@ -53,8 +53,7 @@ class Member:
         sub = table.filter(pa.array(ok)).select(["trailer_id", "genres", input_column(name)])
         draws = self.cfg.model.test_draws if input_column(name) == "spectrograms" else 1
         collate = Collate(self.cfg.model, seed=self.cfg.train.seed + 12345)
-        probs[ok] = np.mean([predict_batches(self.model, [collate(sub)], torch.device("cpu"))[0]
-                             for _ in range(draws)], axis=0)
+        probs[ok] = predict_table(self.model, collate, sub, draws)
         return probs, ok
 
 

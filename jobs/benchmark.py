@@ -52,8 +52,6 @@ def machine() -> dict:
 
 
 def run(a: argparse.Namespace) -> dict:
-    import numpy as np
-
     from ctt import benchmark as tb
     from ctt.config import load_config
     from featurize import benchmark as fb
