@@ -46,6 +46,8 @@ class FeaturizeConfig:
     max_keyframes: int = 0           # cap per trailer, uniform subsample over time (0: no cap)
     trailers_per_batch: int = 4      # trailers handed to one embedder call / one output file
     decode_cpus: float = 1.0         # CPUs reserved by each decode task
+    decode_threads: int = 0          # FFmpeg threads per decode task; 0: its reserved CPUs, rounded up
+                                     # (one task per core then keeps every core busy without oversubscribing)
     embed_actors: int = 0            # 0: one per GPU, or max(1, CPUs // 2) on CPU-only clusters
     embed_cpus: float = 1.0          # CPUs per embedder actor on CPU-only clusters
     use_gpu: str = "auto"            # auto | true | false

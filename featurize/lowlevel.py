@@ -25,6 +25,7 @@ AUDIO_NAMES = tuple(
 AV_NAMES = VLLF_NAMES + AUDIO_NAMES
 MOTION_THRESHOLD = 0.1          # |grey difference| above 10% of full scale: an "active" pixel
 AUDIO_FEATURE_RATE = 22_050     # descriptors need no more bandwidth than this
+KEYFRAME_STEP = 4               # colour statistics from every 4th pixel of each keyframe (64 x 64 of 256 x 256)
 
 # sRGB (D65) -> CIE XYZ, and the white point for Luv.
 _RGB_TO_XYZ = np.array([[0.4124564, 0.3575761, 0.1804375],
@@ -50,24 +51,29 @@ def rgb_to_luv(rgb: np.ndarray) -> np.ndarray:
     return np.stack([L, 13 * L * (up - un), 13 * L * (vp - vn)], -1)
 
 
-def color_variance(keyframe: np.ndarray) -> float:
-    """det of the 3x3 covariance of a keyframe's Luv pixels (0 for a constant colour)."""
-    luv = rgb_to_luv(keyframe[::2, ::2]).reshape(-1, 3)
-    return float(max(np.linalg.det(np.cov(luv, rowvar=False)), 0.0))
+def color_variances(keyframes: np.ndarray) -> np.ndarray:
+    """(t, H, W, 3) uint8 -> (t,): det of the 3x3 covariance of each keyframe's Luv pixels
+    (0 for a constant colour), all keyframes at once."""
+    luv = rgb_to_luv(keyframes).reshape(len(keyframes), -1, 3)
+    d = luv - luv.mean(1, keepdims=True)
+    cov = np.einsum("tni,tnj->tij", d, d) / max(d.shape[1] - 1, 1)
+    return np.maximum(np.linalg.det(cov), 0.0)
 
 
 class MotionMeter:
-    """Running share of active pixels between consecutive (thumbnail) frames."""
+    """Running share of active pixels between consecutive (thumbnail) frames: luma samples
+    (h, w) uint8, or RGB (h, w, 3) uint8 averaged to grey."""
 
     def __init__(self, threshold: float = MOTION_THRESHOLD):
         self.threshold = threshold
         self._prev: np.ndarray | None = None
         self._sum, self._n = 0.0, 0
 
-    def push(self, rgb: np.ndarray) -> None:
-        grey = rgb.astype(np.float32).mean(-1) * (1.0 / 255.0)
+    def push(self, img: np.ndarray) -> None:
+        grey = img.astype(np.int16) if img.ndim == 2 else np.rint(img.mean(-1)).astype(np.int16)
         if self._prev is not None and self._prev.shape == grey.shape:
-            self._sum += float((np.abs(grey - self._prev) > self.threshold).mean())
+            active = np.count_nonzero(np.abs(grey - self._prev) > self.threshold * 255)
+            self._sum += active / grey.size
             self._n += 1
         self._prev = grey
 
@@ -80,10 +86,11 @@ def vllf(keyframes: np.ndarray, shot_lengths_s: np.ndarray, motion: float) -> np
     """(t, H, W, 3) uint8 keyframes -> the VLLF vector, in VLLF_NAMES order."""
     if len(keyframes) == 0:
         return np.zeros(len(VLLF_NAMES), np.float32)
-    _, _, v = rgb_to_hsv(keyframes[:, ::2, ::2])
+    grid = keyframes[:, ::KEYFRAME_STEP, ::KEYFRAME_STEP]
+    _, _, v = rgb_to_hsv(grid)
     return np.array([
         float(np.mean(shot_lengths_s)) if len(shot_lengths_s) else 0.0,
-        float(np.mean([color_variance(k) for k in keyframes])),
+        float(np.mean(color_variances(grid))),
         float(v.mean()), float(v.std()), motion,
     ], np.float32)
 

@@ -67,6 +67,48 @@ def hsv_histogram(rgb: np.ndarray, bins: tuple[int, int, int] = (16, 4, 4)) -> n
     return hist / max(hist.sum(), 1.0)
 
 
+def yuv_to_rgb(yuv: np.ndarray, full_range: bool) -> np.ndarray:
+    """uint8 (..., 3) Y'CbCr (BT.601, as swscale assumes by default) -> uint8 (..., 3) RGB."""
+    x = yuv.astype(np.float32)
+    y, cb, cr = x[..., 0], x[..., 1] - 128.0, x[..., 2] - 128.0
+    if full_range:
+        ys, cs = y, 1.0
+    else:
+        ys, cs = (y - 16.0) * (255.0 / 219.0), 255.0 / 224.0
+    r = ys + 1.402 * cs * cr
+    g = ys - (0.344136 * cs) * cb - (0.714136 * cs) * cr
+    b = ys + 1.772 * cs * cb
+    return np.clip(np.rint(np.stack([r, g, b], -1)), 0, 255).astype(np.uint8)
+
+
+YUV_BITS = 7      # per channel: a 2^21-entry table (2 MB, built in a fraction of a second) mostly stays
+                  # in cache; histograms stay within a few percent of full 8-bit binning
+
+
+@functools.lru_cache(maxsize=8)
+def _yuv_bin_table(bins: tuple[int, int, int], full_range: bool) -> np.ndarray:
+    """The HSV bin of every quantised (Y, Cb, Cr) cell, taken at the cell's centre: frames are
+    binned straight from the decoder's planes, with no scaling or RGB conversion per frame."""
+    q = 1 << YUV_BITS
+    centres = (np.arange(q) << (8 - YUV_BITS)) + (1 << (8 - YUV_BITS)) // 2
+    yuv = np.stack(np.meshgrid(centres, centres, centres, indexing="ij"), -1).reshape(-1, 3).astype(np.uint8)
+    dtype = np.uint8 if int(np.prod(bins)) <= 256 else np.uint16
+    return hsv_bin(yuv_to_rgb(yuv, full_range), bins).astype(dtype)
+
+
+def yuv_codes(y: np.ndarray, u: np.ndarray, v: np.ndarray) -> np.ndarray:
+    """Samples of the three 8-bit planes -> one code per pixel, the index into the YUV table."""
+    s = 8 - YUV_BITS
+    return ((y >> s).astype(np.intp) << 2 * YUV_BITS) | ((u >> s).astype(np.intp) << YUV_BITS) | (v >> s)
+
+
+def yuv_histogram(codes: np.ndarray, bins: tuple[int, int, int] = (16, 4, 4), full_range: bool = False) -> np.ndarray:
+    """`hsv_histogram` of the pixels whose YUV codes are given (see `yuv_codes`)."""
+    idx = _yuv_bin_table(tuple(bins), full_range)[codes.ravel()]
+    hist = np.bincount(idx, minlength=int(np.prod(bins))).astype(np.float32)
+    return hist / max(hist.sum(), 1.0)
+
+
 def intersection(a: np.ndarray, b: np.ndarray) -> float:
     """Histogram intersection of two normalised histograms: 1 identical, 0 disjoint."""
     return float(np.minimum(a, b).sum())
@@ -74,27 +116,30 @@ def intersection(a: np.ndarray, b: np.ndarray) -> float:
 
 def _smoothed(sims: np.ndarray, i: int, half: int) -> float:
     lo, hi = max(0, i - half), min(len(sims), i + half + 1)
-    return float(sims[lo:hi].mean())
+    return float(sims[lo:hi].mean(dtype=np.float64))
 
 
-def _boundary_at(sims: np.ndarray, k: int, half: int, radius: int, threshold: float) -> int | None:
+def _boundary_at(sims: np.ndarray, smoothed: np.ndarray, k: int, half: int, radius: int,
+                 threshold: float) -> int | None:
     """The cut found at smoothed index k, as a similarity index i (cut between frame i and i+1).
 
+    `smoothed[j]` is `_smoothed(sims, j, half)`, known for every j up to k + radius.
     k must be the minimum of the smoothed curve within +-radius (ties: lower raw similarity, then earlier),
     and the dip deep enough: its smoothed value (a gradual transition) or the lowest
     raw similarity near it (a hard cut) below `threshold`. The moving average spreads a
     one-frame dip over `smooth` frames, so the cut is placed at the raw minimum within
     +-half of k.
     """
-    sk = _smoothed(sims, k, half)
+    n = len(sims)
+    sk = float(smoothed[k])
     key = (sk, float(sims[k]))       # a flat smoothed dip is decided by the raw similarity
-    for j in range(max(0, k - radius), min(len(sims), k + radius + 1)):
+    for j in range(max(0, k - radius), min(n, k + radius + 1)):
         if j != k:
-            kj = (_smoothed(sims, j, half), float(sims[j]))
+            kj = (float(smoothed[j]), float(sims[j]))
             if kj < key or (kj == key and j < k):
                 return None
     lo = max(0, k - half)
-    i = lo + int(np.argmin(sims[lo:min(len(sims), k + half + 1)]))
+    i = lo + int(np.argmin(sims[lo:min(n, k + half + 1)]))
     if sk < threshold or sims[i] < threshold:
         return i
     return None
@@ -108,7 +153,9 @@ def shot_boundaries(sims: np.ndarray, smooth: int = 3, radius: int = 4,
         sims: (n_frames - 1,) similarity of frame i and i+1.
     """
     sims = np.asarray(sims, np.float32)
-    cuts = (_boundary_at(sims, k, smooth // 2, radius, threshold) for k in range(len(sims)))
+    half = smooth // 2
+    smoothed = np.array([_smoothed(sims, i, half) for i in range(len(sims))], np.float64)
+    cuts = (_boundary_at(sims, smoothed, k, half, radius, threshold) for k in range(len(sims)))
     return sorted({i + 1 for i in cuts if i is not None})
 
 
@@ -135,25 +182,47 @@ class ShotTracker:
     last few frames, not yet past a possible cut. The keyframe is the kept candidate
     nearest the shot's centre: the exact central frame for shots up to
     `max_candidates` frames long, within half the spacing for longer ones.
+    Per frame: one intersection, one smoothed value, one judgement (constant work).
     """
     smooth: int = 3
     radius: int = 4
     threshold: float = 0.75
     max_candidates: int = 32
-    sims: list[float] = field(default_factory=list)
     keyframes: list[Keyframe] = field(default_factory=list)
     boundaries: list[int] = field(default_factory=list)
     _prev_hist: np.ndarray | None = None
     _n: int = 0
+    _sims: np.ndarray = field(default_factory=lambda: np.zeros(1024, np.float32))
+    _smoothed: np.ndarray = field(default_factory=lambda: np.zeros(1024, np.float64))
+    _n_sims: int = 0
+    _n_smoothed: int = 0
     _decided: int = 0                     # similarity indices already judged
     _shot_start: int = 0
     _stride: int = 1
     _cands: list[tuple[int, float, Any]] = field(default_factory=list)
     _recent: list[tuple[int, float, Any]] = field(default_factory=list)
 
+    @property
+    def sims(self) -> np.ndarray:
+        """Similarity of frame i and i + 1, for every pair seen so far."""
+        return self._sims[:self._n_sims]
+
+    def _add_sim(self, value: float) -> None:
+        if self._n_sims == len(self._sims):
+            self._sims = np.concatenate([self._sims, np.zeros_like(self._sims)])
+            self._smoothed = np.concatenate([self._smoothed, np.zeros_like(self._smoothed)])
+        self._sims[self._n_sims] = value
+        self._n_sims += 1
+
+    def _smooth_upto(self, n: int) -> None:
+        sims = self.sims
+        for i in range(self._n_smoothed, n):
+            self._smoothed[i] = _smoothed(sims, i, self.smooth // 2)
+        self._n_smoothed = max(self._n_smoothed, n)
+
     def push(self, hist: np.ndarray, time: float, payload: Any) -> None:
         if self._prev_hist is not None:
-            self.sims.append(intersection(self._prev_hist, hist))
+            self._add_sim(intersection(self._prev_hist, hist))
         self._prev_hist = hist
         idx = self._n
         self._n += 1
@@ -168,14 +237,13 @@ class ShotTracker:
                     self._cands = self._cands[::2]
                     self._stride *= 2
         half = self.smooth // 2
-        arr = None
-        while self._decided + self.radius + half <= len(self.sims) - 1:
-            arr = np.asarray(self.sims, np.float32) if arr is None else arr
-            self._judge(arr, self._decided)
+        self._smooth_upto(self._n_sims - half)          # values whose whole window is known
+        while self._decided + self.radius + half <= self._n_sims - 1:
+            self._judge(self._decided)
 
-    def _judge(self, sims: np.ndarray, k: int) -> None:
+    def _judge(self, k: int) -> None:
         self._decided = k + 1
-        i = _boundary_at(sims, k, self.smooth // 2, self.radius, self.threshold)
+        i = _boundary_at(self.sims, self._smoothed, k, self.smooth // 2, self.radius, self.threshold)
         if i is not None and i + 1 > self._shot_start:
             self._close_shot(i + 1)
 
@@ -192,9 +260,9 @@ class ShotTracker:
         self._shot_start, self._stride, self._cands = end, 1, []
 
     def finish(self) -> list[Keyframe]:
-        sims = np.asarray(self.sims, np.float32)
-        while self._decided < len(sims):
-            self._judge(sims, self._decided)
+        self._smooth_upto(self._n_sims)      # the last windows are cut short by the end, as offline
+        while self._decided < self._n_sims:
+            self._judge(self._decided)
         if self._n > self._shot_start:
             self._close_shot(self._n)
         return self.keyframes

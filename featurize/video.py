@@ -1,13 +1,15 @@
 """Decode a trailer once with PyAV: shot detection on small frames, keyframes at model size,
 and the audio track resampled to 44.1 kHz mono.
 
-Every frame is scaled by FFmpeg (swscale) to a thumbnail for the colour histogram;
-only the frames chosen as keyframes are converted at model resolution. Full-size
-frames never leave this function.
+Every frame is sampled on a coarse grid (about `shots.thumb_height` rows) straight from
+the decoder's Y/Cb/Cr planes, for the colour histogram and the motion meter: no scaling
+and no RGB conversion per frame. Only the frames chosen as keyframes are converted,
+at model resolution. Full-size frames never leave this function.
 """
 from __future__ import annotations
 
 import contextlib
+import math
 from dataclasses import dataclass, field
 from typing import Iterator
 
@@ -18,7 +20,7 @@ from av.video.reformatter import VideoReformatter
 from ctt.config import FeaturizeConfig
 from featurize.audio import SAMPLE_RATE
 from featurize.lowlevel import MotionMeter
-from featurize.shots import ShotTracker, hsv_histogram
+from featurize.shots import ShotTracker, yuv_codes, yuv_histogram
 
 
 class DecodeError(RuntimeError):
@@ -55,10 +57,6 @@ def open_media(path: str) -> Iterator[av.container.InputContainer]:
             yield container
 
 
-def _even(x: float) -> int:
-    return max(2, int(round(x / 2.0)) * 2)
-
-
 def keyframe_size(cfg: FeaturizeConfig) -> tuple[int, int]:
     """(short side after resize, side of the stored square): the ImageNet eval resize to
     256/224 of the crop, then the crop itself, or the whole square 10-crop cuts from."""
@@ -83,6 +81,55 @@ def keyframe_array(frame: av.VideoFrame, size: int, short: int) -> np.ndarray:
     return np.ascontiguousarray(img[top:top + size, left:left + size])
 
 
+# 8-bit planar Y'CbCr layouts read directly: name -> (log2 chroma x step, log2 chroma y step).
+PLANAR_YUV = {"yuv420p": (1, 1), "yuvj420p": (1, 1), "yuv422p": (1, 0), "yuvj422p": (1, 0),
+              "yuv444p": (0, 0), "yuvj444p": (0, 0), "yuv440p": (0, 1), "yuvj440p": (0, 1),
+              "yuv411p": (2, 0)}
+JPEG_RANGE = 2                            # AVCOL_RANGE_JPEG: full-range samples
+
+
+class PlaneSampler:
+    """A grid of (Y, Cb, Cr) samples from a decoded frame, about `rows` rows high.
+
+    8-bit planar YUV frames (nearly every H.264/HEVC/VP9 trailer) are read in place: one
+    gather per plane at precomputed offsets. Other pixel formats (10-bit, NV12, RGB...)
+    are first scaled by swscale to a small yuv444p frame, then read the same way.
+    """
+
+    def __init__(self, rows: int):
+        self.rows = rows
+        self._small = VideoReformatter()
+        self._key: tuple | None = None
+        self._idx: tuple[np.ndarray, np.ndarray] = (np.zeros(0, np.intp), np.zeros(0, np.intp))
+
+    def _offsets(self, frame: av.VideoFrame, cx: int, cy: int) -> tuple[np.ndarray, np.ndarray]:
+        lines = tuple(p.line_size for p in frame.planes[:3])
+        key = (frame.width, frame.height, cx, cy, lines)
+        if key != self._key:
+            step = max(1, int(round(frame.height / self.rows)))
+            r = np.arange(step // 2, frame.height, step)
+            c = np.arange(step // 2, frame.width, step)
+            self._idx = ((r[:, None] * lines[0] + c[None, :]).astype(np.intp),
+                         ((r >> cy)[:, None] * lines[1] + (c >> cx)[None, :]).astype(np.intp))
+            self._key = key
+        return self._idx
+
+    def __call__(self, frame: av.VideoFrame) -> tuple[np.ndarray, np.ndarray, bool]:
+        """-> (luma samples (h, w) uint8, 24-bit YUV codes (h, w), full range?)"""
+        name = frame.format.name
+        if name not in PLANAR_YUV:
+            h = min(self.rows, frame.height)
+            frame = self._small.reformat(frame, format="yuv444p", height=h,
+                                         width=max(1, round(h * frame.width / frame.height)),
+                                         interpolation="AREA")
+            name = "yuv444p"
+        full = name.startswith("yuvj") or frame.color_range == JPEG_RANGE
+        iy, ic = self._offsets(frame, *PLANAR_YUV[name])
+        y, u, v = (np.frombuffer(p, np.uint8) for p in frame.planes[:3])
+        luma = y.take(iy)
+        return luma, yuv_codes(luma, u.take(ic), v.take(ic)), full
+
+
 def _audio_chunks(frames, resampler) -> list[np.ndarray]:
     return [o.to_ndarray().reshape(-1) for f in frames for o in resampler.resample(f)]
 
@@ -102,6 +149,7 @@ def decode_trailer(path: str, cfg: FeaturizeConfig, audio: bool = True) -> Decod
             raise DecodeError("no video stream" + (" (audio only)" if container.streams.audio else ""))
         stream = container.streams.video[0]
         stream.thread_type = "AUTO"
+        stream.codec_context.thread_count = cfg.decode_threads or math.ceil(cfg.decode_cpus)
         rate = stream.average_rate or stream.guessed_rate
         fps = float(rate) if rate else 0.0
         width, height = stream.codec_context.width, stream.codec_context.height
@@ -109,20 +157,17 @@ def decode_trailer(path: str, cfg: FeaturizeConfig, audio: bool = True) -> Decod
             raise DecodeError("video stream has no frame size")
         astream = container.streams.audio[0] if audio and container.streams.audio else None
         resampler = av.AudioResampler(format="flt", layout="mono", rate=SAMPLE_RATE) if astream else None
-        th = min(sc.thumb_height, height)
-        tw = _even(th * width / height)
+        sampler = PlaneSampler(sc.thumb_height)
         n, last_time = 0, 0.0
-        thumbs = VideoReformatter()      # one swscale context for the whole pass (a frame's own is rebuilt per call)
         for packet in container.demux(*[s for s in (stream, astream) if s is not None]):
             if packet.stream.type == "audio":
                 chunks += _audio_chunks(packet.decode(), resampler)
                 continue
             for frame in packet.decode():
                 t = frame.time if frame.time is not None else (n / fps if fps else float(n))
-                thumb = thumbs.reformat(frame, format="rgb24", width=tw, height=th,
-                                        interpolation="FAST_BILINEAR").to_ndarray()
-                tracker.push(hsv_histogram(thumb, bins), float(t), frame)
-                motion.push(thumb)
+                luma, codes, full_range = sampler(frame)
+                tracker.push(yuv_histogram(codes, bins, full_range), float(t), frame)
+                motion.push(luma)
                 n, last_time = n + 1, float(t)
         if resampler is not None:
             chunks += _audio_chunks([None], resampler)

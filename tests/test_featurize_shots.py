@@ -3,7 +3,7 @@ import colorsys
 import numpy as np
 import pytest
 
-from featurize.shots import ShotTracker, hsv_histogram, intersection, rgb_to_hsv, shot_boundaries
+from featurize.shots import ShotTracker, hsv_histogram, intersection, rgb_to_hsv, shot_boundaries, yuv_histogram
 
 
 def test_rgb_to_hsv_matches_colorsys():
@@ -75,3 +75,35 @@ def test_histogram_table_equals_direct_hsv_binning():
     for bins in ((16, 4, 4), (8, 3, 2)):
         ref = np.bincount(hsv_bin(img, bins).ravel(), minlength=int(np.prod(bins))).astype(np.float32)
         np.testing.assert_array_equal(hsv_histogram(img, bins), ref / ref.sum())
+
+
+def test_yuv_histogram_from_planes_matches_rgb_histogram(tmp_path):
+    """The decoder-plane path (YUV samples, quantised table) bins like RGB conversion does,
+    for planar YUV read in place and for other pixel formats converted first."""
+    import av
+
+    from featurize.shots import yuv_to_rgb
+    from featurize.synthetic import SampleSpec, render_trailer
+    from featurize.video import PlaneSampler
+    render_trailer(tmp_path / "t.mp4", ["comedy", "action"], 3, SampleSpec(min_seconds=2, max_seconds=2.5))
+    sampler = PlaneSampler(64)
+    with av.open(str(tmp_path / "t.mp4")) as c:
+        frames = [f for i, f in enumerate(c.decode(video=0)) if i % 10 == 0]
+    for frame in frames:
+        ref = hsv_histogram(frame.to_ndarray(format="rgb24"))
+        for f in (frame, frame.reformat(format="nv12"), frame.reformat(format="rgb24")):
+            luma, codes, full = sampler(f)
+            assert 32 <= luma.shape[0] <= 96 and codes.shape == luma.shape and not full
+            assert intersection(ref, yuv_histogram(codes)) > 0.95, f.format.name
+    # BT.601 limited range: black, white and red land where RGB says
+    yuv = np.array([[16, 128, 128], [235, 128, 128], [81, 90, 240]], np.uint8)
+    np.testing.assert_allclose(yuv_to_rgb(yuv, False).astype(int), [[0, 0, 0], [255, 255, 255], [255, 0, 0]], atol=2)
+
+
+def test_colour_variance_is_the_luv_covariance_determinant():
+    from featurize.lowlevel import color_variances, rgb_to_luv
+    kf = np.random.default_rng(1).integers(0, 256, (3, 20, 24, 3), dtype=np.uint8)
+    kf[2] = 77                                            # a constant keyframe has none
+    ref = [max(np.linalg.det(np.cov(rgb_to_luv(k).reshape(-1, 3), rowvar=False)), 0.0) for k in kf]
+    np.testing.assert_allclose(color_variances(kf), ref, rtol=1e-9, atol=1e-9)
+    assert ref[0] > 0 and color_variances(kf)[2] == 0

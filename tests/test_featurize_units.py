@@ -91,7 +91,10 @@ def test_samples_are_deterministic_by_seed(tmp_path):
     for rel in a.path:
         da = decode_trailer(str(tmp_path / "a" / rel), FeaturizeConfig())
         db = decode_trailer(str(tmp_path / "b" / rel), FeaturizeConfig())
-        np.testing.assert_array_equal(da.keyframes, db.keyframes)
+        # the same shots and keyframes; pixels within encoder noise (x264 output is not bit-stable run to run)
+        assert da.shot_starts == db.shot_starts
+        np.testing.assert_array_equal(da.frame_times, db.frame_times)
+        assert np.abs(da.keyframes.astype(np.int16) - db.keyframes).mean() < 2.0
 
 
 def test_imagenet_weights_missing_is_a_clear_error(tmp_path, monkeypatch):
