@@ -1,7 +1,7 @@
 """A local cluster on 127.0.0.1 for the `ray job submit` path: a Ray head (with its
 dashboard) and an MLflow tracking server (sqlite backend, artifacts served by the server).
 
-    python -m cluster.local up   [--state .cluster] [--num-cpus N]   # prints the env to use
+    python -m cluster.local up   [--state .cluster] [--num-cpus N] [--workers K]   # prints the env to use
     python -m cluster.local down [--state .cluster]
     python -m cluster.local env  [--state .cluster]                  # `eval $(...)` in a shell
 
@@ -92,7 +92,8 @@ class Server:
     pid: int
     url: str
     log: str
-    gcs_address: str = ""          # Ray heads only: what `ray.init(address=...)` takes
+    gcs_address: str = ""          # Ray nodes: what `ray.init(address=...)` takes
+    node_id: str = ""              # Ray worker nodes: the GCS's id of the node
 
     def stop(self) -> None:
         stop_group(self.pid)
@@ -120,24 +121,84 @@ def start_mlflow(state: Path, port: int | None = None, timeout: float = 90) -> S
     return Server(pid, url, str(state / "mlflow.log"))
 
 
+def ensure_auth_token() -> None:
+    """Ray's token auth is on (RAY_AUTH_MODE=token): `ray start --head` wants a token, which
+    `ray.init()` would create but `ray start` does not. Make one (~/.ray/auth_token) if missing."""
+    if os.environ.get("RAY_AUTH_TOKEN") or os.environ.get("RAY_AUTH_MODE", "token") == "disabled":
+        return
+    path = Path(os.environ.get("RAY_AUTH_TOKEN_PATH", Path.home() / ".ray" / "auth_token"))
+    if not path.exists():
+        subprocess.run([_bin("ray"), "get-auth-token", "--generate"], env=_env(), check=True,
+                       stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+
 def start_ray_head(state: Path, num_cpus: int | None = None, port: int | None = None,
                    dashboard_port: int | None = None, timeout: float = 120,
-                   extra_env: dict[str, str] | None = None) -> Server:
+                   extra_env: dict[str, str] | None = None, object_store_memory: int | None = None) -> Server:
     """`ray start --head --block` in its own process group; url is the dashboard (job API)."""
     state.mkdir(parents=True, exist_ok=True)
+    ensure_auth_token()
     port, dashboard_port = port or free_port(), dashboard_port or free_port()
     cmd = [_bin("ray"), "start", "--head", "--block", "--node-ip-address", "127.0.0.1",
            "--port", str(port), "--dashboard-host", "127.0.0.1", "--dashboard-port", str(dashboard_port),
            "--ray-client-server-port", str(free_port()), "--dashboard-agent-listen-port", str(free_port()),
            "--metrics-export-port", str(free_port()), "--min-worker-port", "0", "--max-worker-port", "0",
            "--disable-usage-stats", "--temp-dir", f"/tmp/ray_ctt_{port}"]
-    if num_cpus:
+    if num_cpus is not None:
         cmd += ["--num-cpus", str(num_cpus)]
+    if object_store_memory:
+        cmd += ["--object-store-memory", str(object_store_memory)]
     env = _env() | (extra_env or {})
     env["PATH"] = f"{Path(sys.executable).parent}:{env.get('PATH', '')}"   # jobs run this interpreter
     url = f"http://127.0.0.1:{dashboard_port}"
     pid = _serve(cmd, state / "ray-head.log", f"{url}/api/version", timeout, env, ROOT)
     return Server(pid, url, str(state / "ray-head.log"), gcs_address=f"127.0.0.1:{port}")
+
+
+def _wait_node(gcs_address: str, node_name: str, timeout: float, proc: subprocess.Popen, log: Path) -> str:
+    """Until the GCS lists the node as alive; its node id."""
+    from ray.util.state import list_nodes
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"ray worker node exited with {proc.returncode}; see {log}:\n{log.read_text()[-3000:]}")
+        try:
+            nodes = [n for n in list_nodes(address=gcs_address, limit=10_000)
+                     if n.node_name == node_name and n.state == "ALIVE"]
+        except Exception:       # the head's API not answering yet
+            nodes = []
+        if nodes:
+            return nodes[0].node_id
+        time.sleep(0.5)
+    raise TimeoutError(f"ray worker node {node_name} did not join {gcs_address} within {timeout:.0f}s; see {log}")
+
+
+def start_ray_worker(head: Server, state: Path, num_cpus: int | None = None, name: str = "worker",
+                     resources: dict[str, float] | None = None, object_store_memory: int | None = None,
+                     timeout: float = 120) -> Server:
+    """A worker node of the head's cluster (cluster/node.py), in its own process group:
+    killing that group is a node failure."""
+    state.mkdir(parents=True, exist_ok=True)
+    log = state / f"ray-{name}.log"
+    node_name = f"{name}-{free_port()}"         # every node here shares the IP 127.0.0.1
+    cmd = [sys.executable, "-m", "cluster.node", "--address", head.gcs_address, "--node-name", node_name]
+    if num_cpus is not None:
+        cmd += ["--num-cpus", str(num_cpus)]
+    if resources:
+        cmd += ["--resources", json.dumps(resources)]
+    if object_store_memory:
+        cmd += ["--object-store-memory", str(object_store_memory)]
+    env = _env()
+    env["PATH"] = f"{Path(sys.executable).parent}:{env.get('PATH', '')}"
+    env["PYTHONPATH"] = f"{ROOT}:{env.get('PYTHONPATH', '')}"
+    proc = subprocess.Popen(cmd, stdout=open(log, "ab"), stderr=subprocess.STDOUT, env=env,
+                            start_new_session=True, cwd=ROOT)
+    try:
+        node_id = _wait_node(head.gcs_address, node_name, timeout, proc, log)
+    except Exception:
+        stop_group(proc.pid)
+        raise
+    return Server(proc.pid, "", str(log), gcs_address=head.gcs_address, node_id=node_id)
 
 
 def env_lines(state: Path) -> list[str]:
@@ -146,7 +207,8 @@ def env_lines(state: Path) -> list[str]:
             "export RAY_AUTH_MODE=token"]
 
 
-def up(state: Path, num_cpus: int | None = None) -> dict:
+def up(state: Path, num_cpus: int | None = None, workers: int = 0) -> dict:
+    """A head (and `workers` worker nodes of `num_cpus` each) plus an MLflow server."""
     if (state / "cluster.json").exists():
         info = json.loads((state / "cluster.json").read_text())
         try:
@@ -154,13 +216,18 @@ def up(state: Path, num_cpus: int | None = None) -> dict:
             return info                         # already up
         except ProcessLookupError:
             pass
-    mlflow_srv = start_mlflow(state)
+    started: list[Server] = []
     try:
-        ray_srv = start_ray_head(state, num_cpus=num_cpus)
+        started.append(start_mlflow(state))
+        head = start_ray_head(state, num_cpus=num_cpus)
+        started.append(head)
+        for i in range(workers):
+            started.append(start_ray_worker(head, state, num_cpus=num_cpus, name=f"worker{i}"))
     except Exception:
-        mlflow_srv.stop()
+        for srv in reversed(started):
+            srv.stop()
         raise
-    info = {"ray": asdict(ray_srv), "mlflow": asdict(mlflow_srv)}
+    info = {"mlflow": asdict(started[0]), "ray": asdict(started[1]), "workers": [asdict(w) for w in started[2:]]}
     (state / "cluster.json").write_text(json.dumps(info, indent=2))
     return info
 
@@ -170,8 +237,8 @@ def down(state: Path) -> None:
     if not path.exists():
         return
     info = json.loads(path.read_text())
-    for key in ("ray", "mlflow"):
-        stop_group(info[key]["pid"])
+    for srv in info.get("workers", []) + [info["ray"], info["mlflow"]]:
+        stop_group(srv["pid"])
     path.unlink()
 
 
@@ -179,12 +246,14 @@ def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("action", choices=["up", "down", "env"])
     p.add_argument("--state", default=str(ROOT / ".cluster"), help="folder for pids, logs, MLflow db")
-    p.add_argument("--num-cpus", type=int, default=None)
+    p.add_argument("--num-cpus", type=int, default=None, help="logical CPUs of each node (default: all)")
+    p.add_argument("--workers", type=int, default=0, help="worker nodes besides the head (a multi-node cluster on one machine)")
     a = p.parse_args(argv)
     state = Path(a.state)
     if a.action == "up":
-        info = up(state, a.num_cpus)
-        print(f"Ray dashboard: {info['ray']['url']}   MLflow UI: {info['mlflow']['url']}")
+        info = up(state, a.num_cpus, a.workers)
+        print(f"Ray dashboard: {info['ray']['url']}   MLflow UI: {info['mlflow']['url']}   "
+              f"worker nodes: {len(info['workers'])}")
         print("\n".join(env_lines(state)))
     elif a.action == "down":
         down(state)

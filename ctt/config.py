@@ -108,6 +108,7 @@ class ResourceConfig:
     num_workers: int = 2             # Ray Train workers (DDP)
     use_gpu: str = "auto"            # auto | true | false
     cpus_per_worker: float = 0.5     # < 1 leaves CPU to Ray Data on small machines
+    placement_strategy: str = "PACK" # PACK | SPREAD (one worker per node where possible) | STRICT_SPREAD
     max_failures: int = 2            # worker-group restarts from the last checkpoint
 
 
@@ -229,6 +230,8 @@ def validate(cfg: Config) -> None:
             raise ConfigError(f"{key}: expected auto, true or false")
     if cfg.train.checkpoint_every < 1:
         raise ConfigError("train.checkpoint_every must be >= 1")
+    if cfg.resources.placement_strategy not in ("PACK", "SPREAD", "STRICT_PACK", "STRICT_SPREAD"):
+        raise ConfigError("resources.placement_strategy: expected PACK, SPREAD, STRICT_PACK or STRICT_SPREAD")
     if cfg.featurize.spectrograms_on not in ("auto", "decode", "actor"):
         raise ConfigError("featurize.spectrograms_on: expected auto, decode or actor")
     if cfg.featurize.shots.smooth % 2 == 0:

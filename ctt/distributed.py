@@ -100,6 +100,8 @@ def train_loop_per_worker(config: dict[str, Any]) -> dict[str, Any]:
     os.environ["MLFLOW_TRACKING_URI"] = config["tracking_uri"]   # the driver's store, whatever the node's env
     ctx = ray.train.get_context()
     rank, world = ctx.get_world_rank(), ctx.get_world_size()
+    # Where each rank runs, as a tag of the run (rewritten if a restarted group lands elsewhere).
+    tracking.set_tag(config["run_id"], f"ray.worker{rank}.node", ray.get_runtime_context().get_node_id())
     seed_everything(cfg.train.seed)               # same init on every rank; DDP also broadcasts rank 0's
     device = ray.train.torch.get_device()
     net = build_model(cfg.model, config["feature_dim"])
@@ -245,6 +247,7 @@ def run_training(store_path: str, cfg: Config) -> dict[str, Any]:
                                "tracking_uri": tracking.tracking_uri(), "mean_spectrogram": mean,
                                "train_ids": train_ids, "rows_per_rank": len(train_ids) // world},
             scaling_config=ScalingConfig(num_workers=world, use_gpu=use_gpu,
+                                         placement_strategy=cfg.resources.placement_strategy,
                                          resources_per_worker={"CPU": cfg.resources.cpus_per_worker}
                                          | ({"GPU": 1} if use_gpu else {})),
             datasets=datasets,

@@ -85,6 +85,11 @@ def log_params(run_id: str, params: dict[str, Any]) -> None:
         client.log_batch(run_id, params=items[i:i + 100])
 
 
+def set_tag(run_id: str, key: str, value: str) -> None:
+    import mlflow
+    mlflow.MlflowClient(tracking_uri()).set_tag(run_id, key, value)
+
+
 def log_metrics(run_id: str, metrics: dict[str, float], step: int | None = None) -> None:
     """Per-epoch curves from the rank-0 worker, straight to the run (no active run needed)."""
     import mlflow

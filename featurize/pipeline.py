@@ -60,10 +60,15 @@ def _audio_features(d, stft_in_actor: bool) -> dict[str, Any]:
                   "vllf": v, "av": np.concatenate([v, desc])}
 
 
+def node_id() -> str:
+    """The Ray node this process runs on ("" outside Ray): the summary says where work ran."""
+    return ray.get_runtime_context().get_node_id() if ray.is_initialized() else ""
+
+
 def decode_row(row: dict[str, Any], cfg: FeaturizeConfig, stft_in_actor: bool = False) -> dict[str, Any]:
     size = keyframe_size(cfg)[1]
     out = {
-        "trailer_id": row["trailer_id"], "path": row["path"], "split": row["split"],
+        "trailer_id": row["trailer_id"], "path": row["path"], "split": row["split"], "decode_node": node_id(),
         "genres": "|".join(row["genres"]), "error_stage": "", "error_type": "", "error_message": "",
         "keyframes": np.zeros((0, size, size, 3), np.uint8), "frame_times": np.zeros(0, np.float32),
         "shot_starts": np.zeros(0, np.int32), "duration_s": 0.0, "n_frames": 0, "fps": 0.0,
@@ -118,6 +123,8 @@ def write_batch(batch: dict[str, Any], output: str, dim: int) -> dict[str, Any]:
         "status": np.array(["failed" if s else "done" for s in batch["error_stage"]], dtype=object),
         "error_type": np.asarray(batch["error_type"], dtype=object),
         "duration_s": np.asarray(batch["duration_s"], np.float64),
+        "decode_node": np.asarray(batch["decode_node"], dtype=object),
+        "embed_node": np.array([node_id()] * n, dtype=object),
     }
 
 
@@ -176,7 +183,11 @@ def run_featurize(input: str, output: str, cfg: FeaturizeConfig, retry_errors: b
             memory=1024**3,   # also keeps this stage from fusing with decode (which must stay a task pool)
             **embed_res)
         reasons: Counter[str] = Counter()
+        decode_nodes: Counter[str] = Counter()
+        embed_nodes: Counter[str] = Counter()
         for row in ds.iter_rows():
+            decode_nodes[row["decode_node"]] += 1
+            embed_nodes[row["embed_node"]] += 1
             if row["status"] == "done":
                 summary["done"] += 1
                 summary["video_hours"] += float(row["duration_s"]) / 3600.0
@@ -184,6 +195,7 @@ def run_featurize(input: str, output: str, cfg: FeaturizeConfig, retry_errors: b
                 summary["failed"] += 1
                 reasons[row["error_type"]] += 1
         summary["failed_by_reason"] = dict(reasons)
+        summary["nodes"] = {"decode": dict(decode_nodes), "embed": dict(embed_nodes)}   # trailers per node id
     summary["wall_s"] = round(time.time() - t0, 1)
     summary["video_hours"] = round(summary["video_hours"], 4)
     return summary

@@ -30,15 +30,17 @@ def samples(tmp_path_factory) -> Path:
 
 
 @pytest.fixture(scope="session")
-def s3_server(tmp_path_factory):
-    """A moto S3 server on 127.0.0.1; its endpoint and test credentials go into the environment
-    (before the Ray head starts, so its workers reach it the way cluster nodes would)."""
+def s3_proxy(tmp_path_factory):
+    """A moto S3 server on 127.0.0.1 behind a proxy that can inject transient faults
+    (tests/flaky_s3.py). The proxy's endpoint and test credentials go into the environment
+    before the Ray nodes start, so their workers reach S3 through it the way cluster nodes would."""
     import subprocess
     import sys
     import time
     import urllib.request
 
     from cluster.local import free_port, stop_group
+    from tests.flaky_s3 import FlakyS3Proxy
     port = free_port()
     log = tmp_path_factory.mktemp("moto") / "moto.log"
     proc = subprocess.Popen([str(Path(sys.executable).with_name("moto_server")), "-H", "127.0.0.1", "-p", str(port)],
@@ -51,26 +53,47 @@ def s3_server(tmp_path_factory):
             break
         except Exception:
             time.sleep(0.2)
-    env = {"AWS_ENDPOINT_URL": url, "AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing",
+    proxy = FlakyS3Proxy(url)
+    env = {"AWS_ENDPOINT_URL": proxy.url, "AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing",
            "AWS_DEFAULT_REGION": "us-east-1", "AWS_EC2_METADATA_DISABLED": "true"}
     os.environ.update(env)
-    yield url
+    yield proxy
+    proxy.stop()
     stop_group(proc.pid)
     for k in env:
         os.environ.pop(k, None)
 
 
 @pytest.fixture(scope="session")
+def s3_server(s3_proxy) -> str:
+    """The S3 endpoint every client of the session uses (the proxy in front of moto)."""
+    return s3_proxy.url
+
+
+# Node failures are noticed in about 3 s instead of 15 (the GCS health check of each raylet).
+FAST_HEALTH = {"RAY_health_check_period_ms": "1000", "RAY_health_check_timeout_ms": "1000",
+               "RAY_health_check_failure_threshold": "3"}
+
+
+@pytest.fixture(scope="session")
 def ray_head(tmp_path_factory, s3_server):
-    """A real Ray head (ray start) on 127.0.0.1; this process joins it as a driver."""
+    """A real two-node Ray cluster on 127.0.0.1, started with `ray start`: a head and a worker
+    node of 1 CPU each, so every featurize and training test runs across nodes. This process
+    joins it as a driver."""
     import ray
 
-    from cluster.local import start_ray_head
+    from cluster.local import start_ray_head, start_ray_worker
     state = tmp_path_factory.mktemp("ray_head")
-    head = start_ray_head(state, num_cpus=2)
+    head = start_ray_head(state, num_cpus=1, object_store_memory=2 * 1024**3, extra_env=FAST_HEALTH)
+    try:
+        worker = start_ray_worker(head, state, num_cpus=1, object_store_memory=2 * 1024**3)
+    except Exception:
+        head.stop()
+        raise
     ray.init(address=head.gcs_address)
     yield head
     ray.shutdown()
+    worker.stop()
     head.stop()
     shutil.rmtree(f"/tmp/ray_ctt_{head.gcs_address.rsplit(':', 1)[1]}", ignore_errors=True)
 
@@ -116,12 +139,14 @@ def medium_store(ray_head, tmp_path_factory) -> Path:
 
 @pytest.fixture(scope="session")
 def trained(store, mlflow_server, tmp_path_factory) -> dict:
-    """CTT-MMC-C trained 2 epochs on `store` by 2 Ray Train workers, registered as ctt-mmc-visual@champion."""
+    """CTT-MMC-C trained 2 epochs on `store` by 2 Ray Train workers on different nodes,
+    registered as ctt-mmc-visual@champion."""
     from ctt.config import load_config
     from ctt.distributed import run_training
     mp = pytest.MonkeyPatch()
     mp.setenv("MLFLOW_TRACKING_URI", mlflow_server.url)
     cfg = load_config(None, ["train.max_epochs=2", "resources.num_workers=2", "tracking.experiment=it",
+                             "resources.placement_strategy=STRICT_SPREAD",          # one worker per node
                              "tracking.register_as=ctt-mmc-visual", "tracking.register_alias=champion",
                              f"tracking.storage_path={tmp_path_factory.mktemp('ckpt')}"])
     summary = run_training(str(store[0]), cfg)

@@ -8,7 +8,9 @@ from tests.conftest import TINY
 pytestmark = pytest.mark.slow
 
 
-def test_featurize_and_train_from_s3(samples, ray_head, s3_server, mlflow_server, monkeypatch, tmp_path):
+def test_featurize_and_train_from_s3(samples, ray_head, s3_server, s3_proxy, mlflow_server, monkeypatch, tmp_path):
+    """With every 5th S3 request failing once (503 SlowDown, as S3 does under load): every
+    client (the driver, decode tasks, embedder actors, Ray Train's readers) retries."""
     import mlflow
 
     from ctt.config import load_config
@@ -21,6 +23,8 @@ def test_featurize_and_train_from_s3(samples, ray_head, s3_server, mlflow_server
     assert fs.exists("ctt-data/samples/manifest.csv") and fs.exists("ctt-data/samples/videos/broken.mp4")
 
     cfg = load_config(None, TINY)
+    failed_before = s3_proxy.failed
+    monkeypatch.setattr(s3_proxy, "fail_every", 5)
     summary = run_featurize("s3://ctt-data/samples/manifest.csv", "s3://ctt-data/store", cfg.featurize)
     assert (summary["done"], summary["failed"]) == (10, 1)
     df = pd.read_parquet("s3://ctt-data/store", storage_options={"endpoint_url": s3_server})
@@ -36,3 +40,4 @@ def test_featurize_and_train_from_s3(samples, ray_head, s3_server, mlflow_server
     result = run_training("s3://ctt-data/store", train_cfg)
     run = mlflow.MlflowClient(mlflow_server.url).get_run(result["run_id"])
     assert run.data.params["features"] == "s3://ctt-data/store" and "test_auprc_micro" in run.data.metrics
+    assert s3_proxy.failed - failed_before >= 10, (s3_proxy.failed, s3_proxy.requests)   # faults were injected
