@@ -160,7 +160,7 @@ def test_seeded_runs_repeat(runs, medium_store, tracking_env, tmp_path):
     assert a["test"]["test_auprc_micro"] == pytest.approx(b["test"]["test_auprc_micro"], rel=1e-6)
 
 
-def test_killed_worker_resumes_from_checkpoint(medium_store, tracking_env, tmp_path):
+def test_killed_worker_resumes_from_checkpoint(medium_store, tracking_env, ray_head, tmp_path):
     """SIGKILL one Ray Train worker mid-run: the group restarts from the last checkpoint."""
     import os
     import signal
@@ -169,14 +169,23 @@ def test_killed_worker_resumes_from_checkpoint(medium_store, tracking_env, tmp_p
     c = _client(tracking_env)
     killed = {}
 
+    errors: list[str] = []
+
     def killer():
+        try:
+            kill_when_seven_epochs_logged()
+        except Exception as e:       # reported by the assertion below, not lost with the thread
+            errors.append(repr(e))
+
+    def kill_when_seven_epochs_logged():
         deadline = time.time() + 240
         while time.time() < deadline and not killed:
             exp = c.get_experiment_by_name("killtest")
             runs = c.search_runs([exp.experiment_id], "attributes.status = 'RUNNING'") if exp else []
             for r in runs:
                 if len(c.get_metric_history(r.info.run_id, "val_auprc_micro")) >= 7:
-                    for a in list_actors(filters=[("class_name", "=", "RayTrainWorker"), ("state", "=", "ALIVE")]):
+                    for a in list_actors(address=ray_head.gcs_address, raise_on_missing_output=False,
+                                         filters=[("class_name", "=", "RayTrainWorker"), ("state", "=", "ALIVE")]):
                         os.kill(a.pid, signal.SIGKILL)
                         killed["pid"] = a.pid
                         break
@@ -187,7 +196,7 @@ def test_killed_worker_resumes_from_checkpoint(medium_store, tracking_env, tmp_p
     s = _train(medium_store, "ctt-c", tmp_path, "train.max_epochs=12", "train.patience=100",
                "train.checkpoint_every=3", "tracking.experiment=killtest")
     th.join(timeout=5)
-    assert killed, "no worker was killed"
+    assert killed, f"no worker was killed {errors}"
     restored = c.get_metric_history(s["run_id"], "restored_from_epoch")
     assert restored and restored[0].value in (2, 5, 8)           # the last checkpoint before the kill
     assert s["epochs_trained"] == 12
