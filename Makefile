@@ -18,8 +18,10 @@ demo: $(STAMP)
 test: $(STAMP)
 	$(PY) -m pytest -q --durations=15 tests
 
+WORKERS ?= 0
+
 cluster-up: $(STAMP)
-	$(PY) -m cluster.local up
+	$(PY) -m cluster.local up --workers $(WORKERS)
 
 cluster-down:
 	$(PY) -m cluster.local down

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import signal
 import sys
 import time
@@ -32,8 +33,7 @@ def main(argv: list[str] | None = None) -> int:
     from ray._private.parameter import RayParams
 
     from cluster.local import SAFE_ENV, free_port
-    import os
-    os.environ.update(SAFE_ENV)
+    os.environ.update(SAFE_ENV)              # above all RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER=0: loopback only
     params = RayParams(gcs_address=a.address, node_ip_address="127.0.0.1", num_cpus=a.num_cpus,
                        resources=json.loads(a.resources) if a.resources else None, node_name=a.node_name,
                        object_store_memory=a.object_store_memory, min_worker_port=0, max_worker_port=0,
