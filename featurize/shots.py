@@ -44,26 +44,10 @@ def hsv_bin(rgb: np.ndarray, bins: tuple[int, int, int] = (16, 4, 4)) -> np.ndar
     return (hi * sb + si) * vb + vi
 
 
-@functools.lru_cache(maxsize=4)
-def _bin_table(bins: tuple[int, int, int]) -> np.ndarray:
-    """hsv_bin of all 2^24 RGB colours (33 MB, built once per process in about a second):
-    a frame's histogram is then one gather and one bincount."""
-    table = np.empty(1 << 24, np.uint16)
-    gb = np.stack(np.meshgrid(np.arange(256), np.arange(256), indexing="ij"), -1).reshape(-1, 2).astype(np.uint8)
-    rgb = np.empty((65536, 3), np.uint8)
-    rgb[:, 1:] = gb
-    for r in range(256):
-        rgb[:, 0] = r
-        table[r << 16:(r + 1) << 16] = hsv_bin(rgb, bins)
-    return table
-
-
 def hsv_histogram(rgb: np.ndarray, bins: tuple[int, int, int] = (16, 4, 4)) -> np.ndarray:
     """Joint HSV histogram of an RGB image, normalised to sum 1: (hb * sb * vb,) float32."""
     hb, sb, vb = bins
-    x = rgb.reshape(-1, 3).astype(np.uint32)
-    idx = _bin_table(tuple(bins))[(x[:, 0] << 16) | (x[:, 1] << 8) | x[:, 2]]
-    hist = np.bincount(idx, minlength=hb * sb * vb).astype(np.float32)
+    hist = np.bincount(hsv_bin(rgb, bins).ravel(), minlength=hb * sb * vb).astype(np.float32)
     return hist / max(hist.sum(), 1.0)
 
 
