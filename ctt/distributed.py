@@ -88,11 +88,12 @@ def mean_spectrogram(store_path: str, split: str = "train") -> np.ndarray:
     return (total / max(count, 1)).astype(np.float32).reshape(SPEC_FRAMES, SPEC_BINS)
 
 
-def _save_checkpoint(model, optimizer, state: FitState) -> ray.train.Checkpoint:
-    tmp = tempfile.mkdtemp(prefix="ctt_ckpt_")
-    torch.save({"model": unwrap(model).state_dict(), "optimizer": optimizer.state_dict(),
-                "state": asdict(state)}, Path(tmp) / "state.pt")
-    return ray.train.Checkpoint.from_directory(tmp)
+def _report_with_checkpoint(metrics: dict[str, float], model, optimizer, state: FitState) -> None:
+    """Stage the checkpoint in a directory that lives only until the synchronous upload is done."""
+    with tempfile.TemporaryDirectory(prefix="ctt_ckpt_") as tmp:
+        torch.save({"model": unwrap(model).state_dict(), "optimizer": optimizer.state_dict(),
+                    "state": asdict(state)}, Path(tmp) / "state.pt")
+        ray.train.report(metrics, checkpoint=ray.train.Checkpoint.from_directory(tmp))
 
 
 def train_loop_per_worker(config: dict[str, Any]) -> dict[str, Any]:
@@ -162,7 +163,10 @@ def train_loop_per_worker(config: dict[str, Any]) -> dict[str, Any]:
             print(f"epoch {st.epoch}: " + " ".join(f"{k}={v:.4f}" for k, v in m.items() if k != "epoch"), flush=True)
         last = st.epoch + 1 >= cfg.train.max_epochs or st.bad_epochs >= cfg.train.patience
         if last or (st.epoch + 1) % cfg.train.checkpoint_every == 0:
-            ray.train.report(m, checkpoint=_save_checkpoint(model, optimizer, st) if rank == 0 else None)
+            if rank == 0:
+                _report_with_checkpoint(m, model, optimizer, st)
+            else:
+                ray.train.report(m, checkpoint=None)
 
     state = fit(model, train_batches, val_batches, cfg.train, optimizer=optimizer, state=state,
                 device=device, on_epoch_end=on_epoch_end)
