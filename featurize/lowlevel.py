@@ -77,6 +77,19 @@ class MotionMeter:
             self._n += 1
         self._prev = grey
 
+    def push_many(self, lumas: np.ndarray) -> None:
+        """(frames, pixels) uint8 luma samples of consecutive frames, as single pushes would."""
+        if len(lumas) == 0:
+            return
+        grey = lumas.astype(np.int16)
+        both = grey if self._prev is None or self._prev.shape != grey.shape[1:] else np.concatenate([self._prev[None], grey])
+        if len(both) > 1:
+            active = np.count_nonzero(np.abs(both[1:] - both[:-1]) > self.threshold * 255, axis=1)
+            for a in active.tolist():
+                self._sum += a / grey.shape[1]
+            self._n += len(active)
+        self._prev = grey[-1]
+
     @property
     def value(self) -> float:
         return self._sum / self._n if self._n else 0.0
@@ -95,6 +108,30 @@ def vllf(keyframes: np.ndarray, shot_lengths_s: np.ndarray, motion: float) -> np
     ], np.float32)
 
 
+def zero_crossing_rate(y: np.ndarray, frame_length: int = 2048, hop_length: int = 512,
+                       threshold: float = 1e-10) -> np.ndarray:
+    """librosa.feature.zero_crossing_rate (centred, edge-padded, |y| <= threshold counts as
+    zero, zero as positive) from one running count of sign changes instead of a framed copy."""
+    yp = np.pad(np.asarray(y), frame_length // 2, mode="edge")
+    neg = yp < -threshold
+    changes = np.concatenate([[0], np.cumsum(neg[1:] != neg[:-1])])
+    starts = np.arange(0, len(yp) - frame_length + 1, hop_length)
+    return (changes[starts + frame_length - 1] - changes[starts]) / frame_length
+
+
+def spectral_centroid(S: np.ndarray, freqs: np.ndarray) -> np.ndarray:
+    """librosa.feature.spectral_centroid of a magnitude spectrogram (bins, frames)."""
+    total = S.sum(0)
+    return np.where(total > np.finfo(S.dtype).tiny, (freqs @ S) / np.where(total > 0, total, 1), 0.0)
+
+
+def spectral_rolloff(S: np.ndarray, freqs: np.ndarray, roll_percent: float = 0.85) -> np.ndarray:
+    """librosa.feature.spectral_rolloff: the lowest frequency under which `roll_percent` of
+    each frame's magnitude lies."""
+    cum = np.cumsum(S, 0)
+    return freqs[np.argmax(cum >= roll_percent * cum[-1], 0)]
+
+
 def audio_descriptors(y: np.ndarray | None, sr: int) -> np.ndarray:
     """Mono audio -> the descriptors in AUDIO_NAMES order (zeros when there is no audio)."""
     if y is None or len(y) < 2048:
@@ -105,11 +142,12 @@ def audio_descriptors(y: np.ndarray | None, sr: int) -> np.ndarray:
         sr = AUDIO_FEATURE_RATE
     S = np.abs(librosa.stft(y, n_fft=2048, hop_length=512))
     rms = librosa.feature.rms(S=S)[0]
-    centroid = librosa.feature.spectral_centroid(S=S, sr=sr)[0]
-    rolloff = librosa.feature.spectral_rolloff(S=S, sr=sr)[0]
+    freqs = librosa.fft_frequencies(sr=sr, n_fft=2048)
+    centroid = spectral_centroid(S, freqs)
+    rolloff = spectral_rolloff(S, freqs)
     flux = librosa.onset.onset_strength(S=librosa.amplitude_to_db(S, ref=np.max), sr=sr)
     contrast = librosa.feature.spectral_contrast(S=S, sr=sr, n_bands=N_CONTRAST - 1)
-    zcr = librosa.feature.zero_crossing_rate(y, frame_length=2048, hop_length=512)[0]
+    zcr = zero_crossing_rate(y, frame_length=2048, hop_length=512)
     tempo = float(np.atleast_1d(librosa.feature.tempo(onset_envelope=flux, sr=sr))[0])
     mfcc = librosa.feature.mfcc(S=librosa.power_to_db(librosa.feature.melspectrogram(S=S ** 2, sr=sr)), n_mfcc=N_MFCC)
     out = [f(x) for x in (rms, centroid, rolloff, flux) for f in (np.mean, np.std)]

@@ -83,14 +83,26 @@ def _yuv_bin_table(bins: tuple[int, int, int], full_range: bool) -> np.ndarray:
 def yuv_codes(y: np.ndarray, u: np.ndarray, v: np.ndarray) -> np.ndarray:
     """Samples of the three 8-bit planes -> one code per pixel, the index into the YUV table."""
     s = 8 - YUV_BITS
-    return ((y >> s).astype(np.intp) << 2 * YUV_BITS) | ((u >> s).astype(np.intp) << YUV_BITS) | (v >> s)
+    codes = np.right_shift(y, s, dtype=np.intp)                 # the cast fused into the shift
+    codes <<= 2 * YUV_BITS
+    codes |= np.right_shift(u, s, dtype=np.intp) << YUV_BITS
+    codes |= np.right_shift(v, s, dtype=np.intp)
+    return codes
+
+
+def yuv_histograms(codes: np.ndarray, bins: tuple[int, int, int] = (16, 4, 4),
+                   full_range: bool = False) -> np.ndarray:
+    """(frames, pixels) YUV codes -> (frames, bins) normalised histograms, in one bincount."""
+    nb = int(np.prod(bins))
+    idx = _yuv_bin_table(tuple(bins), full_range)[codes].astype(np.intp)
+    idx += (np.arange(len(codes)) * nb)[:, None]
+    hist = np.bincount(idx.ravel(), minlength=len(codes) * nb).reshape(len(codes), nb).astype(np.float32)
+    return hist / np.maximum(hist.sum(1, keepdims=True), 1.0)
 
 
 def yuv_histogram(codes: np.ndarray, bins: tuple[int, int, int] = (16, 4, 4), full_range: bool = False) -> np.ndarray:
     """`hsv_histogram` of the pixels whose YUV codes are given (see `yuv_codes`)."""
-    idx = _yuv_bin_table(tuple(bins), full_range)[codes.ravel()]
-    hist = np.bincount(idx, minlength=int(np.prod(bins))).astype(np.float32)
-    return hist / max(hist.sum(), 1.0)
+    return yuv_histograms(codes.reshape(1, -1), bins, full_range)[0]
 
 
 def intersection(a: np.ndarray, b: np.ndarray) -> float:
@@ -101,6 +113,31 @@ def intersection(a: np.ndarray, b: np.ndarray) -> float:
 def _smoothed(sims: np.ndarray, i: int, half: int) -> float:
     lo, hi = max(0, i - half), min(len(sims), i + half + 1)
     return float(sims[lo:hi].mean(dtype=np.float64))
+
+
+def _smooth_range(sims: np.ndarray, start: int, stop: int, half: int) -> np.ndarray:
+    """`_smoothed(sims, i, half)` for i in [start, stop), whole windows at once: each value
+    depends only on its own window, so any split of the range gives the same numbers."""
+    n, out = len(sims), np.empty(max(0, stop - start), np.float64)
+    a, b = max(start, half), min(stop, n - half)
+    if b > a:
+        win = np.lib.stride_tricks.sliding_window_view(sims[a - half:b + half], 2 * half + 1)
+        out[a - start:b - start] = win.mean(axis=1, dtype=np.float64)
+    for i in [*range(start, min(a, stop)), *range(max(b, start), stop)]:
+        out[i - start] = _smoothed(sims, i, half)
+    return out
+
+
+def _deep(sims: np.ndarray, smoothed: np.ndarray, start: int, stop: int, half: int, threshold: float) -> np.ndarray:
+    """For k in [start, stop): could `_boundary_at` find a cut at k? Its last test, vectorised:
+    the smoothed value or the lowest raw similarity within +-half below `threshold`."""
+    if stop <= start:
+        return np.zeros(0, bool)
+    lo = max(0, start - half)
+    pad = np.concatenate([np.full(half - (start - lo), np.inf, np.float32), sims[lo:stop + half]])
+    pad = np.concatenate([pad, np.full(stop - start + 2 * half - len(pad), np.inf, np.float32)])
+    low = np.lib.stride_tricks.sliding_window_view(pad, 2 * half + 1).min(1)
+    return (smoothed[start:stop] < threshold) | (low < threshold)
 
 
 def _boundary_at(sims: np.ndarray, smoothed: np.ndarray, k: int, half: int, radius: int,
@@ -138,7 +175,7 @@ def shot_boundaries(sims: np.ndarray, smooth: int = 3, radius: int = 4,
     """
     sims = np.asarray(sims, np.float32)
     half = smooth // 2
-    smoothed = np.array([_smoothed(sims, i, half) for i in range(len(sims))], np.float64)
+    smoothed = _smooth_range(sims, 0, len(sims), half)
     cuts = (_boundary_at(sims, smoothed, k, half, radius, threshold) for k in range(len(sims)))
     return sorted({i + 1 for i in cuts if i is not None})
 
@@ -191,39 +228,53 @@ class ShotTracker:
         """Similarity of frame i and i + 1, for every pair seen so far."""
         return self._sims[:self._n_sims]
 
-    def _add_sim(self, value: float) -> None:
-        if self._n_sims == len(self._sims):
-            self._sims = np.concatenate([self._sims, np.zeros_like(self._sims)])
-            self._smoothed = np.concatenate([self._smoothed, np.zeros_like(self._smoothed)])
-        self._sims[self._n_sims] = value
-        self._n_sims += 1
-
     def _smooth_upto(self, n: int) -> None:
-        sims = self.sims
-        for i in range(self._n_smoothed, n):
-            self._smoothed[i] = _smoothed(sims, i, self.smooth // 2)
-        self._n_smoothed = max(self._n_smoothed, n)
+        if n > self._n_smoothed:
+            self._smoothed[self._n_smoothed:n] = _smooth_range(self.sims, self._n_smoothed, n, self.smooth // 2)
+            self._n_smoothed = n
 
     def push(self, hist: np.ndarray, time: float, payload: Any) -> None:
-        if self._prev_hist is not None:
-            self._add_sim(intersection(self._prev_hist, hist))
-        self._prev_hist = hist
-        idx = self._n
-        self._n += 1
-        # The newest frames stay unthinned: a cut among them is decided only radius + half
-        # frames later, and they may open the next shot.
-        self._recent.append((idx, time, payload))
-        if len(self._recent) > self.radius + 2 * (self.smooth // 2) + 2:
-            old = self._recent.pop(0)
-            if (old[0] - self._shot_start) % self._stride == 0:
-                self._cands.append(old)
-                if len(self._cands) > self.max_candidates:
-                    self._cands = self._cands[::2]
-                    self._stride *= 2
+        self.push_many(hist[None], [time], [payload])
+
+    def push_many(self, hists: np.ndarray, times: list[float], payloads: list[Any]) -> None:
+        """Frames in decode order, (frames, bins) histograms. The similarities, smoothed
+        values and the cheap test for a possible cut are computed for all of them at once;
+        frames are then taken one by one, exactly as single pushes would."""
+        if len(hists) == 0:
+            return
+        both = hists if self._prev_hist is None else np.concatenate([self._prev_hist[None], hists])
+        new = np.minimum(both[1:], both[:-1]).sum(1)
+        while self._n_sims + len(new) > len(self._sims):
+            self._sims = np.concatenate([self._sims, np.zeros_like(self._sims)])
+            self._smoothed = np.concatenate([self._smoothed, np.zeros_like(self._smoothed)])
+        self._sims[self._n_sims:self._n_sims + len(new)] = new
+        self._n_sims += len(new)
+        self._prev_hist = hists[-1]
         half = self.smooth // 2
         self._smooth_upto(self._n_sims - half)          # values whose whole window is known
-        while self._decided + self.radius + half <= self._n_sims - 1:
-            self._judge(self._decided)
+        first = self._decided
+        last = self._n_sims - self.radius - half        # judgements possible once this batch is in
+        deep = _deep(self.sims, self._smoothed, first, max(first, last), half, self.threshold)
+        keep = self.radius + 2 * half + 2
+        for time, payload in zip(times, payloads):
+            idx = self._n
+            self._n += 1
+            # The newest frames stay unthinned: a cut among them is decided only radius + half
+            # frames later, and they may open the next shot.
+            self._recent.append((idx, time, payload))
+            if len(self._recent) > keep:
+                old = self._recent.pop(0)
+                if (old[0] - self._shot_start) % self._stride == 0:
+                    self._cands.append(old)
+                    if len(self._cands) > self.max_candidates:
+                        self._cands = self._cands[::2]
+                        self._stride *= 2
+            while self._decided + self.radius + half <= idx - 1:     # idx similarities are known now
+                k = self._decided
+                if deep[k - first]:
+                    self._judge(k)
+                else:
+                    self._decided = k + 1
 
     def _judge(self, k: int) -> None:
         self._decided = k + 1

@@ -20,7 +20,7 @@ from av.video.reformatter import VideoReformatter
 from ctt.config import FeaturizeConfig
 from featurize.audio import SAMPLE_RATE
 from featurize.lowlevel import MotionMeter
-from featurize.shots import ShotTracker, yuv_codes, yuv_histogram
+from featurize.shots import ShotTracker, yuv_codes, yuv_histograms
 
 
 class DecodeError(RuntimeError):
@@ -114,8 +114,9 @@ class PlaneSampler:
             self._key = key
         return self._idx
 
-    def __call__(self, frame: av.VideoFrame) -> tuple[np.ndarray, np.ndarray, bool]:
-        """-> (luma samples (h, w) uint8, 24-bit YUV codes (h, w), full range?)"""
+    def sample(self, frame: av.VideoFrame, out: np.ndarray | None = None) -> tuple[np.ndarray, bool]:
+        """-> ((3, pixels) uint8 Y, Cb, Cr samples, full range?), written into `out` when it
+        has the right shape (the caller's batch row), else a new array."""
         name = frame.format.name
         if name not in PLANAR_YUV:
             h = min(self.rows, frame.height)
@@ -125,9 +126,58 @@ class PlaneSampler:
             name = "yuv444p"
         full = name.startswith("yuvj") or frame.color_range == JPEG_RANGE
         iy, ic = self._offsets(frame, *PLANAR_YUV[name])
-        y, u, v = (np.frombuffer(p, np.uint8) for p in frame.planes[:3])
-        luma = y.take(iy)
-        return luma, yuv_codes(luma, u.take(ic), v.take(ic)), full
+        if out is None or out.shape != (3, iy.size):
+            out = np.empty((3, iy.size), np.uint8)
+        for plane, idx, row in zip(frame.planes[:3], (iy, ic, ic), out):
+            np.frombuffer(plane, np.uint8).take(idx.ravel(), out=row)
+        return out, full
+
+    def __call__(self, frame: av.VideoFrame) -> tuple[np.ndarray, np.ndarray, bool]:
+        """-> (luma samples (h, w) uint8, 24-bit YUV codes (h, w), full range?)"""
+        yuv, full = self.sample(frame)
+        shape = self._idx[0].shape
+        return yuv[0].reshape(shape), yuv_codes(*yuv).reshape(shape), full
+
+
+class FrameBatcher:
+    """Decoded frames in groups: each frame's samples are gathered into a row as it arrives;
+    codes, histograms, similarities and motion are computed per group with whole-array NumPy,
+    then the shot tracker takes the group. Bounded: `size` frames are held at a time."""
+
+    def __init__(self, sampler: PlaneSampler, tracker: ShotTracker, motion: MotionMeter,
+                 bins: tuple[int, int, int], size: int = 32):
+        self.sampler, self.tracker, self.motion, self.bins, self.size = sampler, tracker, motion, bins, size
+        self._buf = np.zeros((size, 3, 0), np.uint8)
+        self._frames: list[av.VideoFrame] = []
+        self._times: list[float] = []
+        self._full = False
+
+    def push(self, frame: av.VideoFrame, time: float) -> None:
+        n0 = n = len(self._frames)
+        row = self._buf[n] if self._buf.shape[2] else None
+        yuv, full = self.sampler.sample(frame, row)        # gathered straight into the batch row
+        if n and (yuv.shape != self._buf.shape[1:] or full != self._full):
+            self.flush()                                   # the frame size or range changed mid-stream
+            n = 0
+        if yuv.shape != self._buf.shape[1:]:
+            self._buf = np.zeros((self.size, *yuv.shape), np.uint8)
+        if yuv is not row or n != n0:
+            self._buf[n] = yuv
+        self._full = full
+        self._frames.append(frame)
+        self._times.append(time)
+        if len(self._frames) == self.size:
+            self.flush()
+
+    def flush(self) -> None:
+        n = len(self._frames)
+        if not n:
+            return
+        yuv = self._buf[:n]
+        hists = yuv_histograms(yuv_codes(yuv[:, 0], yuv[:, 1], yuv[:, 2]), self.bins, self._full)
+        self.tracker.push_many(hists, self._times, self._frames)
+        self.motion.push_many(yuv[:, 0])
+        self._frames, self._times = [], []
 
 
 def _audio_chunks(frames, resampler) -> list[np.ndarray]:
@@ -157,7 +207,7 @@ def decode_trailer(path: str, cfg: FeaturizeConfig, audio: bool = True) -> Decod
             raise DecodeError("video stream has no frame size")
         astream = container.streams.audio[0] if audio and container.streams.audio else None
         resampler = av.AudioResampler(format="flt", layout="mono", rate=SAMPLE_RATE) if astream else None
-        sampler = PlaneSampler(sc.thumb_height)
+        batcher = FrameBatcher(PlaneSampler(sc.thumb_height), tracker, motion, bins)
         n, last_time = 0, 0.0
         for packet in container.demux(*[s for s in (stream, astream) if s is not None]):
             if packet.stream.type == "audio":
@@ -165,10 +215,9 @@ def decode_trailer(path: str, cfg: FeaturizeConfig, audio: bool = True) -> Decod
                 continue
             for frame in packet.decode():
                 t = frame.time if frame.time is not None else (n / fps if fps else float(n))
-                luma, codes, full_range = sampler(frame)
-                tracker.push(yuv_histogram(codes, bins, full_range), float(t), frame)
-                motion.push(luma)
+                batcher.push(frame, float(t))
                 n, last_time = n + 1, float(t)
+        batcher.flush()
         if resampler is not None:
             chunks += _audio_chunks([None], resampler)
         codec = stream.codec_context.name

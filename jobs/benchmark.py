@@ -185,7 +185,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--backbone", default="resnet152", help="backbone of the backbone-stage comparison")
     p.add_argument("--keyframes", type=int, default=None, help="keyframes in the backbone comparison (0: all)")
     p.add_argument("--e2e-backbone", default="resnet18", help="backbone of the end-to-end and memory runs")
-    p.add_argument("--n", type=int, default=None, help="trailers of the small memory run (the big one is 4x)")
+    p.add_argument("--n", type=int, default=None, help="trailers of the small memory run (the big one is 4x); enough for every embedder actor to see full batches")
     p.add_argument("--train-trailers", type=int, default=None)
     p.add_argument("--train-epochs", type=int, default=2)
     p.add_argument("--ray-trailers", type=int, default=None)
@@ -196,7 +196,7 @@ def main(argv: list[str] | None = None) -> int:
     a = p.parse_args(argv)
     q = a.quick
     defaults = {"sizes": [(320, 180)] if q else [(640, 360), (1280, 720)], "seconds": 8 if q else 60,
-                "repeat": 1 if q else 2, "keyframes": 16 if q else 64, "n": 1 if q else 2,
+                "repeat": 1 if q else 2, "keyframes": 16 if q else 64, "n": 1 if q else 8,
                 "train_trailers": 32 if q else 512, "ray_trailers": 24 if q else 400, "ray_epochs": 0 if q else 6}
     for k, v in defaults.items():
         if getattr(a, k) is None:

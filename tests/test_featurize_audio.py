@@ -20,8 +20,10 @@ def test_spectrogram_shape_and_values_against_librosa():
     y = _music(7.5)
     S, padded = audio.spectrograms(y)
     assert S.shape == (2, 130, 513) and not padded                 # 7.5 s: two whole 3-s windows
-    ref = np.abs(librosa.stft(y[audio.WINDOW:2 * audio.WINDOW], n_fft=1024, hop_length=1024, pad_mode="constant")).T
-    np.testing.assert_allclose(S[1], ref, rtol=1e-5, atol=1e-5)
+    for i in range(2):
+        ref = np.abs(librosa.stft(y[i * audio.WINDOW:(i + 1) * audio.WINDOW], n_fft=1024, hop_length=1024,
+                                  pad_mode="constant")).T
+        np.testing.assert_allclose(S[i], ref, rtol=1e-5, atol=1e-5)
 
 
 def test_torch_stft_agrees_with_librosa():
@@ -97,6 +99,21 @@ def test_motion_meter_counts_active_pixels():
     for img in (a, b, b):
         m.push(img)
     assert m.value == pytest.approx(0.25)
+
+
+def test_direct_descriptors_match_librosa():
+    sr = lowlevel.AUDIO_FEATURE_RATE
+    y = librosa.resample(_music(5.0), orig_sr=audio.SAMPLE_RATE, target_sr=sr)
+    y[2000:6000] = 0.0                          # silence: empty frames and exact zeros
+    y[9000:9100] = 1e-12                        # below librosa's zero-crossing threshold
+    np.testing.assert_array_equal(lowlevel.zero_crossing_rate(y),
+                                  librosa.feature.zero_crossing_rate(y, frame_length=2048, hop_length=512)[0])
+    S = np.abs(librosa.stft(y, n_fft=2048, hop_length=512))
+    S[:, :3] = 0.0                              # silent frames
+    freqs = librosa.fft_frequencies(sr=sr, n_fft=2048)
+    np.testing.assert_allclose(lowlevel.spectral_centroid(S, freqs),
+                               librosa.feature.spectral_centroid(S=S, sr=sr)[0], rtol=1e-5, atol=1e-3)
+    np.testing.assert_array_equal(lowlevel.spectral_rolloff(S, freqs), librosa.feature.spectral_rolloff(S=S, sr=sr)[0])
 
 
 def test_audio_descriptors_named_and_finite():

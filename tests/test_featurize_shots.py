@@ -107,3 +107,33 @@ def test_colour_variance_is_the_luv_covariance_determinant():
     ref = [max(np.linalg.det(np.cov(rgb_to_luv(k).reshape(-1, 3), rowvar=False)), 0.0) for k in kf]
     np.testing.assert_allclose(color_variances(kf), ref, rtol=1e-9, atol=1e-9)
     assert ref[0] > 0 and color_variances(kf)[2] == 0
+
+
+def test_batched_frames_match_one_by_one(tmp_path):
+    """FrameBatcher (groups of frames, whole-array histograms, similarities and motion) gives
+    the shots, keyframes and motion of per-frame processing, also across a mid-stream change
+    of pixel format (which changes the sample grid)."""
+    import av
+
+    from featurize.lowlevel import MotionMeter
+    from featurize.synthetic import SampleSpec, render_trailer
+    from featurize.video import FrameBatcher, PlaneSampler
+    render_trailer(tmp_path / "t.mp4", ["action", "drama"], 4, SampleSpec(min_seconds=5, max_seconds=6))
+    with av.open(str(tmp_path / "t.mp4")) as c:
+        frames = [f if i < 40 else f.reformat(format="rgb24") for i, f in enumerate(c.decode(video=0))]
+    one, one_motion, sampler = ShotTracker(max_candidates=4), MotionMeter(), PlaneSampler(64)
+    for i, f in enumerate(frames):
+        luma, codes, full = sampler(f)
+        one.push(yuv_histogram(codes, full_range=full), i / 12, f)
+        one_motion.push(luma)
+    batched, motion = ShotTracker(max_candidates=4), MotionMeter()
+    b = FrameBatcher(PlaneSampler(64), batched, motion, (16, 4, 4), size=7)
+    for i, f in enumerate(frames):
+        b.push(f, i / 12)
+    b.flush()
+    np.testing.assert_array_equal(batched.sims, one.sims)
+    assert len(one.finish()) > 2 and batched.finish()
+    assert batched.boundaries == one.boundaries
+    assert [k.index for k in batched.keyframes] == [k.index for k in one.keyframes]
+    assert [k.payload for k in batched.keyframes] == [k.payload for k in one.keyframes]
+    assert motion.value == pytest.approx(one_motion.value, rel=1e-12)
