@@ -70,15 +70,11 @@ class MotionMeter:
         self._sum, self._n = 0.0, 0
 
     def push(self, img: np.ndarray) -> None:
-        grey = img.astype(np.int16) if img.ndim == 2 else np.rint(img.mean(-1)).astype(np.int16)
-        if self._prev is not None and self._prev.shape == grey.shape:
-            active = np.count_nonzero(np.abs(grey - self._prev) > self.threshold * 255)
-            self._sum += active / grey.size
-            self._n += 1
-        self._prev = grey
+        grey = img if img.ndim == 2 else np.rint(img.mean(-1))
+        self.push_many(grey.reshape(1, -1))
 
     def push_many(self, lumas: np.ndarray) -> None:
-        """(frames, pixels) uint8 luma samples of consecutive frames, as single pushes would."""
+        """(frames, pixels) luma samples of consecutive frames."""
         if len(lumas) == 0:
             return
         grey = lumas.astype(np.int16)
