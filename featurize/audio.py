@@ -36,8 +36,29 @@ def windows(y: np.ndarray) -> tuple[np.ndarray, bool]:
     return y[:s * WINDOW].reshape(s, WINDOW), False
 
 
-# The periodic Hann window of librosa / scipy.signal.get_window("hann", N_FFT).
-HANN = (0.5 - 0.5 * np.cos(2 * np.pi * np.arange(N_FFT) / N_FFT)).astype(np.float32)
+def hann(n: int) -> np.ndarray:
+    """The periodic Hann window of librosa / scipy.signal.get_window("hann", n)."""
+    return (0.5 - 0.5 * np.cos(2 * np.pi * np.arange(n) / n)).astype(np.float32)
+
+
+HANN = hann(N_FFT)
+FRAMES_PER_FFT = 256          # frames transformed at a time: signal, frames and spectrum stay in cache
+
+
+def stft_magnitude(y: np.ndarray, n_fft: int, hop: int, out: np.ndarray | None = None) -> np.ndarray:
+    """(n,) float32 -> (1 + n // hop, n_fft // 2 + 1) float32 |STFT|, time-major.
+
+    Equal to |librosa.stft(y, n_fft, hop_length=hop, center=True, pad_mode="constant")|.T
+    (periodic Hann window), computed a cache-sized block of frames at a time."""
+    window = HANN if n_fft == N_FFT else hann(n_fft)
+    padded = np.zeros(len(y) + n_fft, np.float32)                  # n_fft // 2 zeros either side: centred frames
+    padded[n_fft // 2:n_fft // 2 + len(y)] = y
+    frames = np.lib.stride_tricks.sliding_window_view(padded, n_fft)[::hop]
+    if out is None:
+        out = np.empty((len(frames), n_fft // 2 + 1), np.float32)
+    for i in range(0, len(frames), FRAMES_PER_FFT):
+        np.abs(np.fft.rfft(frames[i:i + FRAMES_PER_FFT] * window, axis=-1), out=out[i:i + FRAMES_PER_FFT])
+    return out
 
 
 def spectrograms(y: np.ndarray) -> tuple[np.ndarray, bool]:
@@ -47,11 +68,8 @@ def spectrograms(y: np.ndarray) -> tuple[np.ndarray, bool]:
     pad_mode="constant")|.T per window, computed time-major so no transpose copy is needed."""
     w, padded = windows(y)
     out = np.empty((len(w), FRAMES, BINS), np.float32)
-    buf = np.zeros(WINDOW + N_FFT, np.float32)               # N_FFT // 2 zeros either side: centred frames
-    frames = np.lib.stride_tricks.sliding_window_view(buf, N_FFT)[::HOP]       # (130, 1024) view of buf
     for i in range(len(w)):
-        buf[N_FFT // 2:N_FFT // 2 + WINDOW] = w[i]
-        np.abs(np.fft.rfft(frames * HANN, axis=-1), out=out[i])
+        stft_magnitude(w[i], N_FFT, HOP, out=out[i])
     return out, padded
 
 

@@ -9,6 +9,9 @@ contrast, zero crossings), rhythm (tempo) and MFCC statistics.
 """
 from __future__ import annotations
 
+import functools
+
+import numba
 import numpy as np
 
 from featurize.shots import rgb_to_hsv
@@ -60,6 +63,18 @@ def color_variances(keyframes: np.ndarray) -> np.ndarray:
     return np.maximum(np.linalg.det(cov), 0.0)
 
 
+@numba.njit(cache=True, nogil=True)
+def _active_pixels(prev: np.ndarray, lumas: np.ndarray, threshold: float, out: np.ndarray) -> None:
+    """out[f]: pixels whose luma moved by more than `threshold` from the frame before
+    (`prev` before the first)."""
+    for f in range(lumas.shape[0]):
+        before = prev if f == 0 else lumas[f - 1]
+        k = 0
+        for i in range(lumas.shape[1]):
+            k += abs(np.int32(lumas[f, i]) - np.int32(before[i])) > threshold
+        out[f] = k
+
+
 class MotionMeter:
     """Running share of active pixels between consecutive (thumbnail) frames: luma samples
     (h, w) uint8, or RGB (h, w, 3) uint8 averaged to grey."""
@@ -70,21 +85,23 @@ class MotionMeter:
         self._sum, self._n = 0.0, 0
 
     def push(self, img: np.ndarray) -> None:
-        grey = img if img.ndim == 2 else np.rint(img.mean(-1))
+        grey = img if img.ndim == 2 else np.rint(img.mean(-1)).astype(np.uint8)
         self.push_many(grey.reshape(1, -1))
 
     def push_many(self, lumas: np.ndarray) -> None:
-        """(frames, pixels) luma samples of consecutive frames."""
+        """(frames, pixels) uint8 luma samples of consecutive frames."""
         if len(lumas) == 0:
             return
-        grey = lumas.astype(np.int16)
-        both = grey if self._prev is None or self._prev.shape != grey.shape[1:] else np.concatenate([self._prev[None], grey])
-        if len(both) > 1:
-            active = np.count_nonzero(np.abs(both[1:] - both[:-1]) > self.threshold * 255, axis=1)
-            for a in active.tolist():
-                self._sum += a / grey.shape[1]
-            self._n += len(active)
-        self._prev = grey[-1]
+        lumas = np.ascontiguousarray(lumas, np.uint8)
+        if self._prev is None or self._prev.shape != lumas.shape[1:]:
+            self._prev, lumas = lumas[0].copy(), lumas[1:]   # the first frame (of a new size) has no motion yet
+        active = np.empty(len(lumas), np.int64)
+        _active_pixels(self._prev, lumas, self.threshold * 255, active)
+        for a in active.tolist():
+            self._sum += a / lumas.shape[1]
+        self._n += len(active)
+        if len(lumas):
+            self._prev = lumas[-1].copy()
 
     @property
     def value(self) -> float:
@@ -121,31 +138,64 @@ def spectral_centroid(S: np.ndarray, freqs: np.ndarray) -> np.ndarray:
     return np.where(total > np.finfo(S.dtype).tiny, (freqs @ S) / np.where(total > 0, total, 1), 0.0)
 
 
+@numba.njit(cache=True, nogil=True)
+def _rolloff_bins(S: np.ndarray, roll_percent: float, out: np.ndarray) -> None:
+    for t in range(S.shape[1]):
+        total = np.float32(0.0)
+        for f in range(S.shape[0]):
+            total += S[f, t]
+        threshold = np.float32(roll_percent) * total
+        acc = np.float32(0.0)
+        for f in range(S.shape[0]):
+            acc += S[f, t]
+            if acc >= threshold:
+                out[t] = f
+                break
+
+
 def spectral_rolloff(S: np.ndarray, freqs: np.ndarray, roll_percent: float = 0.85) -> np.ndarray:
     """librosa.feature.spectral_rolloff: the lowest frequency under which `roll_percent` of
-    each frame's magnitude lies."""
-    cum = np.cumsum(S, 0)
-    return freqs[np.argmax(cum >= roll_percent * cum[-1], 0)]
+    each frame's magnitude lies (the same float32 running sums, without a cumsum array)."""
+    S = np.asarray(S, np.float32)
+    out = np.zeros(S.shape[1], np.intp)
+    _rolloff_bins(S, roll_percent, out)
+    return freqs[out]
+
+
+@functools.lru_cache(maxsize=4)
+def _mel_basis(sr: int, n_fft: int) -> "scipy.sparse.csr_matrix":
+    """librosa's mel filter bank, sparse: each filter covers a few bins, so the projection
+    costs a hundredth of the dense product."""
+    import librosa
+    import scipy.sparse
+    return scipy.sparse.csr_matrix(librosa.filters.mel(sr=sr, n_fft=n_fft))
 
 
 def audio_descriptors(y: np.ndarray | None, sr: int) -> np.ndarray:
-    """Mono audio -> the descriptors in AUDIO_NAMES order (zeros when there is no audio)."""
+    """Mono audio -> the descriptors in AUDIO_NAMES order (zeros when there is no audio).
+
+    librosa's definitions (tests compare with them), from one STFT computed time-major:
+    the (bins, frames) views handed to librosa are then contiguous along frequency."""
     if y is None or len(y) < 2048:
         return np.zeros(len(AUDIO_NAMES), np.float32)
     import librosa
+
+    from featurize.audio import stft_magnitude
+    y = np.asarray(y, np.float32)
     if sr != AUDIO_FEATURE_RATE:
-        y = librosa.resample(np.asarray(y, np.float32), orig_sr=sr, target_sr=AUDIO_FEATURE_RATE, res_type="soxr_mq")
+        y = librosa.resample(y, orig_sr=sr, target_sr=AUDIO_FEATURE_RATE, res_type="soxr_mq")
         sr = AUDIO_FEATURE_RATE
-    S = np.abs(librosa.stft(y, n_fft=2048, hop_length=512))
+    S = stft_magnitude(y, 2048, 512).T                  # (1025, frames), frequency contiguous
     rms = librosa.feature.rms(S=S)[0]
-    freqs = librosa.fft_frequencies(sr=sr, n_fft=2048)
+    freqs = librosa.fft_frequencies(sr=sr, n_fft=2048).astype(np.float32)
     centroid = spectral_centroid(S, freqs)
     rolloff = spectral_rolloff(S, freqs)
     flux = librosa.onset.onset_strength(S=librosa.amplitude_to_db(S, ref=np.max), sr=sr)
     contrast = librosa.feature.spectral_contrast(S=S, sr=sr, n_bands=N_CONTRAST - 1)
     zcr = zero_crossing_rate(y, frame_length=2048, hop_length=512)
     tempo = float(np.atleast_1d(librosa.feature.tempo(onset_envelope=flux, sr=sr))[0])
-    mfcc = librosa.feature.mfcc(S=librosa.power_to_db(librosa.feature.melspectrogram(S=S ** 2, sr=sr)), n_mfcc=N_MFCC)
+    mel = np.asarray(_mel_basis(sr, 2048) @ np.square(S))
+    mfcc = librosa.feature.mfcc(S=librosa.power_to_db(mel), n_mfcc=N_MFCC)
     out = [f(x) for x in (rms, centroid, rolloff, flux) for f in (np.mean, np.std)]
     out += list(contrast.mean(1)) + list(contrast.std(1))
     out += [zcr.mean(), zcr.std(), tempo]

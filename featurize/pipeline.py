@@ -53,7 +53,7 @@ def _audio_features(d, stft_in_actor: bool) -> dict[str, Any]:
         out["audio"] = d.audio
     elif not silent:
         S, padded = audio.spectrograms(d.audio)
-        out.update(spectrograms=S.reshape(len(S), -1).astype(np.float16), num_windows=len(S), audio_padded=padded)
+        out.update(spectrograms=store.to_float16(S.reshape(len(S), -1)), num_windows=len(S), audio_padded=padded)
     desc = lowlevel.audio_descriptors(None if silent else d.audio, audio.SAMPLE_RATE)
     v = lowlevel.vllf(d.keyframes, d.shot_lengths_s, d.motion)
     return out | {"has_audio": not silent, "sample_rate": d.sample_rate, "audio_codec": d.audio_codec,

@@ -16,6 +16,7 @@ import functools
 from dataclasses import dataclass, field
 from typing import Any
 
+import numba
 import numpy as np
 
 
@@ -80,29 +81,37 @@ def _yuv_bin_table(bins: tuple[int, int, int], full_range: bool) -> np.ndarray:
     return hsv_bin(yuv_to_rgb(yuv, full_range), bins).astype(dtype)
 
 
-def yuv_codes(y: np.ndarray, u: np.ndarray, v: np.ndarray) -> np.ndarray:
-    """Samples of the three 8-bit planes -> one code per pixel, the index into the YUV table."""
-    s = 8 - YUV_BITS
-    codes = np.right_shift(y, s, dtype=np.intp)                 # the cast fused into the shift
-    codes <<= 2 * YUV_BITS
-    codes |= np.right_shift(u, s, dtype=np.intp) << YUV_BITS
-    codes |= np.right_shift(v, s, dtype=np.intp)
-    return codes
+@numba.njit(cache=True, nogil=True)
+def _count_bins(yuv: np.ndarray, table: np.ndarray, out: np.ndarray) -> None:
+    shift, bits = 8 - YUV_BITS, YUV_BITS
+    n, _, pixels = yuv.shape
+    counts = np.zeros(out.shape[1], np.int64)
+    for f in range(n):
+        counts[:] = 0
+        for i in range(pixels):
+            code = ((np.int64(yuv[f, 0, i]) >> shift) << (2 * bits)) | ((np.int64(yuv[f, 1, i]) >> shift) << bits) \
+                | (np.int64(yuv[f, 2, i]) >> shift)
+            counts[table[code]] += 1
+        total = np.float32(max(pixels, 1))
+        for k in range(len(counts)):
+            out[f, k] = np.float32(counts[k]) / total
 
 
-def yuv_histograms(codes: np.ndarray, bins: tuple[int, int, int] = (16, 4, 4),
+def yuv_histograms(yuv: np.ndarray, bins: tuple[int, int, int] = (16, 4, 4),
                    full_range: bool = False) -> np.ndarray:
-    """(frames, pixels) YUV codes -> (frames, bins) normalised histograms, in one bincount."""
-    nb = int(np.prod(bins))
-    idx = _yuv_bin_table(tuple(bins), full_range)[codes].astype(np.intp)
-    idx += (np.arange(len(codes)) * nb)[:, None]
-    hist = np.bincount(idx.ravel(), minlength=len(codes) * nb).reshape(len(codes), nb).astype(np.float32)
-    return hist / np.maximum(hist.sum(1, keepdims=True), 1.0)
+    """(frames, 3, pixels) uint8 Y, Cb, Cr samples -> (frames, bins) normalised HSV histograms.
+
+    One compiled pass per frame: each sample's quantised (Y, Cb, Cr) code indexes the bin
+    table and is counted, with no per-pixel intermediate arrays."""
+    yuv = np.ascontiguousarray(yuv, np.uint8)
+    out = np.empty((len(yuv), int(np.prod(bins))), np.float32)
+    _count_bins(yuv, _yuv_bin_table(tuple(bins), full_range), out)
+    return out
 
 
-def yuv_histogram(codes: np.ndarray, bins: tuple[int, int, int] = (16, 4, 4), full_range: bool = False) -> np.ndarray:
-    """`hsv_histogram` of the pixels whose YUV codes are given (see `yuv_codes`)."""
-    return yuv_histograms(codes.reshape(1, -1), bins, full_range)[0]
+def yuv_histogram(yuv: np.ndarray, bins: tuple[int, int, int] = (16, 4, 4), full_range: bool = False) -> np.ndarray:
+    """`hsv_histogram` of one frame given as (3, ...) Y, Cb, Cr samples."""
+    return yuv_histograms(yuv.reshape(1, 3, -1), bins, full_range)[0]
 
 
 def intersection(a: np.ndarray, b: np.ndarray) -> float:

@@ -1,5 +1,5 @@
 """Decode a trailer once with PyAV: shot detection on small frames, keyframes at model size,
-and the audio track resampled to 44.1 kHz mono.
+and the audio track mixed to mono and resampled to 44.1 kHz.
 
 Every frame is sampled on a coarse grid (about `shots.thumb_height` rows) straight from
 the decoder's Y/Cb/Cr planes, for the colour histogram and the motion meter: no scaling
@@ -20,7 +20,7 @@ from av.video.reformatter import VideoReformatter
 from ctt.config import FeaturizeConfig
 from featurize.audio import SAMPLE_RATE
 from featurize.lowlevel import MotionMeter
-from featurize.shots import ShotTracker, yuv_codes, yuv_histograms
+from featurize.shots import ShotTracker, yuv_histograms
 
 
 class DecodeError(RuntimeError):
@@ -132,11 +132,10 @@ class PlaneSampler:
             np.frombuffer(plane, np.uint8).take(idx.ravel(), out=row)
         return out, full
 
-    def __call__(self, frame: av.VideoFrame) -> tuple[np.ndarray, np.ndarray, bool]:
-        """-> (luma samples (h, w) uint8, 24-bit YUV codes (h, w), full range?)"""
+    def __call__(self, frame: av.VideoFrame) -> tuple[np.ndarray, bool]:
+        """-> ((3, h, w) uint8 Y, Cb, Cr samples on the grid, full range?)"""
         yuv, full = self.sample(frame)
-        shape = self._idx[0].shape
-        return yuv[0].reshape(shape), yuv_codes(*yuv).reshape(shape), full
+        return yuv.reshape(3, *self._idx[0].shape), full
 
 
 class FrameBatcher:
@@ -174,14 +173,73 @@ class FrameBatcher:
         if not n:
             return
         yuv = self._buf[:n]
-        hists = yuv_histograms(yuv_codes(yuv[:, 0], yuv[:, 1], yuv[:, 2]), self.bins, self._full)
+        hists = yuv_histograms(yuv, self.bins, self._full)
         self.tracker.push_many(hists, self._times, self._frames)
         self.motion.push_many(yuv[:, 0])
         self._frames, self._times = [], []
 
 
-def _audio_chunks(frames, resampler) -> list[np.ndarray]:
-    return [o.to_ndarray().reshape(-1) for f in frames for o in resampler.resample(f)]
+# Integer sample formats -> (offset, scale) to float in [-1, 1).
+_INT_SCALE = {"u8": (128.0, 128.0), "s16": (0.0, 32768.0), "s32": (0.0, 2147483648.0), "s64": (0.0, 2.0 ** 63)}
+
+
+def _channels(frame: av.AudioFrame) -> np.ndarray:
+    """(channels, samples) float32 of an audio frame; the decoder's own buffers when it
+    outputs float (AAC, Opus, MP3 do), read in place."""
+    n, ch = frame.samples, len(frame.layout.channels)
+    name, planar = frame.format.name, frame.format.is_planar
+    if name in ("fltp", "flt"):
+        if planar:
+            return np.stack([np.frombuffer(p, np.float32, n) for p in frame.planes[:ch]]) if ch > 1 \
+                else np.frombuffer(frame.planes[0], np.float32, n)[None]
+        return np.frombuffer(frame.planes[0], np.float32, n * ch).reshape(n, ch).T
+    a = frame.to_ndarray()
+    a = a if planar else a.reshape(n, ch).T
+    offset, scale = _INT_SCALE.get(name.rstrip("p"), (0.0, 1.0))
+    return ((a.astype(np.float32) - offset) / scale) if scale != 1.0 else a.astype(np.float32)
+
+
+class AudioTrack:
+    """The audio stream gathered as it is demuxed: mono and stereo frames are mixed straight
+    from the decoder's buffers, and the whole track is resampled to 44.1 kHz once, at the end
+    (soxr, high quality), instead of a resampler call per 1024-sample frame.
+
+    The mix is FFmpeg's (what `av.AudioResampler` gives): stereo is (L + R) / sqrt(2), and
+    other layouts (5.1...) go through its rematrixing. A sample rate change mid-stream starts
+    a new run, resampled on its own."""
+
+    def __init__(self) -> None:
+        self._runs: list[tuple[int, list[np.ndarray]]] = []
+        self._rematrix: av.AudioResampler | None = None
+
+    def _mono(self, frame: av.AudioFrame) -> np.ndarray:
+        x = _channels(frame) if len(frame.layout.channels) <= 2 else None
+        if x is None:
+            if self._rematrix is None:
+                self._rematrix = av.AudioResampler(format="flt", layout="mono", rate=frame.sample_rate)
+            frame.pts = None
+            return np.concatenate([o.to_ndarray().reshape(-1) for o in self._rematrix.resample(frame)]
+                                  or [np.zeros(0, np.float32)])
+        return x[0] if len(x) == 1 else (x[0] + x[1]) * np.float32(np.sqrt(0.5))
+
+    def push(self, frame: av.AudioFrame) -> None:
+        if not frame.samples:
+            return
+        rate = int(frame.sample_rate)
+        if not self._runs or self._runs[-1][0] != rate:
+            self._runs.append((rate, []))
+            self._rematrix = None
+        self._runs[-1][1].append(self._mono(frame))
+
+    def finish(self) -> np.ndarray | None:
+        """Mono float32 at 44.1 kHz, or None when no audio frame was decoded."""
+        import soxr
+        parts = []
+        for rate, blocks in self._runs:
+            y = np.concatenate(blocks)
+            parts.append(y if rate == SAMPLE_RATE else soxr.resample(y, rate, SAMPLE_RATE, quality="HQ"))
+        self._runs = []
+        return np.concatenate(parts).astype(np.float32, copy=False) if parts else None
 
 
 def decode_trailer(path: str, cfg: FeaturizeConfig, audio: bool = True) -> DecodedTrailer:
@@ -193,7 +251,6 @@ def decode_trailer(path: str, cfg: FeaturizeConfig, audio: bool = True) -> Decod
     tracker = ShotTracker(smooth=sc.smooth, radius=sc.radius, threshold=sc.threshold,
                           max_candidates=sc.max_candidates)
     motion = MotionMeter()
-    chunks: list[np.ndarray] = []
     with open_media(path) as container:
         if not container.streams.video:
             raise DecodeError("no video stream" + (" (audio only)" if container.streams.audio else ""))
@@ -206,20 +263,17 @@ def decode_trailer(path: str, cfg: FeaturizeConfig, audio: bool = True) -> Decod
         if not width or not height:
             raise DecodeError("video stream has no frame size")
         astream = container.streams.audio[0] if audio and container.streams.audio else None
-        resampler = av.AudioResampler(format="flt", layout="mono", rate=SAMPLE_RATE) if astream else None
+        track = AudioTrack()
         batcher = FrameBatcher(PlaneSampler(sc.thumb_height), tracker, motion, bins)
         n, last_time = 0, 0.0
-        for packet in container.demux(*[s for s in (stream, astream) if s is not None]):
-            if packet.stream.type == "audio":
-                chunks += _audio_chunks(packet.decode(), resampler)
+        for frame in container.decode(*[s for s in (stream, astream) if s is not None]):
+            if isinstance(frame, av.AudioFrame):
+                track.push(frame)
                 continue
-            for frame in packet.decode():
-                t = frame.time if frame.time is not None else (n / fps if fps else float(n))
-                batcher.push(frame, float(t))
-                n, last_time = n + 1, float(t)
+            t = frame.time if frame.time is not None else (n / fps if fps else float(n))
+            batcher.push(frame, float(t))
+            n, last_time = n + 1, float(t)
         batcher.flush()
-        if resampler is not None:
-            chunks += _audio_chunks([None], resampler)
         codec = stream.codec_context.name
         acodec = astream.codec_context.name if astream else ""
         src_rate = int(astream.codec_context.sample_rate or 0) if astream else 0
@@ -230,7 +284,7 @@ def decode_trailer(path: str, cfg: FeaturizeConfig, audio: bool = True) -> Decod
     keyframes = np.stack([keyframe_array(k.payload, size, short) for k in kfs])
     frame_dur = 1.0 / fps if fps else 0.0
     duration = last_time + frame_dur
-    y = np.concatenate(chunks).astype(np.float32) if chunks else None
+    y = track.finish()
     return DecodedTrailer(
         keyframes=keyframes,
         frame_times=np.array([k.time for k in kfs], np.float32),

@@ -122,3 +122,81 @@ def test_audio_descriptors_named_and_finite():
     named = dict(zip(lowlevel.AUDIO_NAMES, d))
     assert 60 < named["tempo"] < 300 and named["rms_mean"] > 0
     assert not lowlevel.audio_descriptors(None, 44100).any()
+
+
+def _librosa_descriptors(y, sr):
+    """The AV audio descriptors written with librosa alone: the definition."""
+    y = librosa.resample(np.asarray(y, np.float32), orig_sr=sr, target_sr=lowlevel.AUDIO_FEATURE_RATE, res_type="soxr_mq")
+    sr = lowlevel.AUDIO_FEATURE_RATE
+    S = np.abs(librosa.stft(y, n_fft=2048, hop_length=512))
+    flux = librosa.onset.onset_strength(S=librosa.amplitude_to_db(S, ref=np.max), sr=sr)
+    per_frame = [librosa.feature.rms(S=S)[0], librosa.feature.spectral_centroid(S=S, sr=sr)[0],
+                 librosa.feature.spectral_rolloff(S=S, sr=sr)[0], flux]
+    contrast = librosa.feature.spectral_contrast(S=S, sr=sr, n_bands=lowlevel.N_CONTRAST - 1)
+    zcr = librosa.feature.zero_crossing_rate(y, frame_length=2048, hop_length=512)[0]
+    tempo = float(np.atleast_1d(librosa.feature.tempo(onset_envelope=flux, sr=sr))[0])
+    mfcc = librosa.feature.mfcc(S=librosa.power_to_db(librosa.feature.melspectrogram(S=S ** 2, sr=sr)),
+                                n_mfcc=lowlevel.N_MFCC)
+    out = [f(x) for x in per_frame for f in (np.mean, np.std)]
+    out += [*contrast.mean(1), *contrast.std(1), zcr.mean(), zcr.std(), tempo, *mfcc.mean(1), *mfcc.std(1)]
+    return dict(zip(lowlevel.AUDIO_NAMES, np.asarray(out, np.float32)))
+
+
+def test_audio_descriptors_equal_librosa():
+    """One time-major STFT, a sparse mel projection and compiled roll-off give librosa's values."""
+    y = _music(12.0, seed=3)
+    y[50_000:90_000] = 0.0                                   # a silent stretch
+    got = dict(zip(lowlevel.AUDIO_NAMES, lowlevel.audio_descriptors(y, audio.SAMPLE_RATE)))
+    ref = _librosa_descriptors(y, audio.SAMPLE_RATE)
+    for name, want in ref.items():
+        # spectral contrast takes logs of band quantiles: the near-empty top band amplifies float32 rounding
+        rtol = 1e-2 if name.startswith("contrast") else 2e-4
+        assert got[name] == pytest.approx(want, rel=rtol, abs=1e-3), name
+
+
+def test_stft_magnitude_equals_librosa():
+    y = _music(2.3, seed=4)
+    for n_fft, hop in ((2048, 512), (1024, 1024), (512, 384)):
+        ref = np.abs(librosa.stft(y, n_fft=n_fft, hop_length=hop, pad_mode="constant")).T
+        got = audio.stft_magnitude(y, n_fft, hop)
+        assert got.shape == ref.shape
+        np.testing.assert_allclose(got, ref, rtol=1e-4, atol=1e-4)
+
+
+def _encode_audio(path, layout, rate, codec="aac", seconds=2.0):
+    channels = len(av.AudioLayout(layout).channels)
+    t = np.arange(int(seconds * rate)) / rate
+    y = np.stack([0.2 * np.sin(2 * np.pi * 220 * (k + 1) * t) for k in range(channels)]).astype(np.float32)
+    with av.open(str(path), "w") as out:
+        s = out.add_stream(codec, rate=rate, layout=layout)
+        for i in range(0, y.shape[1], 1024):
+            f = av.AudioFrame.from_ndarray(np.ascontiguousarray(y[:, i:i + 1024]), format="fltp", layout=layout)
+            f.sample_rate, f.pts = rate, i
+            for p in s.encode(f):
+                out.mux(p)
+        for p in s.encode():
+            out.mux(p)
+
+
+@pytest.mark.parametrize("layout,rate,codec", [("stereo", 44100, "aac"), ("stereo", 48000, "aac"),
+                                               ("mono", 22050, "aac"), ("5.1", 44100, "aac"),
+                                               ("stereo", 32000, "pcm_s16le")])
+def test_audio_track_mixes_like_ffmpeg(tmp_path, layout, rate, codec):
+    """AudioTrack (mix from the decoder's buffers, one resampling at the end) against
+    FFmpeg's resampler frame by frame, the way every frame used to be converted."""
+    from featurize.video import AudioTrack
+    path = tmp_path / ("a.wav" if codec.startswith("pcm") else "a.mp4")
+    _encode_audio(path, layout, rate, codec)
+    with av.open(str(path)) as c:
+        frames = list(c.decode(audio=0))
+    resampler = av.AudioResampler(format="flt", layout="mono", rate=audio.SAMPLE_RATE)
+    ref = np.concatenate([o.to_ndarray().reshape(-1) for f in frames + [None] for o in resampler.resample(f)])
+    track = AudioTrack()
+    for f in frames:
+        track.push(f)
+    got = track.finish()
+    assert got.dtype == np.float32 and len(got) == pytest.approx(len(ref), abs=2)
+    n = min(len(got), len(ref))
+    inner = slice(2000, n - 2000)                            # the resamplers' edge transients differ
+    np.testing.assert_allclose(got[inner], ref[inner], atol=1e-4 if rate != audio.SAMPLE_RATE else 1e-6)
+    assert np.sqrt(np.mean(got ** 2)) > 0.1

@@ -92,9 +92,9 @@ def test_yuv_histogram_from_planes_matches_rgb_histogram(tmp_path):
     for frame in frames:
         ref = hsv_histogram(frame.to_ndarray(format="rgb24"))
         for f in (frame, frame.reformat(format="nv12"), frame.reformat(format="rgb24")):
-            luma, codes, full = sampler(f)
-            assert 32 <= luma.shape[0] <= 96 and codes.shape == luma.shape and not full
-            assert intersection(ref, yuv_histogram(codes)) > 0.95, f.format.name
+            yuv, full = sampler(f)
+            assert yuv.shape[0] == 3 and 32 <= yuv.shape[1] <= 96 and yuv.dtype == np.uint8 and not full
+            assert intersection(ref, yuv_histogram(yuv)) > 0.95, f.format.name
     # BT.601 limited range: black, white and red land where RGB says
     yuv = np.array([[16, 128, 128], [235, 128, 128], [81, 90, 240]], np.uint8)
     np.testing.assert_allclose(yuv_to_rgb(yuv, False).astype(int), [[0, 0, 0], [255, 255, 255], [255, 0, 0]], atol=2)
@@ -123,9 +123,9 @@ def test_batched_frames_match_one_by_one(tmp_path):
         frames = [f if i < 40 else f.reformat(format="rgb24") for i, f in enumerate(c.decode(video=0))]
     one, one_motion, sampler = ShotTracker(max_candidates=4), MotionMeter(), PlaneSampler(64)
     for i, f in enumerate(frames):
-        luma, codes, full = sampler(f)
-        one.push(yuv_histogram(codes, full_range=full), i / 12, f)
-        one_motion.push(luma)
+        yuv, full = sampler(f)
+        one.push(yuv_histogram(yuv, full_range=full), i / 12, f)
+        one_motion.push(yuv[0])
     batched, motion = ShotTracker(max_candidates=4), MotionMeter()
     b = FrameBatcher(PlaneSampler(64), batched, motion, (16, 4, 4), size=7)
     for i, f in enumerate(frames):
@@ -137,3 +137,27 @@ def test_batched_frames_match_one_by_one(tmp_path):
     assert [k.index for k in batched.keyframes] == [k.index for k in one.keyframes]
     assert [k.payload for k in batched.keyframes] == [k.payload for k in one.keyframes]
     assert motion.value == pytest.approx(one_motion.value, rel=1e-12)
+
+
+def test_compiled_histograms_and_motion_equal_their_definitions():
+    """The compiled per-frame passes against the table lookup + bincount they replace, and
+    the motion count against plain array arithmetic."""
+    from featurize.lowlevel import MotionMeter
+    from featurize.shots import YUV_BITS, _yuv_bin_table, yuv_histograms
+    rng = np.random.default_rng(5)
+    yuv = rng.integers(0, 256, (6, 3, 999), dtype=np.uint8)
+    for bins, full in (((16, 4, 4), False), ((8, 3, 2), True), ((32, 16, 16), False)):
+        s = 8 - YUV_BITS
+        codes = ((yuv[:, 0].astype(np.intp) >> s) << 2 * YUV_BITS) | ((yuv[:, 1].astype(np.intp) >> s) << YUV_BITS) \
+            | (yuv[:, 2].astype(np.intp) >> s)
+        table = _yuv_bin_table(bins, full)
+        nb = int(np.prod(bins))
+        ref = np.stack([np.bincount(table[c], minlength=nb) for c in codes]).astype(np.float32) / np.float32(999)
+        np.testing.assert_array_equal(yuv_histograms(yuv, bins, full), ref)
+    lumas = rng.integers(0, 256, (9, 500), dtype=np.uint8)
+    lumas[3] = lumas[2]                                   # a still frame: no active pixels
+    m = MotionMeter()
+    m.push_many(lumas[:4])
+    m.push_many(lumas[4:])
+    diffs = np.abs(np.diff(lumas.astype(int), axis=0)) > 0.1 * 255
+    assert m.value == pytest.approx(diffs.mean(1).mean(), rel=1e-12)

@@ -134,3 +134,16 @@ def test_keyframe_cap_and_ten_crop_size(tmp_path):
     capped = decode_trailer(str(tmp_path / "a.mp4"), cfg)
     assert len(full.keyframes) > 3 and capped.keyframes.shape == (3, 256, 256, 3)
     assert set(capped.frame_times.tolist()) <= set(full.frame_times.tolist())
+
+
+def test_float16_storage_cast_is_numpys_bit_for_bit():
+    from featurize import store
+    rng = np.random.default_rng(0)
+    x = np.concatenate([rng.normal(size=4000) * 10.0 ** rng.integers(-9, 6, 4000),      # subnormal to overflow
+                        [0.0, -0.0, np.inf, -np.inf, np.nan, 65504.0, 65520.0, 6e-8, 2.9e-8]]).astype(np.float32)
+    with np.errstate(over="ignore"):
+        want = x.astype(np.float16)
+    got = store.to_float16(x.reshape(1, -1))[0]
+    assert got.dtype == np.float16
+    np.testing.assert_array_equal(got.view(np.uint16)[~np.isnan(x)], want.view(np.uint16)[~np.isnan(x)])
+    assert np.isnan(got[np.isnan(x)]).all()
