@@ -3,9 +3,11 @@
 VLLF (Rasheed et al.): average shot length, colour variance (determinant of the CIE Luv
 covariance of a keyframe's pixels, averaged over keyframes), lighting key (mean and
 standard deviation of HSV value over keyframe pixels) and motion content (share of
-pixels that change between consecutive frames). AV adds audio descriptors computed
-with librosa: intensity (RMS), timbre and spectral shape (centroid, rolloff, flux,
-contrast, zero crossings), rhythm (tempo) and MFCC statistics.
+pixels that change between consecutive frames). AV adds audio descriptors with
+librosa's definitions: intensity (RMS), timbre and spectral shape (centroid, rolloff,
+flux, contrast, zero crossings), rhythm (tempo) and MFCC statistics, all read from the
+44.1 kHz magnitude spectrograms the audio stream already has (n_fft 1024, hop 1024:
+43 frames a second, 43 Hz bins), so the decode task takes one STFT, not two.
 """
 from __future__ import annotations
 
@@ -14,7 +16,6 @@ import functools
 import numba
 import numpy as np
 
-from featurize.shots import rgb_to_hsv
 
 VLLF_NAMES = ("avg_shot_length_s", "color_variance", "lighting_key_mean", "lighting_key_std", "motion_content")
 N_MFCC = 13
@@ -27,7 +28,8 @@ AUDIO_NAMES = tuple(
 )
 AV_NAMES = VLLF_NAMES + AUDIO_NAMES
 MOTION_THRESHOLD = 0.1          # |grey difference| above 10% of full scale: an "active" pixel
-AUDIO_FEATURE_RATE = 22_050     # descriptors need no more bandwidth than this
+N_MELS = 40                     # mel bands for the MFCCs: more would leave low bands empty at 43 Hz resolution
+ZCR_FRAME = 2048                # zero-crossing rate over 46 ms frames, one per spectrogram frame
 KEYFRAME_STEP = 4               # colour statistics from every 4th pixel of each keyframe (64 x 64 of 256 x 256)
 
 # sRGB (D65) -> CIE XYZ, and the white point for Luv.
@@ -35,13 +37,13 @@ _RGB_TO_XYZ = np.array([[0.4124564, 0.3575761, 0.1804375],
                         [0.2126729, 0.7151522, 0.0721750],
                         [0.0193339, 0.1191920, 0.9503041]], np.float64)
 _WHITE = _RGB_TO_XYZ.sum(1)
+_C = np.arange(256) / 255.0
+_SRGB_LINEAR = np.where(_C <= 0.04045, _C / 12.92, ((_C + 0.055) / 1.055) ** 2.4)    # sRGB decoding of each 8-bit value
 
 
 def rgb_to_luv(rgb: np.ndarray) -> np.ndarray:
     """uint8 (..., 3) sRGB -> float64 (..., 3) CIE L*u*v* (D65)."""
-    c = rgb.astype(np.float64) / 255.0
-    lin = np.where(c <= 0.04045, c / 12.92, ((c + 0.055) / 1.055) ** 2.4)
-    xyz = lin @ _RGB_TO_XYZ.T
+    xyz = _SRGB_LINEAR[rgb] @ _RGB_TO_XYZ.T
     X, Y, Z = xyz[..., 0], xyz[..., 1], xyz[..., 2]
     yr = Y / _WHITE[1]
     L = np.where(yr > (6 / 29) ** 3, 116 * np.cbrt(yr) - 16, (29 / 3) ** 3 * yr)
@@ -59,7 +61,7 @@ def color_variances(keyframes: np.ndarray) -> np.ndarray:
     (0 for a constant colour), all keyframes at once."""
     luv = rgb_to_luv(keyframes).reshape(len(keyframes), -1, 3)
     d = luv - luv.mean(1, keepdims=True)
-    cov = np.einsum("tni,tnj->tij", d, d) / max(d.shape[1] - 1, 1)
+    cov = np.matmul(d.transpose(0, 2, 1), d) / max(d.shape[1] - 1, 1)
     return np.maximum(np.linalg.det(cov), 0.0)
 
 
@@ -113,7 +115,7 @@ def vllf(keyframes: np.ndarray, shot_lengths_s: np.ndarray, motion: float) -> np
     if len(keyframes) == 0:
         return np.zeros(len(VLLF_NAMES), np.float32)
     grid = keyframes[:, ::KEYFRAME_STEP, ::KEYFRAME_STEP]
-    _, _, v = rgb_to_hsv(grid)
+    v = np.maximum(np.maximum(grid[..., 0], grid[..., 1]), grid[..., 2]) * np.float32(1 / 255)   # HSV value
     return np.array([
         float(np.mean(shot_lengths_s)) if len(shot_lengths_s) else 0.0,
         float(np.mean(color_variances(grid))),
@@ -121,15 +123,29 @@ def vllf(keyframes: np.ndarray, shot_lengths_s: np.ndarray, motion: float) -> np
     ], np.float32)
 
 
+@numba.njit(cache=True, nogil=True)
+def _zero_crossings(y: np.ndarray, frame_length: int, hop: int, threshold: float, out: np.ndarray) -> None:
+    n, half = len(y), frame_length // 2
+    for f in range(len(out)):
+        start = f * hop - half                      # centred frames over an edge-padded signal
+        prev = y[min(max(start, 0), n - 1)] < -threshold
+        k = 0
+        for j in range(start + 1, start + frame_length):
+            cur = y[min(max(j, 0), n - 1)] < -threshold
+            k += cur != prev
+            prev = cur
+        out[f] = k / frame_length
+
+
 def zero_crossing_rate(y: np.ndarray, frame_length: int = 2048, hop_length: int = 512,
                        threshold: float = 1e-10) -> np.ndarray:
     """librosa.feature.zero_crossing_rate (centred, edge-padded, |y| <= threshold counts as
-    zero, zero as positive) from one running count of sign changes instead of a framed copy."""
-    yp = np.pad(np.asarray(y), frame_length // 2, mode="edge")
-    neg = yp < -threshold
-    changes = np.concatenate([[0], np.cumsum(neg[1:] != neg[:-1])])
-    starts = np.arange(0, len(yp) - frame_length + 1, hop_length)
-    return (changes[starts + frame_length - 1] - changes[starts]) / frame_length
+    zero, zero as positive), counted in one compiled pass: no padded, framed or cumulative
+    copies of the signal."""
+    y = np.ascontiguousarray(y)
+    out = np.empty(1 + len(y) // hop_length if frame_length % 2 == 0 else 1 + (len(y) - 1) // hop_length, np.float64)
+    _zero_crossings(y, frame_length, hop_length, threshold, out)
+    return out
 
 
 def spectral_centroid(S: np.ndarray, freqs: np.ndarray) -> np.ndarray:
@@ -168,33 +184,37 @@ def _mel_basis(sr: int, n_fft: int) -> "scipy.sparse.csr_matrix":
     costs a hundredth of the dense product."""
     import librosa
     import scipy.sparse
-    return scipy.sparse.csr_matrix(librosa.filters.mel(sr=sr, n_fft=n_fft))
+    return scipy.sparse.csr_matrix(librosa.filters.mel(sr=sr, n_fft=n_fft, n_mels=N_MELS))
 
 
-def audio_descriptors(y: np.ndarray | None, sr: int) -> np.ndarray:
-    """Mono audio -> the descriptors in AUDIO_NAMES order (zeros when there is no audio).
+def audio_descriptors(y: np.ndarray | None, S: np.ndarray | None = None) -> np.ndarray:
+    """Mono 44.1 kHz audio and its spectrograms (s, 130, 513) from `audio.spectrograms`
+    (computed when not given) -> the descriptors in AUDIO_NAMES order; zeros without audio.
 
-    librosa's definitions (tests compare with them), from one STFT computed time-major:
-    the (bins, frames) views handed to librosa are then contiguous along frequency."""
-    if y is None or len(y) < 2048:
+    The windows' frames, concatenated, are the STFT the descriptors read (librosa's
+    functions on a (bins, frames) view that is contiguous along frequency); a padded
+    single window is cut to the frames that hold sound."""
+    if y is None or len(y) < ZCR_FRAME:
         return np.zeros(len(AUDIO_NAMES), np.float32)
     import librosa
 
-    from featurize.audio import stft_magnitude
+    from featurize import audio
     y = np.asarray(y, np.float32)
-    if sr != AUDIO_FEATURE_RATE:
-        y = librosa.resample(y, orig_sr=sr, target_sr=AUDIO_FEATURE_RATE, res_type="soxr_mq")
-        sr = AUDIO_FEATURE_RATE
-    S = stft_magnitude(y, 2048, 512).T                  # (1025, frames), frequency contiguous
-    rms = librosa.feature.rms(S=S)[0]
-    freqs = librosa.fft_frequencies(sr=sr, n_fft=2048).astype(np.float32)
+    if S is None:
+        S = audio.spectrograms(y)[0]
+    sr, hop, n_fft = audio.SAMPLE_RATE, audio.HOP, audio.N_FFT
+    S = S.reshape(-1, audio.BINS).T                                # (513, frames)
+    if len(y) < audio.WINDOW:                                       # one zero-padded window
+        S = S[:, :1 + len(y) // hop]
+    rms = librosa.feature.rms(S=S, frame_length=n_fft)[0]
+    freqs = librosa.fft_frequencies(sr=sr, n_fft=n_fft).astype(np.float32)
     centroid = spectral_centroid(S, freqs)
     rolloff = spectral_rolloff(S, freqs)
-    flux = librosa.onset.onset_strength(S=librosa.amplitude_to_db(S, ref=np.max), sr=sr)
-    contrast = librosa.feature.spectral_contrast(S=S, sr=sr, n_bands=N_CONTRAST - 1)
-    zcr = zero_crossing_rate(y, frame_length=2048, hop_length=512)
-    tempo = float(np.atleast_1d(librosa.feature.tempo(onset_envelope=flux, sr=sr))[0])
-    mel = np.asarray(_mel_basis(sr, 2048) @ np.square(S))
+    flux = librosa.onset.onset_strength(S=librosa.amplitude_to_db(S, ref=np.max), sr=sr, hop_length=hop)
+    contrast = librosa.feature.spectral_contrast(S=S, sr=sr, n_fft=n_fft, hop_length=hop, n_bands=N_CONTRAST - 1)
+    zcr = zero_crossing_rate(y, frame_length=ZCR_FRAME, hop_length=hop)
+    tempo = float(np.atleast_1d(librosa.feature.tempo(onset_envelope=flux, sr=sr, hop_length=hop))[0])
+    mel = np.asarray(_mel_basis(sr, n_fft) @ np.square(S))
     mfcc = librosa.feature.mfcc(S=librosa.power_to_db(mel), n_mfcc=N_MFCC)
     out = [f(x) for x in (rms, centroid, rolloff, flux) for f in (np.mean, np.std)]
     out += list(contrast.mean(1)) + list(contrast.std(1))

@@ -41,20 +41,24 @@ def settings(cfg: FeaturizeConfig) -> dict[str, Any]:
                   "hop": audio.HOP, "shape": [audio.FRAMES, audio.BINS], "dtype": "float16"},
         "vllf_names": list(lowlevel.VLLF_NAMES),
         "av_names": list(lowlevel.AV_NAMES),
+        "av_audio": {"stft": "spectrograms", "n_mels": lowlevel.N_MELS, "zcr_frame": lowlevel.ZCR_FRAME},
     }
 
 
 def _audio_features(d, stft_in_actor: bool) -> dict[str, Any]:
-    """Spectrograms (or the raw audio, for the actors to transform) and audio descriptors."""
-    silent = d.audio is None or len(d.audio) == 0 or float(np.abs(d.audio).max()) < SILENCE
+    """Spectrograms (or the raw audio, for the actors to transform) and audio descriptors,
+    which read the same spectrograms."""
+    silent = d.audio is None or len(d.audio) == 0 or max(float(d.audio.max()), -float(d.audio.min())) < SILENCE
     out: dict[str, Any] = {"spectrograms": np.zeros((0, store.SPEC_SIZE), np.float16), "num_windows": 0,
                            "audio_padded": False, "audio": np.zeros(0, np.float32)}
+    S = None
+    if not silent:
+        S, padded = audio.spectrograms(d.audio)
     if not silent and stft_in_actor:
         out["audio"] = d.audio
     elif not silent:
-        S, padded = audio.spectrograms(d.audio)
         out.update(spectrograms=store.to_float16(S.reshape(len(S), -1)), num_windows=len(S), audio_padded=padded)
-    desc = lowlevel.audio_descriptors(None if silent else d.audio, audio.SAMPLE_RATE)
+    desc = lowlevel.audio_descriptors(None if silent else d.audio, S)
     v = lowlevel.vllf(d.keyframes, d.shot_lengths_s, d.motion)
     return out | {"has_audio": not silent, "sample_rate": d.sample_rate, "audio_codec": d.audio_codec,
                   "vllf": v, "av": np.concatenate([v, desc])}

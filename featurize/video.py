@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from typing import Iterator
 
 import av
+import numba
 import numpy as np
 from av.video.reformatter import VideoReformatter
 
@@ -72,7 +73,7 @@ def subsample(n: int, cap: int) -> np.ndarray:
 
 
 def keyframe_array(frame: av.VideoFrame, size: int, short: int) -> np.ndarray:
-    """Short side to `short` (scaled by FFmpeg), then a centre crop size x size."""
+    """Short side to `short` (scaled by FFmpeg, area averaging), then a centre crop size x size."""
     w, h = frame.width, frame.height
     scale = short / min(w, h)
     nw, nh = max(size, int(round(w * scale))), max(size, int(round(h * scale)))
@@ -88,11 +89,19 @@ PLANAR_YUV = {"yuv420p": (1, 1), "yuvj420p": (1, 1), "yuv422p": (1, 0), "yuvj422
 JPEG_RANGE = 2                            # AVCOL_RANGE_JPEG: full-range samples
 
 
+@numba.njit(cache=True, nogil=True)
+def _gather_yuv(y: np.ndarray, u: np.ndarray, v: np.ndarray, iy: np.ndarray, ic: np.ndarray, out: np.ndarray) -> None:
+    for i in range(iy.size):
+        out[0, i] = y[iy[i]]
+        out[1, i] = u[ic[i]]
+        out[2, i] = v[ic[i]]
+
+
 class PlaneSampler:
     """A grid of (Y, Cb, Cr) samples from a decoded frame, about `rows` rows high.
 
     8-bit planar YUV frames (nearly every H.264/HEVC/VP9 trailer) are read in place: one
-    gather per plane at precomputed offsets. Other pixel formats (10-bit, NV12, RGB...)
+    compiled gather of the three planes at precomputed offsets. Other pixel formats (10-bit, NV12, RGB...)
     are first scaled by swscale to a small yuv444p frame, then read the same way.
     """
 
@@ -101,16 +110,18 @@ class PlaneSampler:
         self._small = VideoReformatter()
         self._key: tuple | None = None
         self._idx: tuple[np.ndarray, np.ndarray] = (np.zeros(0, np.intp), np.zeros(0, np.intp))
+        self._shape = (0, 0)
 
-    def _offsets(self, frame: av.VideoFrame, cx: int, cy: int) -> tuple[np.ndarray, np.ndarray]:
-        lines = tuple(p.line_size for p in frame.planes[:3])
+    def _offsets(self, frame: av.VideoFrame, planes, cx: int, cy: int) -> tuple[np.ndarray, np.ndarray]:
+        lines = tuple(p.line_size for p in planes[:3])
         key = (frame.width, frame.height, cx, cy, lines)
         if key != self._key:
             step = max(1, int(round(frame.height / self.rows)))
             r = np.arange(step // 2, frame.height, step)
             c = np.arange(step // 2, frame.width, step)
-            self._idx = ((r[:, None] * lines[0] + c[None, :]).astype(np.intp),
-                         ((r >> cy)[:, None] * lines[1] + (c >> cx)[None, :]).astype(np.intp))
+            self._shape = (len(r), len(c))
+            self._idx = ((r[:, None] * lines[0] + c[None, :]).astype(np.intp).ravel(),
+                         ((r >> cy)[:, None] * lines[1] + (c >> cx)[None, :]).astype(np.intp).ravel())
             self._key = key
         return self._idx
 
@@ -125,17 +136,18 @@ class PlaneSampler:
                                          interpolation="AREA")
             name = "yuv444p"
         full = name.startswith("yuvj") or frame.color_range == JPEG_RANGE
-        iy, ic = self._offsets(frame, *PLANAR_YUV[name])
+        planes = frame.planes
+        iy, ic = self._offsets(frame, planes, *PLANAR_YUV[name])
         if out is None or out.shape != (3, iy.size):
             out = np.empty((3, iy.size), np.uint8)
-        for plane, idx, row in zip(frame.planes[:3], (iy, ic, ic), out):
-            np.frombuffer(plane, np.uint8).take(idx.ravel(), out=row)
+        _gather_yuv(np.frombuffer(planes[0], np.uint8), np.frombuffer(planes[1], np.uint8),
+                    np.frombuffer(planes[2], np.uint8), iy, ic, out)
         return out, full
 
     def __call__(self, frame: av.VideoFrame) -> tuple[np.ndarray, bool]:
         """-> ((3, h, w) uint8 Y, Cb, Cr samples on the grid, full range?)"""
         yuv, full = self.sample(frame)
-        return yuv.reshape(3, *self._idx[0].shape), full
+        return yuv.reshape(3, *self._shape), full
 
 
 class FrameBatcher:
@@ -186,7 +198,7 @@ _INT_SCALE = {"u8": (128.0, 128.0), "s16": (0.0, 32768.0), "s32": (0.0, 21474836
 def _channels(frame: av.AudioFrame) -> np.ndarray:
     """(channels, samples) float32 of an audio frame; the decoder's own buffers when it
     outputs float (AAC, Opus, MP3 do), read in place."""
-    n, ch = frame.samples, len(frame.layout.channels)
+    n, ch = frame.samples, frame.layout.nb_channels
     name, planar = frame.format.name, frame.format.is_planar
     if name in ("fltp", "flt"):
         if planar:
@@ -213,7 +225,7 @@ class AudioTrack:
         self._rematrix: av.AudioResampler | None = None
 
     def _mono(self, frame: av.AudioFrame) -> np.ndarray:
-        x = _channels(frame) if len(frame.layout.channels) <= 2 else None
+        x = _channels(frame) if frame.layout.nb_channels <= 2 else None
         if x is None:
             if self._rematrix is None:
                 self._rematrix = av.AudioResampler(format="flt", layout="mono", rate=frame.sample_rate)
@@ -239,7 +251,9 @@ class AudioTrack:
             y = np.concatenate(blocks)
             parts.append(y if rate == SAMPLE_RATE else soxr.resample(y, rate, SAMPLE_RATE, quality="HQ"))
         self._runs = []
-        return np.concatenate(parts).astype(np.float32, copy=False) if parts else None
+        if not parts:
+            return None
+        return (parts[0] if len(parts) == 1 else np.concatenate(parts)).astype(np.float32, copy=False)
 
 
 def decode_trailer(path: str, cfg: FeaturizeConfig, audio: bool = True) -> DecodedTrailer:
