@@ -147,3 +147,32 @@ def test_float16_storage_cast_is_numpys_bit_for_bit():
     assert got.dtype == np.float16
     np.testing.assert_array_equal(got.view(np.uint16)[~np.isnan(x)], want.view(np.uint16)[~np.isnan(x)])
     assert np.isnan(got[np.isnan(x)]).all()
+
+
+def test_keyframes_are_area_averaged_rgb(tmp_path):
+    """Keyframes come out of swscale as planar RGB (its fast path): an area average of the
+    full-resolution RGB frame, then the centre crop, for the pixel formats trailers arrive
+    in, scaled down (360 -> 256 and 110 rows) and up (-> 400 rows); for the ImageNet size
+    from 640x360 it is exactly the packed rgb24 conversion."""
+    import av
+    import torch.nn.functional as F
+
+    from featurize.synthetic import SampleSpec
+    from featurize.video import keyframe_array
+    render_trailer(tmp_path / "t.mp4", ["action"], 2, SampleSpec(width=640, height=360, min_seconds=1, max_seconds=1.2))
+    with av.open(str(tmp_path / "t.mp4")) as c:
+        frame = [f for i, f in enumerate(c.decode(video=0)) if i == 10][0]
+    for fmt in ("yuv420p", "yuvj420p", "yuv444p", "nv12", "yuv420p10le", "rgb24"):
+        f = frame.reformat(format=fmt)
+        rgb = torch.from_numpy(f.to_ndarray(format="rgb24").astype(np.float32)).permute(2, 0, 1)[None]
+        for size, short in ((224, 256), (96, 110), (384, 400)):
+            nw, nh = max(size, round(f.width * short / f.height)), short
+            mode = "area" if short < f.height else "bilinear"
+            ref = F.interpolate(rgb, size=(nh, nw), mode=mode)[0].permute(1, 2, 0).numpy()
+            top, left = (nh - size) // 2, (nw - size) // 2
+            got = keyframe_array(f, size, short)
+            assert got.shape == (size, size, 3) and got.dtype == np.uint8 and got.flags.c_contiguous
+            err = np.abs(got - ref[top:top + size, left:left + size])
+            assert err.mean() < 2.5 and np.percentile(err, 99) < 12, (fmt, size, err.mean(), np.percentile(err, 99))
+        packed = f.to_ndarray(format="rgb24", width=455, height=256, interpolation="AREA")[16:240, 115:339]
+        np.testing.assert_array_equal(keyframe_array(f, 224, 256), packed, err_msg=fmt)
