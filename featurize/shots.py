@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import functools
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Callable
 
 import numba
 import numpy as np
@@ -209,7 +209,8 @@ class ShotTracker:
 
     Memory is bounded: an open shot keeps at most `max_candidates` payloads, evenly
     spaced (once full, every other one is dropped and the spacing doubles), plus the
-    last few frames, not yet past a possible cut. The keyframe is the kept candidate
+    last few frames, not yet past a possible cut; `keep` turns a chosen keyframe's
+    payload into what is kept when its shot closes (a decoded frame into a model-size image). The keyframe is the kept candidate
     nearest the shot's centre: the exact central frame for shots up to
     `max_candidates` frames long, within half the spacing for longer ones.
     Per frame: one intersection, one smoothed value, one judgement (constant work).
@@ -218,6 +219,7 @@ class ShotTracker:
     radius: int = 4
     threshold: float = 0.75
     max_candidates: int = 32
+    keep: Callable[[Any], Any] | None = None   # applied to a keyframe's payload when its shot closes
     keyframes: list[Keyframe] = field(default_factory=list)
     boundaries: list[int] = field(default_factory=list)
     _prev_hist: np.ndarray | None = None
@@ -297,7 +299,7 @@ class ShotTracker:
         if mine:
             centre = (shot[0] + shot[1] - 1) / 2.0
             idx, time, payload = min(mine, key=lambda c: (abs(c[0] - centre), c[0]))
-            self.keyframes.append(Keyframe(idx, time, shot, payload))
+            self.keyframes.append(Keyframe(idx, time, shot, payload if self.keep is None else self.keep(payload)))
         if end < self._n:
             self.boundaries.append(end)
         self._recent = [c for c in self._recent if c[0] >= end]

@@ -266,7 +266,8 @@ def decode_trailer(path: str, cfg: FeaturizeConfig, audio: bool = True) -> Decod
     short, size = keyframe_size(cfg)
     bins = (sc.hue_bins, sc.sat_bins, sc.val_bins)
     tracker = ShotTracker(smooth=sc.smooth, radius=sc.radius, threshold=sc.threshold,
-                          max_candidates=sc.max_candidates)
+                          max_candidates=sc.max_candidates,
+                          keep=lambda frame: keyframe_array(frame, size, short))   # full frames are not held
     motion = MotionMeter()
     with open_media(path) as container:
         if not container.streams.video:
@@ -298,7 +299,7 @@ def decode_trailer(path: str, cfg: FeaturizeConfig, audio: bool = True) -> Decod
         raise DecodeError("no decodable video frames")
     kfs = tracker.finish()
     kfs = [kfs[i] for i in subsample(len(kfs), cfg.max_keyframes)]
-    keyframes = np.stack([keyframe_array(k.payload, size, short) for k in kfs])
+    keyframes = np.stack([k.payload for k in kfs])
     frame_dur = 1.0 / fps if fps else 0.0
     duration = last_time + frame_dur
     y = track.finish()

@@ -161,3 +161,17 @@ def test_compiled_histograms_and_motion_equal_their_definitions():
     m.push_many(lumas[4:])
     diffs = np.abs(np.diff(lumas.astype(int), axis=0)) > 0.1 * 255
     assert m.value == pytest.approx(diffs.mean(1).mean(), rel=1e-12)
+
+
+def test_tracker_keeps_converted_keyframes_only():
+    """`keep` converts each keyframe's payload when its shot closes: the same keyframes,
+    and no original payload is held for a closed shot."""
+    rng = np.random.default_rng(2)
+    shots_colours = rng.dirichlet(np.ones(8), size=6).astype(np.float32)
+    hists = np.repeat(shots_colours, [30, 12, 50, 7, 40, 25], axis=0)
+    plain, kept = ShotTracker(max_candidates=8), ShotTracker(max_candidates=8, keep=lambda p: ("small", p))
+    for i, h in enumerate(hists):
+        plain.push(h, i / 24, i)
+        kept.push(h, i / 24, i)
+    assert len(plain.finish()) == 6
+    assert [("small", k.payload) for k in plain.keyframes] == [k.payload for k in kept.finish()]
