@@ -178,6 +178,27 @@ def spectral_rolloff(S: np.ndarray, freqs: np.ndarray, roll_percent: float = 0.8
     return freqs[out]
 
 
+def tempo(onset_envelope: np.ndarray, sr: int, hop_length: int, ac_size: float = 8.0) -> float:
+    """librosa.feature.tempo (mean tempogram, log-normal prior around 120 BPM), with the
+    mean tempogram taken in the frequency domain: each frame's autocorrelation, divided by
+    its lag-0 value, is the inverse FFT of its power spectrum over its energy, so the mean
+    over frames needs one inverse FFT instead of one per frame."""
+    import librosa
+    import scipy.fft
+    import scipy.signal
+    win = int(librosa.time_to_frames(ac_size, sr=sr, hop_length=hop_length))
+    n = len(onset_envelope)
+    padded = np.pad(onset_envelope, win // 2, mode="linear_ramp", end_values=[0, 0])
+    frames = np.lib.stride_tricks.sliding_window_view(padded, win)[:n]              # (n, win)
+    x = frames * scipy.signal.get_window("hann", win, fftbins=True)
+    n_pad = scipy.fft.next_fast_len(2 * win - 1, real=True)
+    power = np.square(np.abs(scipy.fft.rfft(x, n=n_pad, axis=-1)))
+    energy = power.sum(-1) * 2 - power[:, 0] - (power[:, -1] if n_pad % 2 == 0 else 0)   # n_pad * lag-0 value
+    scale = np.where(energy / n_pad >= np.finfo(np.float64).tiny, n_pad / np.where(energy > 0, energy, 1), 1.0)
+    mean_ac = scipy.fft.irfft((power * scale[:, None]).mean(0), n=n_pad)[:win]
+    return float(librosa.feature.tempo(sr=sr, hop_length=hop_length, tg=mean_ac[:, None], aggregate=None)[0])
+
+
 @functools.lru_cache(maxsize=4)
 def _mel_basis(sr: int, n_fft: int) -> "scipy.sparse.csr_matrix":
     """librosa's mel filter bank, sparse: each filter covers a few bins, so the projection
@@ -213,11 +234,11 @@ def audio_descriptors(y: np.ndarray | None, S: np.ndarray | None = None) -> np.n
     flux = librosa.onset.onset_strength(S=librosa.amplitude_to_db(S, ref=np.max), sr=sr, hop_length=hop)
     contrast = librosa.feature.spectral_contrast(S=S, sr=sr, n_fft=n_fft, hop_length=hop, n_bands=N_CONTRAST - 1)
     zcr = zero_crossing_rate(y, frame_length=ZCR_FRAME, hop_length=hop)
-    tempo = float(np.atleast_1d(librosa.feature.tempo(onset_envelope=flux, sr=sr, hop_length=hop))[0])
+    bpm = tempo(flux, sr, hop)
     mel = np.asarray(_mel_basis(sr, n_fft) @ np.square(S))
     mfcc = librosa.feature.mfcc(S=librosa.power_to_db(mel), n_mfcc=N_MFCC)
     out = [f(x) for x in (rms, centroid, rolloff, flux) for f in (np.mean, np.std)]
     out += list(contrast.mean(1)) + list(contrast.std(1))
-    out += [zcr.mean(), zcr.std(), tempo]
+    out += [zcr.mean(), zcr.std(), bpm]
     out += list(mfcc.mean(1)) + list(mfcc.std(1))
     return np.nan_to_num(np.asarray(out, np.float32))

@@ -214,3 +214,18 @@ def test_short_audio_descriptors_use_only_frames_with_sound():
     S = np.abs(librosa.stft(y, n_fft=1024, hop_length=1024, pad_mode="constant"))      # 1 + n // 1024 frames
     assert named["rms_mean"] == pytest.approx(librosa.feature.rms(S=S, frame_length=1024)[0].mean(), rel=1e-4)
     assert np.isfinite(list(named.values())).all()
+
+
+def test_tempo_equals_librosa():
+    """The mean tempogram taken with one inverse FFT gives librosa's tempo estimate."""
+    rng = np.random.default_rng(7)
+    sr, hop = audio.SAMPLE_RATE, audio.HOP
+    t = np.arange(900) * hop / sr
+    envelopes = [rng.random(1500).astype(np.float32), rng.random(120),
+                 np.maximum(np.sin(2 * np.pi * 2.2 * t), 0) ** 8 + 0.05 * rng.random(900),   # 132 BPM pulses
+                 np.zeros(400, np.float32)]
+    envelopes[2][:300] = 0.0                                                                # silence first
+    for flux in envelopes:
+        want = float(librosa.feature.tempo(onset_envelope=flux, sr=sr, hop_length=hop)[0])
+        assert lowlevel.tempo(flux, sr, hop) == want
+    assert abs(lowlevel.tempo(envelopes[2], sr, hop) - 132) < 4
