@@ -83,7 +83,7 @@ def run(a: argparse.Namespace) -> dict:
         row("decode", f"{c.width}x{c.height} {c.seconds:.0f}s alone: featurize/decode",
             f"{n_frames / t_feat:.0f} frames/s", f"{n_frames / t_dec:.0f} frames/s decode-only ({how})",
             t_feat / t_dec, "<= 1.5", t_feat / t_dec <= 1.5)
-        busy = fb.every_core_busy(c.path, cfg, cores, how if how != "FRAME" else "SLICE", a.repeat + 1)
+        busy = fb.every_core_busy(c.path, cfg, cores, how if how != "FRAME" else "SLICE", a.repeat + 2)
         r = busy["featurize_s"] / busy["decode_s"]
         row("decode", f"{c.width}x{c.height} {c.seconds:.0f}s, {cores} at once: featurize/decode",
             f"{cores * n_frames / busy['featurize_s']:.0f} frames/s", f"{cores * n_frames / busy['decode_s']:.0f} "
