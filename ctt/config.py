@@ -51,8 +51,9 @@ class FeaturizeConfig:
     embed_actors: int = 0            # 0: one per GPU, or max(1, CPUs // 2) on CPU-only clusters
     embed_cpus: float = 1.0          # CPUs per embedder actor on CPU-only clusters
     use_gpu: str = "auto"            # auto | true | false
-    spectrograms_on: str = "auto"    # decode (librosa, CPU tasks) | actor (torch.stft in the embedder
-                                     # actors, on their GPU) | auto: actor when the actors have GPUs
+    spectrograms_on: str = "auto"    # decode (CPU tasks, float16 to the actors) | actor (torch.stft again in
+                                     # the embedder actors, raw audio shipped) | auto: decode. The decode task
+                                     # computes the spectrograms for the AV descriptors in any case.
 
 
 MODELS = ("ctt-a", "ctt-b", "ctt-c", "ctt-s", "lstm")

@@ -46,8 +46,8 @@ def settings(cfg: FeaturizeConfig) -> dict[str, Any]:
 
 
 def _audio_features(d, stft_in_actor: bool) -> dict[str, Any]:
-    """Spectrograms (or the raw audio, for the actors to transform) and audio descriptors,
-    which read the same spectrograms."""
+    """Spectrograms and the audio descriptors that read them; with `stft_in_actor` the raw
+    audio goes to the actors instead, which transform it again on their device."""
     silent = d.audio is None or len(d.audio) == 0 or max(float(d.audio.max()), -float(d.audio.min())) < SILENCE
     out: dict[str, Any] = {"spectrograms": np.zeros((0, store.SPEC_SIZE), np.float16), "num_windows": 0,
                            "audio_padded": False, "audio": np.zeros(0, np.float32)}
@@ -175,7 +175,7 @@ def run_featurize(input: str, output: str, cfg: FeaturizeConfig, retry_errors: b
         else:
             actors = cfg.embed_actors or max(1, int(cpus // 2))
             embed_res = {"num_gpus": 0, "num_cpus": cfg.embed_cpus}
-        stft_in_actor = cfg.spectrograms_on == "actor" or (cfg.spectrograms_on == "auto" and gpu)
+        stft_in_actor = cfg.spectrograms_on == "actor"      # auto: the decode task has them already
         rows = todo.to_dict("records")
         ds = ray.data.from_items(rows, override_num_blocks=min(len(rows), MAX_BLOCKS))
         ds = ds.map(decode_row, fn_kwargs={"cfg": cfg, "stft_in_actor": stft_in_actor}, num_cpus=cfg.decode_cpus)

@@ -210,9 +210,10 @@ class ShotTracker:
     Memory is bounded: an open shot keeps at most `max_candidates` payloads, evenly
     spaced (once full, every other one is dropped and the spacing doubles), plus the
     last few frames, not yet past a possible cut; `keep` turns a chosen keyframe's
-    payload into what is kept when its shot closes (a decoded frame into a model-size image). The keyframe is the kept candidate
-    nearest the shot's centre: the exact central frame for shots up to
-    `max_candidates` frames long, within half the spacing for longer ones.
+    payload into what is kept when its shot closes (a decoded frame into a model-size
+    image). The keyframe is the kept candidate nearest the shot's centre: the exact
+    central frame for shots up to `max_candidates` frames long, within half the spacing
+    for longer ones.
     Per frame: one intersection, one smoothed value, one judgement (constant work).
     """
     smooth: int = 3

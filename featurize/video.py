@@ -104,8 +104,9 @@ class PlaneSampler:
     """A grid of (Y, Cb, Cr) samples from a decoded frame, about `rows` rows high.
 
     8-bit planar YUV frames (nearly every H.264/HEVC/VP9 trailer) are read in place: one
-    compiled gather of the three planes at precomputed offsets. Other pixel formats (10-bit, NV12, RGB...)
-    are first scaled by swscale to a small yuv444p frame, then read the same way.
+    compiled gather of the three planes at precomputed offsets. Other pixel formats
+    (10-bit, NV12, RGB...) are first scaled by swscale to a small yuv444p frame, then read
+    the same way.
     """
 
     def __init__(self, rows: int):
@@ -155,8 +156,8 @@ class PlaneSampler:
 
 class FrameBatcher:
     """Decoded frames in groups: each frame's samples are gathered into a row as it arrives;
-    codes, histograms, similarities and motion are computed per group with whole-array NumPy,
-    then the shot tracker takes the group. Bounded: `size` frames are held at a time."""
+    histograms and motion are counted per group by compiled passes, then the shot tracker
+    takes the group. Bounded: `size` frames are held at a time."""
 
     def __init__(self, sampler: PlaneSampler, tracker: ShotTracker, motion: MotionMeter,
                  bins: tuple[int, int, int], size: int = 32):
