@@ -14,7 +14,6 @@ import argparse
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -23,16 +22,11 @@ import urllib.request
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+from ray.util.state import list_nodes
+
+from cluster.env import SAFE_ENV, free_port
+
 ROOT = Path(__file__).resolve().parents[1]
-SAFE_ENV = {"RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "0", "RAY_USAGE_STATS_ENABLED": "0",
-            "MLFLOW_DISABLE_TELEMETRY": "true", "DO_NOT_TRACK": "true", "RAY_AUTH_MODE": "token",
-            "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"}
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def _bin(name: str) -> str:
@@ -157,7 +151,6 @@ def start_ray_head(state: Path, num_cpus: int | None = None, port: int | None = 
 
 def _wait_node(gcs_address: str, node_name: str, timeout: float, proc: subprocess.Popen, log: Path) -> str:
     """Until the GCS lists the node as alive; its node id."""
-    from ray.util.state import list_nodes
     deadline = time.time() + timeout
     while time.time() < deadline:
         if proc.poll() is not None:

@@ -19,6 +19,8 @@ import signal
 import sys
 import time
 
+from cluster.env import SAFE_ENV, free_port
+
 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -29,11 +31,10 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--object-store-memory", type=int, default=None)
     a = p.parse_args(argv)
 
+    os.environ.update(SAFE_ENV)              # above all RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER=0: loopback only
+    # lazy: Ray reads RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER when imported, so only after the line above
     from ray._private.node import Node
     from ray._private.parameter import RayParams
-
-    from cluster.local import SAFE_ENV, free_port
-    os.environ.update(SAFE_ENV)              # above all RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER=0: loopback only
     params = RayParams(gcs_address=a.address, node_ip_address="127.0.0.1", num_cpus=a.num_cpus,
                        resources=json.loads(a.resources) if a.resources else None, node_name=a.node_name,
                        object_store_memory=a.object_store_memory, min_worker_port=0, max_worker_port=0,

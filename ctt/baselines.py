@@ -1,22 +1,26 @@
 """The paper's baselines as MLflow runs: VLLF and AV (SVMs, grid on a Ray cluster) and random.
 
-    driver: read vllf|av vectors of train/val/test -> ray.put
+    driver: read vllf|av vectors of train/val/test
     tasks:  one per grid point: fit 9 one-vs-all SVMs on train, score each on val
     driver: best grid point per genre -> one task per genre refits it -> val/test probabilities
+
+The fan-out is `ctt.distributed.ray_map`, or any function of the same signature.
 """
 from __future__ import annotations
 
 import time
-from typing import Any
+from typing import Any, Callable
 
 import numpy as np
 import pyarrow.compute as pc
 
 from ctt import svm
 from ctt.config import Config
-from ctt.genres import multi_hot
+from ctt.data import sort_by_id
+from ctt.distributed import ray_map
 from ctt.runs import Split, log_method_run
 from featurize import store
+from featurize.genres import multi_hot
 
 METHODS = ("vllf", "av", "random")
 
@@ -28,7 +32,7 @@ class BaselineError(ValueError):
 def load_split(store_path: str, split: str, column: str | None) -> tuple[list[str], np.ndarray, np.ndarray]:
     cols = ["trailer_id", "genres"] + ([column] if column else [])
     t = store.read_table(store_path, columns=cols, filter=pc.field("split") == split)
-    t = t.take(pc.sort_indices(t, sort_keys=[("trailer_id", "ascending")]))
+    t = sort_by_id(t)
     ids = t.column("trailer_id").to_pylist()
     y = multi_hot(t.column("genres").to_pylist())
     X = np.array(t.column(column).to_pylist(), np.float64) if column else np.zeros((len(ids), 0))
@@ -46,21 +50,8 @@ def _fit_genre(data, c: int, params: dict[str, Any], seed: int, max_iter: int) -
     return svm.genre_probs(model, Xva), svm.genre_probs(model, Xte)
 
 
-def _progress(refs: list, desc: str) -> list:
-    """ray.get with a progress line every 10 % (or 10 s) of the tasks."""
-    import ray
-    pending, t0, shown = list(refs), time.time(), 0
-    while pending:
-        _, pending = ray.wait(pending, num_returns=min(len(pending), max(1, len(refs) // 10)), timeout=10)
-        done = len(refs) - len(pending)
-        if done > shown:
-            print(f"{desc}: {done}/{len(refs)} tasks ({time.time() - t0:.0f} s)", flush=True)
-            shown = done
-    return ray.get(refs)
-
-
-def svm_baseline(store_path: str, column: str, cfg: Config) -> tuple[Split, Split, dict[str, Any]]:
-    import ray
+def svm_baseline(store_path: str, column: str, cfg: Config,
+                 map_fn: Callable = ray_map) -> tuple[Split, Split, dict[str, Any]]:
     splits = {s: load_split(store_path, s, column) for s in ("train", "val", "test")}
     for s, (ids, X, _) in splits.items():
         if not ids:
@@ -70,14 +61,12 @@ def svm_baseline(store_path: str, column: str, cfg: Config) -> tuple[Split, Spli
     (tr_ids, Xtr, Ytr), (va_ids, Xva, Yva), (te_ids, Xte, Yte) = (splits[s] for s in ("train", "val", "test"))
     grid = svm.param_grid(cfg.baseline)
     seed, cpus = cfg.baseline.seed, cfg.baseline.cpus_per_task
-    grid_task = ray.remote(num_cpus=cpus)(_grid_point)
-    fit_task = ray.remote(num_cpus=cpus)(_fit_genre)
-    ref = ray.put((Xtr, Ytr, Xva, Yva))
-    scores = np.stack(_progress([grid_task.remote(ref, p, seed, cfg.baseline.max_iter) for p in grid], f"{column} SVM grid"))
-    best = svm.select(scores)
-    chosen = [grid[i] for i in best]
-    ref = ray.put((Xtr, Ytr, Xva, Xte))
-    outs = _progress([fit_task.remote(ref, c, chosen[c], seed, cfg.baseline.max_iter) for c in range(Ytr.shape[1])], f"{column} refit")
+    max_iter = cfg.baseline.max_iter
+    scores = np.stack(map_fn(_grid_point, [(p, seed, max_iter) for p in grid], (Xtr, Ytr, Xva, Yva), cpus,
+                             f"{column} SVM grid"))
+    chosen = [grid[i] for i in svm.select(scores)]
+    outs = map_fn(_fit_genre, [(c, chosen[c], seed, max_iter) for c in range(Ytr.shape[1])], (Xtr, Ytr, Xva, Xte),
+                  cpus, f"{column} refit")
     val_p = np.stack([o[0] for o in outs], axis=1)
     test_p = np.stack([o[1] for o in outs], axis=1)
     info = {"grid_points": len(grid), "chosen": chosen, "feature_dim": int(Xtr.shape[1]),
@@ -95,7 +84,7 @@ def random_baseline(store_path: str, cfg: Config) -> tuple[Split, Split, dict[st
     return out[0], out[1], {}
 
 
-def run_baseline(store_path: str, method: str, cfg: Config) -> dict[str, Any]:
+def run_baseline(store_path: str, method: str, cfg: Config, map_fn: Callable = ray_map) -> dict[str, Any]:
     if method not in METHODS:
         raise BaselineError(f"unknown method {method!r}: expected one of {', '.join(METHODS)}")
     if store.settings_of(store_path) is None:
@@ -104,7 +93,7 @@ def run_baseline(store_path: str, method: str, cfg: Config) -> dict[str, Any]:
     if method == "random":
         test, val, info = random_baseline(store_path, cfg)
     else:
-        test, val, info = svm_baseline(store_path, method, cfg)
+        test, val, info = svm_baseline(store_path, method, cfg, map_fn)
     params = {"features": store_path, "fit_s": round(time.time() - t0, 1)}
     if info:
         params |= {"grid_points": info["grid_points"], "feature_dim": info["feature_dim"],

@@ -1,19 +1,36 @@
-"""Training cost, side by side: CTT-MMC-C vs the LSTM on the same features, and Ray Train
-with 1 vs 2 workers on the same store. Used by `jobs/benchmark.py`."""
+"""The benchmark suite of `jobs/benchmark.py`: every stage against its limit, side by side in
+one run. The featurizer's stages are measured by `featurize.benchmark`; the training cost
+here: CTT-MMC-C vs the LSTM on the same features, and Ray Train with 1 vs 2 workers on
+the same store."""
 from __future__ import annotations
 
+import argparse
+import dataclasses
+import os
+import platform
 import time
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+import pyarrow as pa
 import torch
 
-from ctt.config import ModelConfig, TrainConfig
+from ctt import tracking
+from ctt.config import ModelConfig, TrainConfig, load_config
 from ctt.data import Collate
-from ctt.genres import GENRES
+from ctt.distributed import local_ray, run_training
 from ctt.models import build_model, num_params
 from ctt.training import make_optimizer, train_one_epoch
+from featurize import benchmark as fb
+from featurize import store
+from featurize.benchmark import cpu_count
+from featurize.genres import GENRES
+
+
+LMTD9_TRAILERS = 4007
+LMTD9_MEAN_S = 150.0     # the paper: about 50 three-second audio windows per trailer
+
 
 
 def synthetic_rows(n: int, dim: int, min_t: int, max_t: int, seed: int = 0) -> list[dict[str, Any]]:
@@ -30,7 +47,6 @@ def synthetic_rows(n: int, dim: int, min_t: int, max_t: int, seed: int = 0) -> l
 
 
 def _batches(rows: list[dict], cfg: ModelConfig, batch_size: int) -> list[dict[str, torch.Tensor]]:
-    import pyarrow as pa
     dim = rows[0]["frames"].shape[1]
     frames = pa.array([r["frames"].tolist() for r in rows], type=pa.list_(pa.list_(pa.float32(), dim)))
     table = pa.table({"frames": frames, "genres": [r["genres"] for r in rows]})
@@ -54,18 +70,13 @@ def epoch_time(name: str, rows: list[dict], epochs: int = 2, batch_size: int = 6
 
 
 def write_synthetic_store(path: Path, rows: list[dict]) -> None:
-    """A feature store of random keyframe features (no video): enough for train.py."""
-    from featurize import store
+    """A feature store of random keyframe features (no video, one keyframe a second): enough
+    for train.py."""
     dim = rows[0]["frames"].shape[1]
-    full = []
-    for r in rows:
-        full.append(r | {"frame_times": np.arange(len(r["frames"]), dtype=np.float32),
-                         "shot_starts": np.arange(len(r["frames"]), dtype=np.int32),
-                         "num_keyframes": len(r["frames"]), "duration_s": float(len(r["frames"])),
-                         "n_frames": len(r["frames"]), "fps": 1.0, "width": 0, "height": 0, "video_codec": "",
-                         "spectrograms": np.zeros((0, store.SPEC_SIZE), np.float16), "num_windows": 0,
-                         "has_audio": False, "audio_padded": False, "sample_rate": 0, "audio_codec": "",
-                         "vllf": np.zeros(5, np.float32), "av": np.zeros(5, np.float32), "source_path": ""})
+    full = [store.trailer_row(dim, **r, frame_times=np.arange(len(r["frames"]), dtype=np.float32),
+                              shot_starts=np.arange(len(r["frames"]), dtype=np.int32),
+                              duration_s=float(len(r["frames"])), n_frames=len(r["frames"]), fps=1.0)
+            for r in rows]
     store.claim(str(path), {"feature_dim": dim, "synthetic": True})
     for i in range(0, len(full), 64):
         store.write_atomic(store.features_table(full[i:i + 64], dim), str(path))
@@ -74,16 +85,131 @@ def write_synthetic_store(path: Path, rows: list[dict]) -> None:
 def ray_train_epoch_time(store_path: str, workers: int, epochs: int, storage: str) -> dict[str, Any]:
     """Seconds per epoch of `run_training` (Ray Train, DDP) with this many workers: from the
     timestamps of the per-epoch metrics, so worker start-up is not counted."""
-    import mlflow
-
-    from ctt import tracking
-    from ctt.config import load_config
-    from ctt.distributed import run_training
     cfg = load_config(None, [f"resources.num_workers={workers}", f"train.max_epochs={epochs}",
                              f"train.patience={epochs}", f"train.checkpoint_every={epochs}",
                              f"tracking.storage_path={storage}", "tracking.experiment=benchmark"])
     s = run_training(store_path, cfg)
-    hist = mlflow.MlflowClient(tracking.tracking_uri()).get_metric_history(s["run_id"], "train_loss")
-    stamps = sorted(m.timestamp for m in hist)
+    stamps = sorted(ts for ts, _ in tracking.metric_history(s["run_id"], "train_loss"))
     per_epoch = (stamps[-1] - stamps[0]) / 1000 / max(1, len(stamps) - 1)
     return {"workers": workers, "epochs": s["epochs_trained"], "fit_s": s["fit_s"], "s_per_epoch": per_epoch}
+
+
+def machine() -> dict:
+    gpu = torch.cuda.get_device_name(0) if torch.cuda.is_available() else None
+    return {"cpus": cpu_count(), "gpu": gpu, "platform": platform.platform(), "python": platform.python_version(),
+            "torch": torch.__version__}
+
+
+def run(a: argparse.Namespace) -> dict:
+    """Every measurement of `jobs/benchmark.py` (its arguments in `a`), rows in one dict."""
+    work = Path(a.work)
+    res: dict = {"machine": machine(), "args": vars(a), "rows": []}
+    cores = res["machine"]["cpus"]
+
+    def row(section, what, measured, reference, ratio, target=None, ok=None, note=""):
+        res["rows"].append({"section": section, "what": what, "measured": measured, "reference": reference,
+                            "ratio": ratio, "target": target, "ok": ok, "note": note})
+        print(f"  {section:<11} {what:<38} ratio {ratio:6.2f}" + (f"  (target {target})" if target else ""), flush=True)
+
+    print(f"rendering benchmark trailers into {work / 'clips'} ...", flush=True)
+    t = time.time()
+    clips = fb.render_clips(work / "clips", a.sizes, a.seconds, fps=a.fps, per_size=a.per_size)
+    print(f"  {len(clips)} trailers ready ({time.time() - t:.0f} s)", flush=True)
+
+    cfg = load_config(None, [f"featurize.backbone.name={a.backbone}", "featurize.backbone.weights=none"]).featurize
+    keyframes, audio_y = None, None
+    fb.featurize_cpu(clips[0].path, cfg)                      # warm-up: librosa/numba JIT, FFT plans
+    solo = dataclasses.replace(cfg, decode_threads=cores)      # one file alone: the decoder may use every core
+    res["decode"] = []
+    for c in clips:
+        t_dec, how = fb.best_decode(c.path, a.repeat)
+        t_feat, out = fb.best_of(lambda: fb.featurize_cpu(c.path, solo), a.repeat)
+        n_frames = out["n_frames"]
+        row("decode", f"{c.width}x{c.height} {c.seconds:.0f}s alone: featurize/decode",
+            f"{n_frames / t_feat:.0f} frames/s", f"{n_frames / t_dec:.0f} frames/s decode-only ({how})",
+            t_feat / t_dec, "<= 1.5", t_feat / t_dec <= 1.5)
+        busy = fb.every_core_busy(c.path, cfg, cores, how if how != "FRAME" else "SLICE", a.repeat + 2)
+        r = busy["featurize_s"] / busy["decode_s"]
+        row("decode", f"{c.width}x{c.height} {c.seconds:.0f}s, {cores} at once: featurize/decode",
+            f"{cores * n_frames / busy['featurize_s']:.0f} frames/s", f"{cores * n_frames / busy['decode_s']:.0f} "
+            "frames/s decode-only (1 thread each)", r, "<= 1.5", r <= 1.5,
+            "one file per core, as the pipeline runs")
+        res["decode"].append({"clip": c.path, "frames": n_frames, "alone_decode_s": t_dec, "alone_thread_type": how,
+                              "alone_featurize_s": t_feat} | {f"busy_{k}": v for k, v in busy.items()})
+        if keyframes is None or len(out["keyframes"]) > len(keyframes):
+            keyframes = out["keyframes"]
+        audio_y = audio_y if audio_y is not None else fb.decode_audio(c.path)
+
+    kf = keyframes[: a.keyframes] if a.keyframes else keyframes
+    bb = fb.backbone_stage(kf, cfg.backbone, a.repeat)
+    row("backbone", f"{a.backbone} on {bb['device']}: pipeline/bare throughput",
+        f"{bb['pipeline_kf_per_s']:.1f} keyframes/s", f"{bb['bare_kf_per_s']:.1f} keyframes/s",
+        bb["pipeline_kf_per_s"] / bb["bare_kf_per_s"], ">= 0.9", bb["pipeline_kf_per_s"] / bb["bare_kf_per_s"] >= 0.9,
+        f"bf16={bb['bf16']} channels_last={bb['channels_last']}")
+
+    sp = fb.spectrogram_stage(audio_y, a.repeat + 1)
+    row("audio", f"{sp['windows']} windows: pipeline/bare librosa time", f"{sp['pipeline_s'] * 1e3:.1f} ms",
+        f"{sp['bare_librosa_s'] * 1e3:.1f} ms", sp["pipeline_s"] / sp["bare_librosa_s"], "<= 1.1",
+        sp["pipeline_s"] / sp["bare_librosa_s"] <= 1.1)
+    if "torch_stft_s" in sp:
+        row("audio", f"torch.stft ({sp['torch_device']}) / librosa time", f"{sp['torch_stft_s'] * 1e3:.1f} ms",
+            f"{sp['bare_librosa_s'] * 1e3:.1f} ms", sp["torch_stft_s"] / sp["bare_librosa_s"])
+
+    rows = synthetic_rows(a.train_trailers, 2048, 40, 160, seed=0)
+    ctt = epoch_time("ctt-c", rows, a.train_epochs)
+    lstm = epoch_time("lstm", rows, a.train_epochs)
+    row("train", f"{len(rows)} trailers x 2048-d: LSTM/CTT-C s/epoch", f"CTT-C {ctt['s_per_epoch']:.2f} s",
+        f"LSTM {lstm['s_per_epoch']:.2f} s", lstm["s_per_epoch"] / ctt["s_per_epoch"], ">= 3",
+        lstm["s_per_epoch"] / ctt["s_per_epoch"] >= 3)
+    res["train"] = {"ctt-c": ctt, "lstm": lstm}
+
+    if a.ray_epochs:
+        os.environ.setdefault("MLFLOW_TRACKING_URI", f"sqlite:///{work / 'mlflow.db'}")
+        store = work / "train_store"
+        if not store.exists():
+            write_synthetic_store(store, synthetic_rows(a.ray_trailers, 512, 40, 160, seed=1))
+        with local_ray(cores):
+            one = ray_train_epoch_time(str(store), 1, a.ray_epochs, str(work / "ray_results"))
+            two = ray_train_epoch_time(str(store), 2, a.ray_epochs, str(work / "ray_results"))
+        row("train", "Ray Train: 1/2 workers s/epoch", f"2 workers {two['s_per_epoch']:.2f} s",
+            f"1 worker {one['s_per_epoch']:.2f} s", one["s_per_epoch"] / two["s_per_epoch"],
+            note=f"{cores} cores: the workers share them")
+        res["ray_train"] = {"1": one, "2": two}
+    else:
+        print("  train       Ray Train 1 vs 2 workers: skipped (--ray-epochs 0)", flush=True)
+
+    e2e_cfg = load_config(None, [f"featurize.backbone.name={a.e2e_backbone}", "featurize.backbone.weights=none"]).featurize
+    with local_ray(cores):                  # a fresh instance per run: each peak is its own
+        small = fb.featurize_memory(clips, a.n, e2e_cfg, work)
+    with local_ray(cores):
+        big = fb.featurize_memory(clips, 4 * a.n, e2e_cfg, work)
+    row("memory", f"peak worker RSS: {4 * a.n} vs {a.n} trailers", f"{big['peak_worker_rss_mb']:.0f} MB",
+        f"{small['peak_worker_rss_mb']:.0f} MB", big["peak_worker_rss_mb"] / small["peak_worker_rss_mb"],
+        "<= 1.2", big["peak_worker_rss_mb"] / small["peak_worker_rss_mb"] <= 1.2)
+    res["memory"] = {"n": small, "4n": big}
+
+    per_core_h = big["trailers"] / (big["wall_s"] / 3600) / cores
+    video_per_core = big["video_s"] / big["wall_s"] / cores            # video seconds per core-second
+    lmtd_core_h = LMTD9_TRAILERS * LMTD9_MEAN_S / video_per_core / 3600
+    big_core_h = 100_000 * LMTD9_MEAN_S / video_per_core / 3600
+    res["end_to_end"] = {"backbone": a.e2e_backbone, "trailers_per_hour_per_core": per_core_h,
+                         "video_hours_per_hour_per_core": video_per_core,
+                         "lmtd9_core_hours": lmtd_core_h, "lmtd9_hours_on_this_machine": lmtd_core_h / cores,
+                         "100k_core_hours": big_core_h, "cluster_cpus": a.cluster_cpus,
+                         "100k_hours_on_cluster": big_core_h / a.cluster_cpus}
+    row("end2end", f"{a.e2e_backbone}: video h per hour per core", f"{per_core_h:.0f} trailers/h/core",
+        f"{cores} cores", video_per_core,
+        note=f"LMTD-9 {lmtd_core_h:.1f} core-h; 100k trailers {big_core_h / a.cluster_cpus:.1f} h on {a.cluster_cpus} CPUs")
+    return res
+
+
+def table(res: dict) -> str:
+    m = res["machine"]
+    lines = [f"machine: {m['cpus']} CPUs, GPU: {m['gpu'] or 'none'}, {m['platform']}, torch {m['torch']}", "",
+             "| section | measurement | measured | reference | ratio | target | met |", "|---|---|---|---|---|---|---|"]
+    for r in res["rows"]:
+        ok = "" if r["ok"] is None else ("yes" if r["ok"] else "**no**")
+        note = f" ({r['note']})" if r["note"] else ""
+        lines.append(f"| {r['section']} | {r['what']}{note} | {r['measured']} | {r['reference']} | "
+                     f"{r['ratio']:.2f} | {r['target'] or ''} | {ok} |")
+    return "\n".join(lines)

@@ -1,23 +1,26 @@
-"""Ray Train plumbing around `ctt.training.fit`: DDP workers, shards, checkpoints, MLflow.
+"""Ray, on the training side: Ray Train around `ctt.training.fit`, a task fan-out for the
+SVM grid (`ray_map`), and the Ray Data scoring chain of predict (`score_dataset`).
 
-    driver: start MLflow run -> TorchTrainer(train_loop_per_worker) -> best weights -> val, test -> log
-    worker: its part of train + all of val -> fit(...) -> every k epochs: report(metrics, checkpoint)
+    driver: describe the store -> MLflow run -> TorchTrainer(train_loop_per_worker)
+            -> best weights -> val, test scores -> log, register
+    worker: its fixed part of train + all of val -> fit(...) -> every k epochs: report(metrics, checkpoint)
 
-Every checkpoint holds the model, the optimizer and the early-stopping state with
-the best weights so far, so a restarted worker group goes on from the last epoch.
+Every checkpoint holds the model, the optimizer and the early-stopping state with the
+best weights so far, so a restarted worker group goes on from the last epoch.
 """
 from __future__ import annotations
 
+import contextlib
+import logging
 import os
 import tempfile
 import time
 from dataclasses import asdict
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable, Iterator, Sequence
 
 import numpy as np
 import pyarrow as pa
-import pyarrow.compute as pc
 import ray
 import ray.train
 import ray.train.torch
@@ -29,15 +32,15 @@ from ray.train.torch import TorchTrainer
 from ctt import metrics as M
 from ctt import tracking
 from ctt.config import Config, flatten, from_dict, to_dict
-from ctt.data import Collate, _flat_sequences
-from ctt.data import labels as collate_labels
-from ctt.genres import NUM_GENRES
-from ctt.models import SPEC_BINS, SPEC_FRAMES, build_model, input_column, num_params
-from ctt.training import FitState, fit, make_optimizer, predict_table, seed_everything, unwrap
+from ctt.data import (Collate, FeatureStoreError, ShardCache, StoreInfo, columns_of, describe, draw_seed,
+                      dropout_seed, mean_spectrogram, sort_by_id)
+from ctt.evaluation import Scorer, score_split
+from ctt.models import build_model, num_params
+from ctt.training import FitState, fit, make_optimizer, seed_everything, unwrap
 from featurize import store
+from featurize.config import use_gpu
 
-class FeatureStoreError(ValueError):
-    """The store cannot be trained on (missing, or without the needed splits)."""
+__all__ = ["FeatureStoreError", "local_ray", "ray_map", "run_training", "score_dataset"]
 
 
 class ArrowCollate(ArrowBatchCollateFn):
@@ -50,42 +53,20 @@ class ArrowCollate(ArrowBatchCollateFn):
         return self.inner(batch)
 
 
-def split_filter(split: str, model_name: str) -> pc.Expression:
-    """Rows of `split` that the model can read: audio models leave out trailers without audio."""
-    expr = pc.field("split") == split
-    if input_column(model_name) == "spectrograms":
-        expr = expr & pc.field("has_audio") & (pc.field("num_windows") > 0)
-    return expr
+def _select(table: pa.Table, split: str, column: str, columns: list[str]) -> pa.Table:
+    return table.filter(store.split_filter(split, column)).select(columns)
 
 
-def columns_of(model_name: str) -> list[str]:
-    return ["trailer_id", "genres", input_column(model_name)]
-
-
-def _select(table: pa.Table, split: str, model_name: str) -> pa.Table:
-    return table.filter(split_filter(split, model_name)).select(columns_of(model_name))
-
-
-def split_dataset(store_path: str, split: str, model_name: str, materialize: bool) -> ray.data.Dataset:
-    ds = ray.data.read_parquet(store_path, file_extensions=["parquet"]).select_columns(
-        columns_of(model_name) + ["split", "has_audio", "num_windows"])
-    ds = ds.map_batches(_select, fn_kwargs={"split": split, "model_name": model_name},
+def split_dataset(info: StoreInfo, split: str, model_name: str, materialize: bool) -> ray.data.Dataset:
+    cols = columns_of(model_name)
+    ds = ray.data.read_parquet(info.path, file_extensions=["parquet"]).select_columns(cols + store.FILTER_COLUMNS)
+    ds = ds.map_batches(_select, fn_kwargs={"split": split, "column": info.column, "columns": cols},
                         batch_format="pyarrow", batch_size=None)
     return ds.materialize() if materialize else ds
 
 
-def _sorted(table: pa.Table) -> pa.Table:
-    return table.take(pc.sort_indices(table, sort_keys=[("trailer_id", "ascending")]))
-
-
-def mean_spectrogram(store_path: str, split: str = "train") -> np.ndarray:
-    """The train split's mean spectrogram (130 x 513), read in batches (paper section 3.3)."""
-    total, count = np.zeros(store.SPEC_SIZE, np.float64), 0
-    for t in store.iter_batches(store_path, ["spectrograms"], split_filter(split, "ctt-s"), batch_size=16):
-        flat, _ = _flat_sequences(t.column("spectrograms"))
-        total += flat.astype(np.float64).sum(0)
-        count += len(flat)
-    return (total / max(count, 1)).astype(np.float32).reshape(SPEC_FRAMES, SPEC_BINS)
+def _tables(shard) -> Iterator[pa.Table]:
+    return shard.iter_batches(batch_format="pyarrow", batch_size=None)
 
 
 def _report_with_checkpoint(metrics: dict[str, float], model, optimizer, state: FitState) -> None:
@@ -96,62 +77,58 @@ def _report_with_checkpoint(metrics: dict[str, float], model, optimizer, state: 
         ray.train.report(metrics, checkpoint=ray.train.Checkpoint.from_directory(tmp))
 
 
+def _restore(model, optimizer, rank: int, run_id: str) -> FitState:
+    """The last checkpoint's weights, optimizer and early-stopping state, if this group restarted."""
+    ckpt = ray.train.get_checkpoint()
+    if not ckpt:
+        return FitState()
+    with ckpt.as_directory() as d:
+        saved = torch.load(Path(d) / "state.pt", map_location="cpu", weights_only=False)
+    unwrap(model).load_state_dict(saved["model"])
+    optimizer.load_state_dict(saved["optimizer"])
+    state = FitState(**saved["state"])
+    if rank == 0:
+        tracking.log_metrics(run_id, {"restored_from_epoch": state.epoch}, step=state.epoch)
+        print(f"restored from the checkpoint of epoch {state.epoch}", flush=True)
+    return state
+
+
 def train_loop_per_worker(config: dict[str, Any]) -> dict[str, Any]:
     cfg = from_dict(config["cfg"])
+    run_id = config["run_id"]
     os.environ["MLFLOW_TRACKING_URI"] = config["tracking_uri"]   # the driver's store, whatever the node's env
     ctx = ray.train.get_context()
     rank, world = ctx.get_world_rank(), ctx.get_world_size()
     # Where each rank runs, as a tag of the run (rewritten if a restarted group lands elsewhere).
-    tracking.set_tag(config["run_id"], f"ray.worker{rank}.node", ray.get_runtime_context().get_node_id())
+    tracking.set_tag(run_id, f"ray.worker{rank}.node", ray.get_runtime_context().get_node_id())
     seed_everything(cfg.train.seed)               # same init on every rank; DDP also broadcasts rank 0's
-    device = ray.train.torch.get_device()
     net = build_model(cfg.model, config["feature_dim"])
     if config.get("mean_spectrogram") is not None:
         net.set_mean(torch.from_numpy(config["mean_spectrogram"]))
     model = ray.train.torch.prepare_model(net)
     optimizer = make_optimizer(model, cfg.train)
-    state = FitState()
-    ckpt = ray.train.get_checkpoint()
-    if ckpt:
-        with ckpt.as_directory() as d:
-            saved = torch.load(Path(d) / "state.pt", map_location="cpu", weights_only=False)
-        unwrap(model).load_state_dict(saved["model"])
-        optimizer.load_state_dict(saved["optimizer"])
-        state = FitState(**saved["state"])
-        if rank == 0:
-            tracking.log_metrics(config["run_id"], {"restored_from_epoch": state.epoch}, step=state.epoch)
-            print(f"restored from the checkpoint of epoch {state.epoch}", flush=True)
-    seed_everything(cfg.train.seed + 1000 * (state.epoch + 1) + rank)   # per-rank dropout/shuffle streams
+    state = _restore(model, optimizer, rank, run_id)
+    start = state.epoch + 1
+    seed_everything(dropout_seed(cfg.train.seed, rank, start))
 
     per_worker = max(1, cfg.train.batch_size // world)
-    collate = Collate(cfg.model, seed=cfg.train.seed + 7919 * rank + state.epoch + 1)
-    train_data = ray.train.get_dataset_shard("train")
-    val_shard = ray.train.get_dataset_shard("val")
+    collate = Collate(cfg.model, seed=draw_seed(cfg.train.seed, rank, start))
+    train_shard, val_shard = ray.train.get_dataset_shard("train"), ray.train.get_dataset_shard("val")
+    shard = ShardCache(config["train_ids"], rank, world, per_worker,
+                       np.random.default_rng(draw_seed(cfg.train.seed, rank, start)))
     val_cache: list[dict[str, torch.Tensor]] = []
-    shard_cache: list[pa.Table] = []
-    rng = np.random.default_rng(cfg.train.seed + 7919 * rank + state.epoch + 1)
-
-    def my_rows() -> pa.Table:
-        # A fixed partition of the sorted train ids (rank-strided), read once: the same
-        # rows land on the same rank in every run, so a seeded run repeats exactly.
-        mine = pa.array(config["train_ids"][rank::world])
-        parts = [t.filter(pc.is_in(t["trailer_id"], value_set=mine))
-                 for t in train_data.iter_batches(batch_format="pyarrow", batch_size=None)]
-        return _sorted(pa.concat_tables(parts))
 
     def train_batches():
         if not cfg.train.cache_shard:
-            return train_data.iter_torch_batches(batch_size=per_worker, collate_fn=ArrowCollate(collate),
-                                                 local_shuffle_buffer_size=4 * per_worker)
-        if not shard_cache:
-            shard_cache.append(my_rows())
-        table = shard_cache[0]
-        order = rng.permutation(table.num_rows)[:config["rows_per_rank"]]   # equal steps on every rank
-        return (collate(table.take(order[i:i + per_worker])) for i in range(0, len(order), per_worker))
+            return train_shard.iter_torch_batches(batch_size=per_worker, collate_fn=ArrowCollate(collate),
+                                                  local_shuffle_buffer_size=4 * per_worker)
+        if shard.table is None:
+            shard.fill(_tables(train_shard))
+        return shard.batches(collate)
 
     def val_batches():
         if not val_cache:       # every rank scores all of val, in id order, with one fixed draw
-            table = _sorted(pa.concat_tables(list(val_shard.iter_batches(batch_format="pyarrow", batch_size=None))))
+            table = sort_by_id(pa.concat_tables(list(_tables(val_shard))))
             val_collate = Collate(cfg.model, seed=cfg.train.seed)
             val_cache.extend(val_collate(table.slice(i, cfg.train.batch_size))
                              for i in range(0, table.num_rows, cfg.train.batch_size))
@@ -159,7 +136,7 @@ def train_loop_per_worker(config: dict[str, Any]) -> dict[str, Any]:
 
     def on_epoch_end(st: FitState, m: dict[str, float]) -> None:
         if rank == 0:
-            tracking.log_metrics(config["run_id"], {k: v for k, v in m.items() if k != "epoch"}, step=st.epoch)
+            tracking.log_metrics(run_id, {k: v for k, v in m.items() if k != "epoch"}, step=st.epoch)
             print(f"epoch {st.epoch}: " + " ".join(f"{k}={v:.4f}" for k, v in m.items() if k != "epoch"), flush=True)
         last = st.epoch + 1 >= cfg.train.max_epochs or st.bad_epochs >= cfg.train.patience
         if last or (st.epoch + 1) % cfg.train.checkpoint_every == 0:
@@ -169,123 +146,118 @@ def train_loop_per_worker(config: dict[str, Any]) -> dict[str, Any]:
                 ray.train.report(m, checkpoint=None)
 
     state = fit(model, train_batches, val_batches, cfg.train, optimizer=optimizer, state=state,
-                device=device, on_epoch_end=on_epoch_end)
+                device=ray.train.torch.get_device(), on_epoch_end=on_epoch_end)
     return {"epochs": state.epoch + 1, "best_epoch": state.best_epoch, "best_val_auprc_micro": state.best_metric}
 
 
-def _use_gpu(flag: str) -> bool:
-    return ray.cluster_resources().get("GPU", 0) > 0 if flag == "auto" else flag == "true"
-
-
-def evaluate_split(model: torch.nn.Module, store_path: str, split: str, cfg: Config,
-                   batch_size: int = 32) -> tuple[list[str], np.ndarray, np.ndarray]:
-    """Probabilities for every readable trailer of a split, streamed from the store.
-
-    Audio models average `model.test_draws` draws of p spectrograms (paper: 10)."""
-    name = cfg.model.name
-    draws = cfg.model.test_draws if input_column(name) == "spectrograms" else 1
-    collate = Collate(cfg.model, seed=cfg.train.seed + 12345)
-    ids, probs, ys = [], [], []
-    for t in store.iter_batches(store_path, columns_of(name), split_filter(split, name), batch_size):
-        p = predict_table(model, collate, t, draws)
-        ids += t.column("trailer_id").to_pylist()
-        probs.append(p)
-        ys.append(collate_labels(t))
-    if not ids:
-        return [], np.zeros((0, NUM_GENRES)), np.zeros((0, NUM_GENRES))
-    order = np.argsort(ids, kind="stable")
-    return [ids[i] for i in order], np.concatenate(probs)[order], np.concatenate(ys)[order]
-
-
-def split_sizes(store_path: str, model_name: str) -> dict[str, int]:
-    cols = ["split", "has_audio", "num_windows"]
-    t = store.read_table(store_path, columns=cols)
-    return {s: t.filter(split_filter(s, model_name)).num_rows for s in ("train", "val", "test")}
+def _trainer(info: StoreInfo, cfg: Config, run_id: str, mean: np.ndarray | None, gpu: bool) -> TorchTrainer:
+    world = cfg.resources.num_workers
+    ray.data.DataContext.get_current().enable_progress_bars = False   # Train workers have no tqdm
+    datasets = {s: split_dataset(info, s, cfg.model.name, cfg.train.materialize) for s in ("train", "val")}
+    return TorchTrainer(
+        train_loop_per_worker,
+        train_loop_config={"cfg": to_dict(cfg), "run_id": run_id, "feature_dim": info.feature_dim,
+                           "tracking_uri": tracking.tracking_uri(), "mean_spectrogram": mean,
+                           "train_ids": info.train_ids},
+        scaling_config=ScalingConfig(num_workers=world, use_gpu=gpu,
+                                     placement_strategy=cfg.resources.placement_strategy,
+                                     resources_per_worker={"CPU": cfg.resources.cpus_per_worker}
+                                     | ({"GPU": 1} if gpu else {})),
+        datasets=datasets,
+        # cache_shard: every worker reads the train split once and keeps its fixed part of it
+        dataset_config=DataConfig(datasets_to_split=[] if cfg.train.cache_shard else ["train"]),
+        run_config=RunConfig(name=f"ctt_{run_id[:12]}",
+                             storage_path=cfg.tracking.storage_path or os.path.expanduser("~/ray_results"),
+                             failure_config=FailureConfig(max_failures=cfg.resources.max_failures),
+                             checkpoint_config=CheckpointConfig(num_to_keep=2)),
+    )
 
 
 def run_training(store_path: str, cfg: Config) -> dict[str, Any]:
     """One MLflow run: fit with Ray Train, evaluate the best weights on val and test, log it all."""
-    import mlflow
     t0 = time.time()
     name = cfg.model.name
-    settings = store.settings_of(store_path)
-    if settings is None:
-        raise FeatureStoreError(f"{store_path} is not a feature store (no {store.SETTINGS_FILE}); run jobs/featurize.py first")
-    dim = settings["settings"]["feature_dim"]
-    sizes = split_sizes(store_path, name)
-    what = "trailers with audio" if input_column(name) == "spectrograms" else "trailers"
-    for split in ("train", "val", "test"):
-        if not sizes.get(split):
-            raise FeatureStoreError(f"{store_path} has no '{split}' {what} for {name} (sizes: {sizes}); "
-                                    "the manifest needs a split column")
-    world = cfg.resources.num_workers
-    if sizes["train"] < world:
-        raise FeatureStoreError(f"{sizes['train']} train {what} cannot feed {world} workers")
-
-    exp_id = tracking.connect(cfg.tracking.experiment)
-    model = build_model(cfg.model, dim)
-    mean = None
-    if input_column(name) == "spectrograms":
-        mean = mean_spectrogram(store_path)
+    info = describe(store_path, name)
+    if info.sizes["train"] < cfg.resources.num_workers:
+        raise FeatureStoreError(f"{info.sizes['train']} train trailers cannot feed {cfg.resources.num_workers} workers")
+    model = build_model(cfg.model, info.feature_dim)
+    mean = mean_spectrogram(store_path) if info.column == "spectrograms" else None
+    if mean is not None:
         model.set_mean(torch.from_numpy(mean))
-    train_ids = sorted(store.read_table(store_path, columns=["trailer_id"],
-                                        filter=split_filter("train", name)).column(0).to_pylist())
     run_name = cfg.tracking.run_name or f"{name}-{time.strftime('%Y%m%d-%H%M%S')}"
-    use_gpu = _use_gpu(cfg.resources.use_gpu)
-    with mlflow.start_run(run_name=run_name, experiment_id=exp_id) as run:
-        run_id = run.info.run_id
-        mlflow.set_tags({"method": name, "model": name, "features": store_path, "kind": "train"})
+    gpu = use_gpu(cfg.resources.use_gpu, ray.cluster_resources().get("GPU", 0))
+    tags = {"method": name, "model": name, "features": store_path, "kind": "train"}
+    with tracking.open_run(cfg.tracking.experiment, run_name, tags) as run_id:
         tracking.log_params(run_id, flatten(to_dict(cfg)) | {
-            "num_params": num_params(model), "feature_dim": dim, "features": store_path,
-            "featurizer": settings, "n_train": sizes["train"], "n_val": sizes["val"], "n_test": sizes["test"],
-            "use_gpu": use_gpu})
-        mlflow.log_dict(to_dict(cfg), "config/resolved_config.json")
-        mlflow.log_dict(settings, "config/featurizer.json")
-
-        ray.data.DataContext.get_current().enable_progress_bars = False
-        datasets = {s: split_dataset(store_path, s, name, cfg.train.materialize) for s in ("train", "val")}
-        storage = cfg.tracking.storage_path or os.path.expanduser("~/ray_results")
-        trainer = TorchTrainer(
-            train_loop_per_worker,
-            train_loop_config={"cfg": to_dict(cfg), "run_id": run_id, "feature_dim": dim,
-                               "tracking_uri": tracking.tracking_uri(), "mean_spectrogram": mean,
-                               "train_ids": train_ids, "rows_per_rank": len(train_ids) // world},
-            scaling_config=ScalingConfig(num_workers=world, use_gpu=use_gpu,
-                                         placement_strategy=cfg.resources.placement_strategy,
-                                         resources_per_worker={"CPU": cfg.resources.cpus_per_worker}
-                                         | ({"GPU": 1} if use_gpu else {})),
-            datasets=datasets,
-            # cache_shard: every worker reads the train split once and keeps its fixed part of it
-            dataset_config=DataConfig(datasets_to_split=[] if cfg.train.cache_shard else ["train"]),
-            run_config=RunConfig(name=f"ctt_{run_id[:12]}", storage_path=storage,
-                                 failure_config=FailureConfig(max_failures=cfg.resources.max_failures),
-                                 checkpoint_config=CheckpointConfig(num_to_keep=2)),
-        )
+            "num_params": num_params(model), "feature_dim": info.feature_dim, "features": store_path,
+            "featurizer": info.settings, "n_train": info.sizes["train"], "n_val": info.sizes["val"],
+            "n_test": info.sizes["test"], "use_gpu": gpu})
+        tracking.log_dict(run_id, to_dict(cfg), "config/resolved_config.json")
+        tracking.log_dict(run_id, info.settings, "config/featurizer.json")
         t_fit = time.time()
-        result = trainer.fit()
+        result = _trainer(info, cfg, run_id, mean, gpu).fit()
         fit_s = time.time() - t_fit
         with result.checkpoint.as_directory() as d:
-            saved = torch.load(Path(d) / "state.pt", map_location="cpu", weights_only=False)
-        state = FitState(**saved["state"])
+            state = FitState(**torch.load(Path(d) / "state.pt", map_location="cpu", weights_only=False)["state"])
         model.load_state_dict(state.best_state)
-        val_ids, val_probs, val_y = evaluate_split(model, store_path, "val", cfg)
-        tracking.log_predictions(run_id, "val", val_ids, val_y, val_probs)
-        thresholds = tracking.log_thresholds(run_id, val_y, val_probs)
-        ids, probs, y = evaluate_split(model, store_path, "test", cfg)
-        test = M.evaluate(y, probs, prefix="test_")
-        rng = np.random.default_rng(cfg.train.seed)
-        random_baseline = M.evaluate(y, rng.random(y.shape), prefix="test_")
-        tracking.log_evaluation(run_id, "test", ids, y, probs, test | {
-            "best_epoch": state.best_epoch, "epochs_trained": state.epoch + 1,
-            "best_val_auprc_micro": state.best_metric, "fit_s": fit_s,
-            "s_per_epoch": fit_s / max(1, state.epoch + 1)},
-            extra={"random_baseline": random_baseline, "model": name})
-        model_uri = tracking.log_torch_model(model, {"feature_dim": dim, **to_dict(cfg.model)})
-        registered = (tracking.register(model_uri, run_id, cfg.tracking.register_as, cfg.tracking.register_alias,
-                                        settings, thresholds) if cfg.tracking.register_as else None)
-        summary = {"run_id": run_id, "experiment_id": exp_id, "run_name": run_name, "model_uri": model_uri,
-                   "tracking_uri": tracking.tracking_uri(), "num_params": num_params(model),
-                   "epochs_trained": state.epoch + 1, "best_epoch": state.best_epoch, "fit_s": round(fit_s, 1),
-                   "test": test, "random_baseline": random_baseline, "registered": registered,
-                   "wall_s": round(time.time() - t0, 1)}
-    return summary
+        summary = _evaluate_and_log(model, info, cfg, run_id, state, fit_s)
+    return summary | {"run_id": run_id, "run_name": run_name, "tracking_uri": tracking.tracking_uri(),
+                      "num_params": num_params(model), "wall_s": round(time.time() - t0, 1)}
+
+
+def _evaluate_and_log(model: torch.nn.Module, info: StoreInfo, cfg: Config, run_id: str, state: FitState,
+                      fit_s: float) -> dict[str, Any]:
+    """Val predictions and thresholds, test metrics beside random scores, the model."""
+    scorer = Scorer(model, cfg.model, cfg.train.seed)
+    val_ids, val_probs, val_y = score_split(scorer, info.path, "val")
+    tracking.log_predictions(run_id, "val", val_ids, val_y, val_probs)
+    thresholds = tracking.log_thresholds(run_id, val_y, val_probs)
+    ids, probs, y = score_split(scorer, info.path, "test")
+    test = M.evaluate(y, probs, prefix="test_")
+    random_baseline = M.evaluate(y, np.random.default_rng(cfg.train.seed).random(y.shape), prefix="test_")
+    tracking.log_evaluation(run_id, "test", ids, y, probs, test | {
+        "best_epoch": state.best_epoch, "epochs_trained": state.epoch + 1,
+        "best_val_auprc_micro": state.best_metric, "fit_s": fit_s,
+        "s_per_epoch": fit_s / max(1, state.epoch + 1)},
+        extra={"random_baseline": random_baseline, "model": cfg.model.name})
+    model_uri = tracking.log_torch_model(model, {"feature_dim": info.feature_dim, **to_dict(cfg.model)})
+    registered = (tracking.register(model_uri, run_id, cfg.tracking.register_as, cfg.tracking.register_alias,
+                                    info.settings, thresholds) if cfg.tracking.register_as else None)
+    return {"model_uri": model_uri, "epochs_trained": state.epoch + 1, "best_epoch": state.best_epoch,
+            "fit_s": round(fit_s, 1), "test": test, "random_baseline": random_baseline, "registered": registered}
+
+
+def ray_map(fn: Callable[..., Any], items: Sequence[Any], shared: Any, num_cpus: float, desc: str) -> list[Any]:
+    """[fn(shared, *item) for item in items] as Ray tasks, `shared` put in the object store
+    once; a progress line every 10 % of the tasks (or 10 s)."""
+    task = ray.remote(num_cpus=num_cpus)(fn)
+    ref = ray.put(shared)
+    refs = [task.remote(ref, *item) for item in items]
+    pending, t0, shown = list(refs), time.time(), 0
+    while pending:
+        _, pending = ray.wait(pending, num_returns=min(len(pending), max(1, len(refs) // 10)), timeout=10)
+        done = len(refs) - len(pending)
+        if done > shown:
+            print(f"{desc}: {done}/{len(refs)} tasks ({time.time() - t0:.0f} s)", flush=True)
+            shown = done
+    return ray.get(refs)
+
+
+def score_dataset(store_path: str, columns: list[str], scorer_cls: type, args: tuple, output: str) -> None:
+    """Store rows -> `scorer_cls(*args)` in an actor pool -> a Parquet dataset at `output`."""
+    ds = ray.data.read_parquet(store_path, file_extensions=["parquet"]).select_columns(columns)
+    ds = ds.map_batches(scorer_cls, fn_constructor_args=args, batch_format="pyarrow", batch_size=16,
+                        compute=ray.data.ActorPoolStrategy(min_size=1, max_size=2))
+    ds.write_parquet(output)
+
+
+@contextlib.contextmanager
+def local_ray(num_cpus: int) -> Iterator[None]:
+    """A fresh private Ray instance on 127.0.0.1 for the block (benchmark runs)."""
+    ray.init(address="local", num_cpus=num_cpus, include_dashboard=False, _node_ip_address="127.0.0.1",
+             logging_level=logging.ERROR)
+    try:
+        ray.data.DataContext.get_current().enable_progress_bars = False
+        yield
+    finally:
+        ray.shutdown()

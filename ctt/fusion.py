@@ -10,6 +10,7 @@ from typing import Any
 import numpy as np
 
 from ctt import metrics as M
+from ctt import tracking
 from ctt.config import Config
 from ctt.runs import Split, log_method_run
 
@@ -46,7 +47,6 @@ def choose_weight(y: np.ndarray, pv: np.ndarray, pa: np.ndarray, grid: np.ndarra
 
 def run_fusion(visual_run: str, audio_run: str, cfg: Config) -> dict[str, Any]:
     """Fuse two logged runs into a CTT-MMC-TN run of its own."""
-    from ctt import tracking
     tracking.connect(cfg.tracking.experiment)
     splits = {}
     for split in ("val", "test"):

@@ -6,6 +6,23 @@ from torch import nn
 from ctt.layers import Maxout
 
 
+def _linear(in_features: int, num_classes: int, hidden: int, dropout: float) -> nn.Module:
+    return nn.Sequential(nn.Dropout(dropout), nn.Linear(in_features, num_classes))
+
+
+def _fc(in_features: int, num_classes: int, hidden: int, dropout: float) -> nn.Module:
+    return nn.Sequential(nn.Dropout(dropout), nn.Linear(in_features, hidden), nn.ReLU(),
+                         nn.Dropout(dropout), nn.Linear(hidden, num_classes))
+
+
+def _maxout(in_features: int, num_classes: int, hidden: int, dropout: float) -> nn.Module:
+    return nn.Sequential(nn.Dropout(dropout), Maxout(in_features, hidden),
+                         nn.Dropout(dropout), nn.Linear(hidden, num_classes))
+
+
+HEADS = {"linear": _linear, "fc": _fc, "maxout": _maxout}     # CTT-MMC-A, -B, -C
+
+
 def make_head(kind: str, in_features: int, num_classes: int,
               hidden: int = 256, dropout: float = 0.5) -> nn.Module:
     """Logits head. `kind`: linear (A), fc (B: two FC layers), maxout (C).
@@ -13,12 +30,6 @@ def make_head(kind: str, in_features: int, num_classes: int,
     Dropout sits on the CTT representation and on the hidden layer, as the paper
     applies dropout 0.5 to its FC layers.
     """
-    if kind == "linear":
-        return nn.Sequential(nn.Dropout(dropout), nn.Linear(in_features, num_classes))
-    if kind == "fc":
-        return nn.Sequential(nn.Dropout(dropout), nn.Linear(in_features, hidden), nn.ReLU(),
-                             nn.Dropout(dropout), nn.Linear(hidden, num_classes))
-    if kind == "maxout":
-        return nn.Sequential(nn.Dropout(dropout), Maxout(in_features, hidden),
-                             nn.Dropout(dropout), nn.Linear(hidden, num_classes))
-    raise ValueError(f"unknown head {kind!r}: expected linear, fc or maxout")
+    if kind not in HEADS:
+        raise ValueError(f"unknown head {kind!r}: expected {', '.join(HEADS)}")
+    return HEADS[kind](in_features, num_classes, hidden, dropout)

@@ -7,9 +7,9 @@ defined AU(PRC): they are left out of the macro/weighted averages and reported a
 from __future__ import annotations
 
 import numpy as np
-from sklearn.metrics import average_precision_score, label_ranking_loss, precision_recall_curve
+from sklearn.metrics import average_precision_score, label_ranking_loss
 
-from ctt.genres import GENRES
+from featurize.genres import GENRES
 
 
 def _check(y_true: np.ndarray, y_score: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -55,17 +55,3 @@ def evaluate(y_true: np.ndarray, y_score: np.ndarray, prefix: str = "") -> dict[
     }
     m.update({f"auprc_{g}": v for g, v in per_genre_auprc(y_true, y_score).items()})
     return {f"{prefix}{k}": v for k, v in m.items()}
-
-
-def pr_curves(y_true: np.ndarray, y_score: np.ndarray,
-              genres: tuple[str, ...] = GENRES) -> dict[str, tuple[np.ndarray, np.ndarray]]:
-    """Per-genre and micro precision-recall curves: name -> (recall, precision)."""
-    y_true, y_score = _check(y_true, y_score)
-    curves = {}
-    for c, g in enumerate(genres):
-        if y_true[:, c].any():
-            p, r, _ = precision_recall_curve(y_true[:, c], y_score[:, c])
-            curves[g] = (r, p)
-    p, r, _ = precision_recall_curve(y_true.ravel(), y_score.ravel())
-    curves["micro"] = (r, p)
-    return curves

@@ -5,26 +5,36 @@
     lstm       keyframes cut/padded to 120 steps -> LSTM(256) -> dropout -> classes   (4.2)
 
 Every model maps `(x, lengths)` to genre logits (sigmoid at use), so one training
-loop serves them all.
+loop serves them all; `forward_features` gives the pooled representation and
+`forward_head` the logits from it (the timm convention), so heads can be swapped and
+features reused.
 """
 from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable
 
 import torch
 from torch import nn
 
-from ctt.config import ModelConfig
-from ctt.genres import NUM_GENRES
 from ctt.heads import make_head
 from ctt.layers import CTT
-
-HEAD_OF_MODEL = {"ctt-a": "linear", "ctt-b": "fc", "ctt-c": "maxout", "ctt-s": "linear"}
-SPEC_FRAMES, SPEC_BINS = 130, 513             # one 3-s window at 44.1 kHz: time x frequency
-AUDIO_MODELS = ("ctt-s",)
+from featurize.audio import BINS, FRAMES
+from featurize.genres import NUM_GENRES
 
 
-def input_column(model_name: str) -> str:
-    """The feature-store column a model reads."""
-    return "spectrograms" if model_name in AUDIO_MODELS else "frames"
+@dataclass
+class ModelConfig:
+    name: str = "ctt-c"              # ctt-a | ctt-b | ctt-c (keyframes) | ctt-s (spectrograms) | lstm
+    n: int = 256                     # CTT filters
+    f: int = 3                       # CTT receptive field in time steps (3, 5 or 7)
+    hidden: int = 256                # FC / Maxout width; LSTM hidden units
+    dropout: float = 0.5
+    head: str = ""                   # "": the model's own (A linear, B fc, C maxout, S linear);
+                                     # linear | fc | maxout: an option, e.g. a Maxout head on ctt-s
+    parts: int = 11                  # ctt-s: p parts, one random spectrogram drawn from each per step
+    test_draws: int = 10             # ctt-s: test probabilities averaged over this many draws
+    max_steps: int = 120             # lstm: sequences cut (or zero-padded) to this many keyframes
 
 
 class VisualCTT(nn.Module):
@@ -36,20 +46,29 @@ class VisualCTT(nn.Module):
         self.ctt = CTT(m, n, f)
         self.head = make_head(head, n, num_classes, hidden, dropout)
 
+    def forward_features(self, x: torch.Tensor, lengths: torch.Tensor | None = None) -> torch.Tensor:
+        return self.ctt(x, lengths)                          # (B, t, m) -> (B, n)
+
+    def forward_head(self, v: torch.Tensor) -> torch.Tensor:
+        return self.head(v)                                  # (B, n) -> (B, C)
+
     def forward(self, x: torch.Tensor, lengths: torch.Tensor | None = None) -> torch.Tensor:
-        return self.head(self.ctt(x, lengths))              # (B, t, m) -> (B, n) -> (B, C)
+        return self.forward_head(self.forward_features(x, lengths))
 
 
 class AudioCTT(nn.Module):
     """CTT-MMC-S: x (B, p, 130, 513) spectrograms, one drawn per part of the trailer's audio.
 
+        x --minus mean spectrogram--> BatchNorm per frequency bin --> CTT (shared by the p parts)
+          --> (B, p, n) --mean over p--> (B, n) --> head
+
     The train-set mean spectrogram is a buffer, so it travels with the weights and
-    prediction normalises exactly as training did. Batch norm runs per frequency bin.
+    prediction normalises exactly as training did.
     """
 
     def __init__(self, n: int = 256, f: int = 3, head: str = "linear", hidden: int = 256,
                  dropout: float = 0.5, num_classes: int = NUM_GENRES,
-                 frames: int = SPEC_FRAMES, bins: int = SPEC_BINS):
+                 frames: int = FRAMES, bins: int = BINS):
         super().__init__()
         self.register_buffer("mean_spectrogram", torch.zeros(frames, bins))
         self.norm = nn.BatchNorm1d(bins)
@@ -59,12 +78,17 @@ class AudioCTT(nn.Module):
     def set_mean(self, mean: torch.Tensor) -> None:
         self.mean_spectrogram.copy_(torch.as_tensor(mean, dtype=torch.float32).reshape(self.mean_spectrogram.shape))
 
-    def forward(self, x: torch.Tensor, lengths: torch.Tensor | None = None) -> torch.Tensor:
+    def forward_features(self, x: torch.Tensor, lengths: torch.Tensor | None = None) -> torch.Tensor:
         B, p, T, F = x.shape
         s = x.float().reshape(B * p, T, F) - self.mean_spectrogram
         s = self.norm(s.transpose(1, 2)).transpose(1, 2)    # BatchNorm1d over (N, F, T)
-        v = self.ctt(s).view(B, p, -1).mean(dim=1)           # shared CTT, average-pooled over the p parts
+        return self.ctt(s).view(B, p, -1).mean(dim=1)        # shared CTT, average-pooled over the p parts
+
+    def forward_head(self, v: torch.Tensor) -> torch.Tensor:
         return self.head(v)
+
+    def forward(self, x: torch.Tensor, lengths: torch.Tensor | None = None) -> torch.Tensor:
+        return self.forward_head(self.forward_features(x, lengths))
 
 
 class LSTMBaseline(nn.Module):
@@ -75,26 +99,53 @@ class LSTMBaseline(nn.Module):
         self.lstm = nn.LSTM(m, hidden, batch_first=True)
         self.head = nn.Sequential(nn.Dropout(dropout), nn.Linear(hidden, num_classes))
 
-    def forward(self, x: torch.Tensor, lengths: torch.Tensor | None = None) -> torch.Tensor:
+    def forward_features(self, x: torch.Tensor, lengths: torch.Tensor | None = None) -> torch.Tensor:
         if lengths is None:
             lengths = torch.full((x.shape[0],), x.shape[1], dtype=torch.long)
         packed = nn.utils.rnn.pack_padded_sequence(x, lengths.clamp(min=1).cpu(), batch_first=True,
                                                    enforce_sorted=False)
         _, (h, _) = self.lstm(packed)
-        return self.head(h[-1])
+        return h[-1]                                         # (B, hidden)
+
+    def forward_head(self, v: torch.Tensor) -> torch.Tensor:
+        return self.head(v)
+
+    def forward(self, x: torch.Tensor, lengths: torch.Tensor | None = None) -> torch.Tensor:
+        return self.forward_head(self.forward_features(x, lengths))
+
+
+def _visual(head: str) -> Callable[[ModelConfig, int, int], nn.Module]:
+    def build(cfg: ModelConfig, feature_dim: int, num_classes: int) -> nn.Module:
+        return VisualCTT(m=feature_dim, n=cfg.n, f=cfg.f, head=cfg.head or head, hidden=cfg.hidden,
+                         dropout=cfg.dropout, num_classes=num_classes)
+    return build
+
+
+def _audio(cfg: ModelConfig, feature_dim: int, num_classes: int) -> nn.Module:
+    return AudioCTT(n=cfg.n, f=cfg.f, head=cfg.head or "linear", hidden=cfg.hidden, dropout=cfg.dropout,
+                    num_classes=num_classes)
+
+
+def _lstm(cfg: ModelConfig, feature_dim: int, num_classes: int) -> nn.Module:
+    return LSTMBaseline(m=feature_dim, hidden=cfg.hidden, dropout=cfg.dropout, num_classes=num_classes)
+
+
+# SPEC name -> builder. Five models do not justify a decorator registry.
+MODELS: dict[str, Callable[[ModelConfig, int, int], nn.Module]] = {
+    "ctt-a": _visual("linear"), "ctt-b": _visual("fc"), "ctt-c": _visual("maxout"), "ctt-s": _audio, "lstm": _lstm,
+}
+AUDIO_MODELS = ("ctt-s",)
+
+
+def input_column(model_name: str) -> str:
+    """The feature-store column a model reads."""
+    return "spectrograms" if model_name in AUDIO_MODELS else "frames"
 
 
 def build_model(cfg: ModelConfig, feature_dim: int, num_classes: int = NUM_GENRES) -> nn.Module:
-    head = cfg.head or HEAD_OF_MODEL.get(cfg.name, "")
-    if cfg.name in ("ctt-a", "ctt-b", "ctt-c"):
-        return VisualCTT(m=feature_dim, n=cfg.n, f=cfg.f, head=head, hidden=cfg.hidden,
-                         dropout=cfg.dropout, num_classes=num_classes)
-    if cfg.name == "ctt-s":
-        return AudioCTT(n=cfg.n, f=cfg.f, head=head, hidden=cfg.hidden, dropout=cfg.dropout,
-                        num_classes=num_classes)
-    if cfg.name == "lstm":
-        return LSTMBaseline(m=feature_dim, hidden=cfg.hidden, dropout=cfg.dropout, num_classes=num_classes)
-    raise ValueError(f"unknown model {cfg.name!r}: expected ctt-a, ctt-b, ctt-c, ctt-s or lstm")
+    if cfg.name not in MODELS:
+        raise ValueError(f"unknown model {cfg.name!r}: expected {', '.join(MODELS)}")
+    return MODELS[cfg.name](cfg, feature_dim, num_classes)
 
 
 def num_params(model: nn.Module) -> int:

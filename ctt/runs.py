@@ -3,10 +3,7 @@
 as a training run, so every method lines up in the MLflow UI and in the report."""
 from __future__ import annotations
 
-import json
-import tempfile
 import time
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -23,23 +20,17 @@ def log_method_run(cfg: Config, method: str, test: Split, val: Split | None = No
                    extra: dict[str, Any] | None = None) -> dict[str, Any]:
     """Log a finished method: config + params, test metrics and artifacts, val predictions,
     and `model/<method>.json` (what is needed to apply the method again)."""
-    import mlflow
-    exp_id = tracking.connect(cfg.tracking.experiment)
     run_name = cfg.tracking.run_name or f"{method}-{time.strftime('%Y%m%d-%H%M%S')}"
     ids, y, probs = test
     test_metrics = M.evaluate(y, probs, prefix="test_")
-    with mlflow.start_run(run_name=run_name, experiment_id=exp_id) as run:
-        run_id = run.info.run_id
-        mlflow.set_tags({"method": method, "kind": "score"})
+    with tracking.open_run(cfg.tracking.experiment, run_name, {"method": method, "kind": "score"}) as run_id:
         tracking.log_params(run_id, flatten(to_dict(cfg)) | {"method": method, "n_test": len(ids)} | (params or {}))
-        mlflow.log_dict(to_dict(cfg), "config/resolved_config.json")
+        tracking.log_dict(run_id, to_dict(cfg), "config/resolved_config.json")
         if val is not None:
             tracking.log_predictions(run_id, "val", *val)
             tracking.log_thresholds(run_id, val[1], val[2])
         tracking.log_evaluation(run_id, "test", ids, y, probs, test_metrics, extra=(extra or {}) | {"method": method})
         if model is not None:
-            with tempfile.TemporaryDirectory() as tmp:
-                (Path(tmp) / f"{method}.json").write_text(json.dumps(model, indent=2, default=float))
-                mlflow.log_artifact(str(Path(tmp) / f"{method}.json"), "model")
-    return {"run_id": run_id, "experiment_id": exp_id, "run_name": run_name, "method": method,
-            "test": test_metrics, "tracking_uri": tracking.tracking_uri()}
+            tracking.log_dict(run_id, model, f"model/{method}.json")
+    return {"run_id": run_id, "run_name": run_name, "method": method, "test": test_metrics,
+            "tracking_uri": tracking.tracking_uri()}

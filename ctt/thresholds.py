@@ -8,7 +8,7 @@ from __future__ import annotations
 import numpy as np
 from sklearn.metrics import precision_recall_curve
 
-from ctt.genres import GENRES
+from featurize.genres import GENRES
 
 DEFAULT = 0.5
 

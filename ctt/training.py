@@ -77,12 +77,6 @@ def predict(model: nn.Module, batches: Iterable[dict], device: torch.device) -> 
     return np.concatenate(probs), np.concatenate(ys)
 
 
-def predict_table(model: nn.Module, collate: Callable, table, draws: int = 1) -> np.ndarray:
-    """Probabilities for one batch of store rows: the mean over `draws` collations (audio models
-    draw new spectrograms each time; frame models need one)."""
-    return np.mean([predict(model, [collate(table)], torch.device("cpu"))[0] for _ in range(draws)], axis=0)
-
-
 def make_optimizer(model: nn.Module, cfg: TrainConfig) -> torch.optim.Optimizer:
     return torch.optim.Adam(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
 

@@ -12,6 +12,7 @@ torch.stft twin for GPU actors.
 from __future__ import annotations
 
 import numpy as np
+import torch
 
 SAMPLE_RATE = 44_100
 WINDOW_S = 3.0
@@ -20,6 +21,7 @@ N_FFT = 1024
 HOP = 1024
 FRAMES = 1 + WINDOW // HOP                  # 130 time steps
 BINS = N_FFT // 2 + 1                       # 513 frequency bins
+SPEC_SIZE = FRAMES * BINS                   # one window as the store keeps it: flattened, time-major
 
 
 def windows(y: np.ndarray) -> tuple[np.ndarray, bool]:
@@ -75,7 +77,6 @@ def spectrograms(y: np.ndarray) -> tuple[np.ndarray, bool]:
 
 def spectrograms_torch(y, device: str = "cpu"):
     """torch.stft twin of `spectrograms` (same windows, padding and scaling): for GPU actors."""
-    import torch
     w, padded = windows(np.asarray(y))
     x = torch.from_numpy(w).to(device)
     S = torch.stft(x, n_fft=N_FFT, hop_length=HOP, window=torch.hann_window(N_FFT, device=device),

@@ -8,12 +8,14 @@ from __future__ import annotations
 
 from typing import Any
 
+import fsspec
 import numpy as np
 import torch
 import torchvision
 from torch import nn
 
-from ctt.config import BackboneConfig
+from featurize.audio import spectrograms_torch
+from featurize.config import BackboneConfig
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
@@ -25,7 +27,6 @@ class WeightsUnavailable(RuntimeError):
 
 
 def _read_checkpoint(path: str) -> dict[str, torch.Tensor]:
-    import fsspec
     with fsspec.open(path, "rb") as fh:
         obj = torch.load(fh, map_location="cpu", weights_only=True)
     state = obj.get("state_dict", obj) if isinstance(obj, dict) else obj
@@ -142,7 +143,6 @@ class FrameEmbedder:
 
     def spectrograms(self, batch: dict[str, Any]) -> dict[str, Any]:
         """torch.stft on this actor's device for rows whose decode task sent raw audio."""
-        from featurize.audio import spectrograms_torch
         specs, counts, padded = list(batch["spectrograms"]), list(batch["num_windows"]), list(batch["audio_padded"])
         for i, y in enumerate(batch["audio"]):
             if len(y):

@@ -5,7 +5,10 @@ the same process, so the ratio holds on any machine; `jobs/benchmark.py` runs th
 """
 from __future__ import annotations
 
+import dataclasses
+import multiprocessing as mp
 import os
+import shutil
 import threading
 import time
 from dataclasses import dataclass
@@ -13,9 +16,17 @@ from pathlib import Path
 from typing import Any, Callable
 
 import av
+import librosa
 import numpy as np
+import pandas as pd
+import torch
 
-from ctt.config import FeaturizeConfig
+from featurize import audio
+from featurize.backbone import FrameEmbedder
+from featurize.config import FeaturizeConfig
+from featurize.pipeline import decode_row, run_featurize
+from featurize.synthetic import SampleSpec, render_trailer
+from featurize.video import decode_trailer
 
 
 @dataclass
@@ -30,7 +41,6 @@ class Clip:
 def render_clips(out: Path, sizes: list[tuple[int, int]], seconds: float, fps: int = 24,
                  per_size: int = 1, seed: int = 0) -> list[Clip]:
     """Synthetic trailers at realistic settings (H.264 + AAC 44.1 kHz), reused if present."""
-    from featurize.synthetic import SampleSpec, render_trailer
     out.mkdir(parents=True, exist_ok=True)
     clips = []
     genres = [["action", "scifi"], ["drama"], ["comedy", "romance"], ["horror", "thriller"]]
@@ -103,8 +113,6 @@ def every_core_busy(path: str, cfg: FeaturizeConfig, processes: int, thread_type
     of each in turn; each process keeps its best round. The time returned is the harmonic
     mean over processes, so processes x frames / time is the frames per second of all
     cores together."""
-    import dataclasses
-    import multiprocessing as mp
     ctx = mp.get_context("spawn")
     barrier, results = ctx.Barrier(processes), ctx.Queue()
     one = dataclasses.replace(cfg, decode_threads=1)
@@ -127,7 +135,6 @@ def every_core_busy(path: str, cfg: FeaturizeConfig, processes: int, thread_type
 
 def featurize_cpu(path: str, cfg: FeaturizeConfig) -> dict[str, Any]:
     """The decode task of the pipeline: decode + shots + keyframes + spectrograms + low-level."""
-    from featurize.pipeline import decode_row
     row = decode_row({"trailer_id": "b", "path": path, "split": "", "genres": []}, cfg)
     if row["error_stage"]:
         raise RuntimeError(f"{path}: {row['error_type']}: {row['error_message']}")
@@ -137,9 +144,6 @@ def featurize_cpu(path: str, cfg: FeaturizeConfig) -> dict[str, Any]:
 def backbone_stage(keyframes: np.ndarray, cfg, repeat: int = 2) -> dict[str, float]:
     """The embedder actor's call (batching, normalisation, copies) vs the bare model forward
     on the same keyframe batches already in tensor form."""
-    import torch
-
-    from featurize.backbone import FrameEmbedder
     emb = FrameEmbedder(cfg, "cuda" if torch.cuda.is_available() else "cpu")
     holder = np.empty(1, dtype=object)
     holder[0] = keyframes
@@ -166,16 +170,12 @@ def backbone_stage(keyframes: np.ndarray, cfg, repeat: int = 2) -> dict[str, flo
 
 def spectrogram_stage(y: np.ndarray, repeat: int = 3) -> dict[str, float]:
     """The pipeline's spectrogram call vs one bare STFT over the same windows."""
-    import librosa
-
-    from featurize import audio
     audio.spectrograms(y[:audio.WINDOW])                                       # numba / FFT plan warm-up
     t_pipe, S = best_of(lambda: audio.spectrograms(y), repeat)
     w, _ = audio.windows(y)
     t_bare, _ = best_of(lambda: np.abs(librosa.stft(w, n_fft=audio.N_FFT, hop_length=audio.HOP)), repeat)
     out = {"windows": len(S[0]), "pipeline_s": t_pipe, "bare_librosa_s": t_bare}
     try:
-        import torch
         dev = "cuda" if torch.cuda.is_available() else "cpu"
         audio.spectrograms_torch(y[:audio.WINDOW], dev)
 
@@ -231,30 +231,20 @@ class PeakRSS:
         return max(self.peak.values(), default=0) / 2**20
 
 
-def featurize_memory(clips: list[Clip], n: int, cfg: FeaturizeConfig, work: Path, num_cpus: int) -> dict[str, Any]:
-    """Run the whole featurize job on n trailers (clips reused under new ids) in a fresh local
-    Ray instance; peak RSS of its worker processes, wall time, video seconds."""
-    import pandas as pd
-    import ray
-
-    from featurize.pipeline import run_featurize
+def featurize_memory(clips: list[Clip], n: int, cfg: FeaturizeConfig, work: Path) -> dict[str, Any]:
+    """Run the whole featurize job on n trailers (clips reused under new ids) on the Ray
+    instance the caller started (a fresh one per call, so the peaks are this run's); peak
+    RSS of its worker processes, wall time, video seconds."""
     rows = [{"trailer_id": f"t{i:05d}", "path": clips[i % len(clips)].path, "genres": "drama", "split": "train"}
             for i in range(n)]
     manifest = work / f"manifest_{n}.csv"
     pd.DataFrame(rows).to_csv(manifest, index=False)
     out = work / f"store_{n}"
-    import shutil
     shutil.rmtree(out, ignore_errors=True)
-    ray.init(address="local", num_cpus=num_cpus, include_dashboard=False, _node_ip_address="127.0.0.1",
-             logging_level="ERROR")
-    try:
-        ray.data.DataContext.get_current().enable_progress_bars = False
-        with PeakRSS() as mem:
-            t = time.perf_counter()
-            summary = run_featurize(str(manifest), str(out), cfg)
-            wall = time.perf_counter() - t
-    finally:
-        ray.shutdown()
+    with PeakRSS() as mem:
+        t = time.perf_counter()
+        summary = run_featurize(str(manifest), str(out), cfg)
+        wall = time.perf_counter() - t
     if summary["failed"]:
         raise RuntimeError(f"featurize failed on {summary['failed']} benchmark trailers: {summary['failed_by_reason']}")
     return {"trailers": n, "wall_s": wall, "peak_worker_rss_mb": mem.max_mb,
@@ -267,6 +257,4 @@ def cpu_count() -> int:
 
 def decode_audio(path: str) -> np.ndarray:
     """The clip's audio as the pipeline sees it: 44.1 kHz mono float32."""
-    cfg = FeaturizeConfig()
-    from featurize.video import decode_trailer
-    return decode_trailer(path, cfg).audio
+    return decode_trailer(path, FeaturizeConfig()).audio

@@ -19,8 +19,8 @@ from typing import Any
 import fsspec
 import numpy as np
 
-from ctt.genres import GENRES
 from featurize import store
+from featurize.genres import GENRES
 
 log = logging.getLogger("ctt.lmtd")
 TABLE = "lmtd9_0"
@@ -105,13 +105,13 @@ def _check(tid: str, arr: Any, labels: dict | None, dim: int) -> tuple[np.ndarra
 
 
 def _row(tid: str, frames: np.ndarray, labels: dict, source: str) -> dict[str, Any]:
+    """A release entry as a store row: keyframe features and labels only; times, shots and
+    the source's geometry are unknown (NaN / -1), and there is no audio."""
     t = len(frames)
-    return {"trailer_id": tid, "split": labels["split"], "genres": labels["genres"], "frames": frames,
-            "frame_times": np.full(t, np.nan, np.float32), "shot_starts": np.full(t, -1, np.int32),
-            "num_keyframes": t, "duration_s": float("nan"), "n_frames": 0, "fps": float("nan"),
-            "width": 0, "height": 0, "video_codec": "", "spectrograms": np.zeros((0, store.SPEC_SIZE), np.float16),
-            "num_windows": 0, "has_audio": False, "audio_padded": False, "sample_rate": 0, "audio_codec": "",
-            "vllf": np.zeros(0, np.float32), "av": np.zeros(0, np.float32), "source_path": source}
+    return store.trailer_row(frames.shape[1], trailer_id=tid, split=labels["split"], genres=labels["genres"],
+                             frames=frames, frame_times=np.full(t, np.nan, np.float32),
+                             shot_starts=np.full(t, -1, np.int32), duration_s=float("nan"), fps=float("nan"),
+                             source_path=source)
 
 
 def import_release(features: str, database: str, output: str, rows_per_file: int = 256) -> dict[str, Any]:

@@ -13,8 +13,14 @@ from __future__ import annotations
 
 import functools
 
+import librosa
 import numba
 import numpy as np
+import scipy.fft
+import scipy.signal
+import scipy.sparse
+
+from featurize import audio
 
 
 VLLF_NAMES = ("avg_shot_length_s", "color_variance", "lighting_key_mean", "lighting_key_std", "motion_content")
@@ -68,7 +74,11 @@ def color_variances(keyframes: np.ndarray) -> np.ndarray:
 @numba.njit(cache=True, nogil=True)
 def _active_pixels(prev: np.ndarray, lumas: np.ndarray, threshold: float, out: np.ndarray) -> None:
     """out[f]: pixels whose luma moved by more than `threshold` from the frame before
-    (`prev` before the first)."""
+    (`prev` before the first).
+
+    prev: (pixels,) uint8; lumas: (frames, pixels) uint8 luma samples of consecutive frames;
+    threshold in luma levels (0-255); out: (frames,) int64. Equal to the NumPy count
+    (|a - b| > threshold).sum() (test_compiled_histograms_and_motion_equal_their_definitions)."""
     for f in range(lumas.shape[0]):
         before = prev if f == 0 else lumas[f - 1]
         k = 0
@@ -125,6 +135,14 @@ def vllf(keyframes: np.ndarray, shot_lengths_s: np.ndarray, motion: float) -> np
 
 @numba.njit(cache=True, nogil=True)
 def _zero_crossings(y: np.ndarray, frame_length: int, hop: int, threshold: float, out: np.ndarray) -> None:
+    """out[f] = the share of sign changes within frame f of the signal.
+
+    Frames are `frame_length` samples, centred on f * hop; samples beyond either end repeat
+    the edge sample (librosa's centred, edge-padded framing), read by clamped index rather
+    than copied. A sample counts as negative below -threshold (|y| <= threshold is zero,
+    zero is positive), as librosa.feature.zero_crossing_rate counts; equal to it exactly
+    (test_direct_descriptors_match_librosa). y: (n,) float32; out: (frames,) float64.
+    """
     n, half = len(y), frame_length // 2
     for f in range(len(out)):
         start = f * hop - half                      # centred frames over an edge-padded signal
@@ -156,6 +174,13 @@ def spectral_centroid(S: np.ndarray, freqs: np.ndarray) -> np.ndarray:
 
 @numba.njit(cache=True, nogil=True)
 def _rolloff_bins(S: np.ndarray, roll_percent: float, out: np.ndarray) -> None:
+    """out[t] = the first frequency bin where the running sum of frame t's magnitudes reaches
+    `roll_percent` of its total.
+
+    S: (bins, frames) float32 magnitudes; the sums are float32, accumulated in bin order as
+    librosa's cumsum is, so the bins are exactly librosa.feature.spectral_rolloff's
+    (test_direct_descriptors_match_librosa). out: (frames,) intp, left as is for a silent frame.
+    """
     for t in range(S.shape[1]):
         total = np.float32(0.0)
         for f in range(S.shape[0]):
@@ -183,9 +208,6 @@ def tempo(onset_envelope: np.ndarray, sr: int, hop_length: int, ac_size: float =
     mean tempogram taken in the frequency domain: each frame's autocorrelation, divided by
     its lag-0 value, is the inverse FFT of its power spectrum over its energy, so the mean
     over frames needs one inverse FFT instead of one per frame."""
-    import librosa
-    import scipy.fft
-    import scipy.signal
     win = int(librosa.time_to_frames(ac_size, sr=sr, hop_length=hop_length))
     n = len(onset_envelope)
     padded = np.pad(onset_envelope, win // 2, mode="linear_ramp", end_values=[0, 0])
@@ -193,7 +215,10 @@ def tempo(onset_envelope: np.ndarray, sr: int, hop_length: int, ac_size: float =
     x = frames * scipy.signal.get_window("hann", win, fftbins=True)
     n_pad = scipy.fft.next_fast_len(2 * win - 1, real=True)
     power = np.square(np.abs(scipy.fft.rfft(x, n=n_pad, axis=-1)))
-    energy = power.sum(-1) * 2 - power[:, 0] - (power[:, -1] if n_pad % 2 == 0 else 0)   # n_pad * lag-0 value
+    # Parseval: the full spectrum's energy, sum_k |X_k|^2, is n_pad * sum_t x_t^2, i.e. n_pad times
+    # the lag-0 autocorrelation. rfft keeps bins 0 .. n_pad // 2; every other bin stands twice in
+    # the full spectrum, so count them twice and take back bin 0 (and the Nyquist bin for even n_pad).
+    energy = power.sum(-1) * 2 - power[:, 0] - (power[:, -1] if n_pad % 2 == 0 else 0)
     scale = np.where(energy / n_pad >= np.finfo(np.float64).tiny, n_pad / np.where(energy > 0, energy, 1), 1.0)
     mean_ac = scipy.fft.irfft((power * scale[:, None]).mean(0), n=n_pad)[:win]
     return float(librosa.feature.tempo(sr=sr, hop_length=hop_length, tg=mean_ac[:, None], aggregate=None)[0])
@@ -203,8 +228,6 @@ def tempo(onset_envelope: np.ndarray, sr: int, hop_length: int, ac_size: float =
 def _mel_basis(sr: int, n_fft: int) -> "scipy.sparse.csr_matrix":
     """librosa's mel filter bank, sparse: each filter covers a few bins, so the projection
     costs a hundredth of the dense product."""
-    import librosa
-    import scipy.sparse
     return scipy.sparse.csr_matrix(librosa.filters.mel(sr=sr, n_fft=n_fft, n_mels=N_MELS))
 
 
@@ -217,9 +240,6 @@ def audio_descriptors(y: np.ndarray | None, S: np.ndarray | None = None) -> np.n
     single window is cut to the frames that hold sound."""
     if y is None or len(y) < ZCR_FRAME:
         return np.zeros(len(AUDIO_NAMES), np.float32)
-    import librosa
-
-    from featurize import audio
     y = np.asarray(y, np.float32)
     if S is None:
         S = audio.spectrograms(y)[0]

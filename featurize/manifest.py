@@ -6,7 +6,7 @@ import posixpath
 import fsspec
 import pandas as pd
 
-from ctt.genres import parse_genres
+from featurize.genres import parse_genres
 
 VIDEO_SUFFIXES = (".mp4", ".m4v", ".mov", ".mkv", ".webm", ".avi", ".mpg", ".mpeg", ".ts", ".flv", ".wmv")
 SPLITS = ("train", "val", "test", "")

@@ -9,7 +9,6 @@ the actor writes to `STORE/_errors`. Only small summary rows come back to the dr
 """
 from __future__ import annotations
 
-import dataclasses
 import logging
 import time
 import traceback
@@ -19,45 +18,39 @@ from typing import Any
 import numpy as np
 import ray
 
-from ctt.config import FeaturizeConfig
-from featurize import audio, backbone, lowlevel, store
+from featurize import backbone, lowlevel, store
+from featurize.audio import spectrograms as audio_spectrograms
 from featurize.backbone import FrameEmbedder
+from featurize.config import FeaturizeConfig, use_gpu
 from featurize.manifest import read_manifest
+from featurize.settings import to_settings
 from featurize.video import decode_trailer, keyframe_size
 
 log = logging.getLogger("ctt.featurize")
-SILENCE = 1e-4          # peak amplitude below which an audio track counts as silent
-MAX_BLOCKS = 2000       # one trailer per block up to this many: decode parallelism without a huge plan
-
-
-def settings(cfg: FeaturizeConfig) -> dict[str, Any]:
-    """What determines the features: stores made with other values must not be mixed."""
-    return {
-        "backbone": dataclasses.asdict(cfg.backbone) | {"batch_size": None, "channels_last": None},
-        "feature_dim": backbone.feature_dim(cfg.backbone.name),
-        "shots": dataclasses.asdict(cfg.shots),
-        "max_keyframes": cfg.max_keyframes,
-        "audio": {"sample_rate": audio.SAMPLE_RATE, "window_s": audio.WINDOW_S, "n_fft": audio.N_FFT,
-                  "hop": audio.HOP, "shape": [audio.FRAMES, audio.BINS], "dtype": "float16"},
-        "vllf_names": list(lowlevel.VLLF_NAMES),
-        "av_names": list(lowlevel.AV_NAMES),
-        "av_audio": {"stft": "spectrograms", "n_mels": lowlevel.N_MELS, "zcr_frame": lowlevel.ZCR_FRAME},
-    }
+SILENCE = 1e-4          # peak amplitude below which an audio track counts as silent (-80 dBFS)
+# One trailer per block, so each decode task is one file, up to this many blocks; beyond,
+# blocks hold several trailers (100,000 trailers: 2,000 blocks of 50), which keeps the
+# plan small while leaving more decode tasks than any cluster has cores.
+MAX_BLOCKS = 2000
+# The embedder actor's logical memory: a ResNet-152 (240 MB of weights) with a batch of 64
+# keyframes at 224 x 224 (about 0.6 GB of activations on CPU). Asking for memory also gives
+# this stage other resources than decode's, which keeps Ray Data from fusing the two into
+# one actor stage (decode must stay a task pool, one file per core).
+EMBED_MEMORY = 1024**3
 
 
 def _audio_features(d, stft_in_actor: bool) -> dict[str, Any]:
     """Spectrograms and the audio descriptors that read them; with `stft_in_actor` the raw
     audio goes to the actors instead, which transform it again on their device."""
     silent = d.audio is None or len(d.audio) == 0 or max(float(d.audio.max()), -float(d.audio.min())) < SILENCE
-    out: dict[str, Any] = {"spectrograms": np.zeros((0, store.SPEC_SIZE), np.float16), "num_windows": 0,
-                           "audio_padded": False, "audio": np.zeros(0, np.float32)}
+    out: dict[str, Any] = {}
     S = None
     if not silent:
-        S, padded = audio.spectrograms(d.audio)
+        S, padded = audio_spectrograms(d.audio)
     if not silent and stft_in_actor:
         out["audio"] = d.audio
     elif not silent:
-        out.update(spectrograms=store.to_float16(S.reshape(len(S), -1)), num_windows=len(S), audio_padded=padded)
+        out.update(spectrograms=store.to_float16(S.reshape(len(S), -1)), audio_padded=padded)
     desc = lowlevel.audio_descriptors(None if silent else d.audio, S)
     v = lowlevel.vllf(d.keyframes, d.shot_lengths_s, d.motion)
     return out | {"has_audio": not silent, "sample_rate": d.sample_rate, "audio_codec": d.audio_codec,
@@ -70,17 +63,14 @@ def node_id() -> str:
 
 
 def decode_row(row: dict[str, Any], cfg: FeaturizeConfig, stft_in_actor: bool = False) -> dict[str, Any]:
+    """A manifest row -> a store row without `frames` (the keyframe images instead, for the
+    embedder; the raw audio too with `stft_in_actor`), or with the error that stopped it."""
     size = keyframe_size(cfg)[1]
-    out = {
-        "trailer_id": row["trailer_id"], "path": row["path"], "split": row["split"], "decode_node": node_id(),
-        "genres": "|".join(row["genres"]), "error_stage": "", "error_type": "", "error_message": "",
-        "keyframes": np.zeros((0, size, size, 3), np.uint8), "frame_times": np.zeros(0, np.float32),
-        "shot_starts": np.zeros(0, np.int32), "duration_s": 0.0, "n_frames": 0, "fps": 0.0,
-        "width": 0, "height": 0, "video_codec": "",
-        "spectrograms": np.zeros((0, store.SPEC_SIZE), np.float16), "num_windows": 0, "has_audio": False,
-        "audio_padded": False, "sample_rate": 0, "audio_codec": "", "audio": np.zeros(0, np.float32),
-        "vllf": np.zeros(len(lowlevel.VLLF_NAMES), np.float32), "av": np.zeros(len(lowlevel.AV_NAMES), np.float32),
-    }
+    out = store.trailer_row(trailer_id=row["trailer_id"], split=row["split"], genres=list(row["genres"]),
+                            source_path=row["path"]) | {
+        "decode_node": node_id(), "error_stage": "", "error_type": "", "error_message": "",
+        "keyframes": np.zeros((0, size, size, 3), np.uint8), "audio": np.zeros(0, np.float32)}
+    del out["frames"]                                    # the embedder's output
     stage = "decode"
     try:
         d = decode_trailer(row["path"], cfg)
@@ -96,28 +86,16 @@ def decode_row(row: dict[str, Any], cfg: FeaturizeConfig, stft_in_actor: bool = 
 
 
 def write_batch(batch: dict[str, Any], output: str, dim: int) -> dict[str, Any]:
+    """Embedded rows into one store file, failed ones into `_errors`; a summary row each."""
     n = len(batch["trailer_id"])
     ok, failed = [], []
     for i in range(n):
         if batch["error_stage"][i]:
-            failed.append({"trailer_id": batch["trailer_id"][i], "path": batch["path"][i],
+            failed.append({"trailer_id": batch["trailer_id"][i], "path": batch["source_path"][i],
                            "stage": batch["error_stage"][i], "error_type": batch["error_type"][i],
                            "message": batch["error_message"][i]})
-            continue
-        frames = np.asarray(batch["frames"][i], np.float32).reshape(-1, dim)
-        ok.append({
-            "trailer_id": batch["trailer_id"][i], "split": batch["split"][i],
-            "genres": [g for g in str(batch["genres"][i]).split("|") if g], "frames": frames,
-            "frame_times": batch["frame_times"][i], "shot_starts": batch["shot_starts"][i],
-            "num_keyframes": len(frames), "duration_s": float(batch["duration_s"][i]),
-            "n_frames": int(batch["n_frames"][i]), "fps": float(batch["fps"][i]),
-            "width": int(batch["width"][i]), "height": int(batch["height"][i]),
-            "video_codec": str(batch["video_codec"][i]), "source_path": batch["path"][i],
-            "spectrograms": np.asarray(batch["spectrograms"][i], np.float16).reshape(-1, store.SPEC_SIZE),
-            "num_windows": int(batch["num_windows"][i]), "has_audio": bool(batch["has_audio"][i]),
-            "audio_padded": bool(batch["audio_padded"][i]), "sample_rate": int(batch["sample_rate"][i]),
-            "audio_codec": str(batch["audio_codec"][i]), "vllf": batch["vllf"][i], "av": batch["av"][i],
-        })
+        else:
+            ok.append(store.trailer_row(dim, **{k: batch[k][i] for k in store.COLUMNS if k in batch}))
     if ok:
         store.write_atomic(store.features_table(ok, dim), output)
     if failed:
@@ -144,17 +122,11 @@ class EmbedAndWrite(FrameEmbedder):
         return write_batch(super().__call__(batch), self.output, self.dim)
 
 
-def _use_gpu(flag: str) -> bool:
-    if flag == "auto":
-        return ray.cluster_resources().get("GPU", 0) > 0
-    return flag == "true"
-
-
 def run_featurize(input: str, output: str, cfg: FeaturizeConfig, retry_errors: bool = False) -> dict[str, Any]:
     """Featurize every trailer of `input` not yet in `output`; returns the run summary."""
     t0 = time.time()
     manifest = read_manifest(input)
-    store.claim(output, settings(cfg))
+    store.claim(output, to_settings(cfg))
     if retry_errors:
         store.clear_errors(output)
     done = store.done_ids(output) | store.error_ids(output)
@@ -167,7 +139,7 @@ def run_featurize(input: str, output: str, cfg: FeaturizeConfig, retry_errors: b
              len(manifest), input, summary["skipped"], output, len(todo), summary["backbone"])
     if len(todo):
         dim = backbone.feature_dim(cfg.backbone.name)
-        gpu = _use_gpu(cfg.use_gpu)
+        gpu = use_gpu(cfg.use_gpu, ray.cluster_resources().get("GPU", 0))
         cpus = ray.cluster_resources().get("CPU", 1)
         if gpu:
             actors = cfg.embed_actors or int(ray.cluster_resources().get("GPU", 1))
@@ -184,7 +156,7 @@ def run_featurize(input: str, output: str, cfg: FeaturizeConfig, retry_errors: b
             compute=ray.data.ActorPoolStrategy(min_size=1, max_size=actors),
             fn_constructor_kwargs={"cfg": cfg.backbone, "device": "cuda" if gpu else "cpu",
                                    "output": output, "dim": dim},
-            memory=1024**3,   # also keeps this stage from fusing with decode (which must stay a task pool)
+            memory=EMBED_MEMORY,
             **embed_res)
         reasons: Counter[str] = Counter()
         decode_nodes: Counter[str] = Counter()

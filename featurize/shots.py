@@ -83,6 +83,13 @@ def _yuv_bin_table(bins: tuple[int, int, int], full_range: bool) -> np.ndarray:
 
 @numba.njit(cache=True, nogil=True)
 def _count_bins(yuv: np.ndarray, table: np.ndarray, out: np.ndarray) -> None:
+    """out[f] = the normalised HSV histogram of frame f, counted in one pass over its samples.
+
+    yuv: (frames, 3, pixels) uint8 Y, Cb, Cr; table: the HSV bin of every (Y, Cb, Cr) cell,
+    indexed by the code (Y >> s) << 2b | (Cb >> s) << b | (Cr >> s) with b = YUV_BITS and
+    s = 8 - b (`_yuv_bin_table`); out: (frames, bins) float32, each row summing to 1.
+    Equal to np.bincount of the looked-up codes (test_compiled_histograms_and_motion_equal_their_definitions).
+    """
     shift, bits = 8 - YUV_BITS, YUV_BITS
     n, _, pixels = yuv.shape
     counts = np.zeros(out.shape[1], np.int64)
@@ -250,8 +257,11 @@ class ShotTracker:
 
     def push_many(self, hists: np.ndarray, times: list[float], payloads: list[Any]) -> None:
         """Frames in decode order, (frames, bins) histograms. The similarities, smoothed
-        values and the cheap test for a possible cut are computed for all of them at once;
-        frames are then taken one by one, exactly as single pushes would."""
+        values and the cheap test for a possible cut (`_deep`) are computed for all of them
+        at once; frames are then taken one by one, exactly as single pushes would: each joins
+        the recent frames, the oldest recent frame becomes a keyframe candidate if it falls
+        on the shot's current stride, and every similarity index whose +-radius
+        neighbourhood is now known is judged."""
         if len(hists) == 0:
             return
         both = hists if self._prev_hist is None else np.concatenate([self._prev_hist[None], hists])
@@ -267,6 +277,11 @@ class ShotTracker:
         first = self._decided
         last = self._n_sims - self.radius - half        # judgements possible once this batch is in
         deep = _deep(self.sims, self._smoothed, first, max(first, last), half, self.threshold)
+        # How many of the newest frames stay unthinned. After frame idx - 1, the judgements
+        # still to come are at smoothed indices k >= idx - 1 - radius - half, and a cut found at
+        # k lies at most `half` earlier (the raw minimum near the dip), so the next shot can
+        # start no earlier than frame idx - radius - 2 * half. Keeping radius + 2 * half + 2
+        # frames (back to idx - radius - 2 * half - 1) holds every frame that may open it.
         keep = self.radius + 2 * half + 2
         for time, payload in zip(times, payloads):
             idx = self._n

@@ -20,11 +20,14 @@ from typing import Any, Iterable
 import fsspec
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.dataset as pads
 import pyarrow.parquet as pq
+import torch
+
+from featurize.audio import SPEC_SIZE
 
 FEATURIZER_VERSION = "1"
-SPEC_SIZE = 130 * 513                       # one 3-second spectrogram window, flattened (time-major)
 ERRORS_DIR = "_errors"
 TMP_DIR = "_tmp"
 SETTINGS_FILE = "_featurizer.json"
@@ -35,43 +38,76 @@ ERROR_SCHEMA = pa.schema([
 ])
 
 
+def _columns(dim: int) -> list[tuple[str, pa.DataType, Any]]:
+    """The trailer row: every column of the store, its Arrow type, and the value a row
+    holds when its source has none (a release without video, a store of random features).
+    `dim` is the keyframe feature length."""
+    return [
+        ("trailer_id", pa.string(), ""),
+        ("split", pa.string(), ""),                                  # train | val | test | ""
+        ("genres", pa.list_(pa.string()), []),                       # names from featurize.genres
+        ("frames", pa.list_(pa.list_(pa.float32(), dim)), np.zeros((0, dim), np.float32)),  # (t, dim) features
+        ("frame_times", pa.list_(pa.float32()), np.zeros(0, np.float32)),   # (t,) seconds
+        ("shot_starts", pa.list_(pa.int32()), np.zeros(0, np.int32)),       # (t,) first frame of each shot
+        ("num_keyframes", pa.int32(), 0),                            # len(frames), set by features_table
+        ("duration_s", pa.float32(), 0.0),
+        ("n_frames", pa.int32(), 0),
+        ("fps", pa.float32(), 0.0),
+        ("width", pa.int32(), 0),
+        ("height", pa.int32(), 0),
+        ("video_codec", pa.string(), ""),
+        ("spectrograms", pa.list_(pa.list_(pa.float16(), SPEC_SIZE)),        # (s, 130 * 513) magnitudes
+         np.zeros((0, SPEC_SIZE), np.float16)),
+        ("num_windows", pa.int32(), 0),                              # len(spectrograms), set by features_table
+        ("has_audio", pa.bool_(), False),                            # False: no audio track, or a silent one
+        ("audio_padded", pa.bool_(), False),                         # True: shorter than one window, zero-padded
+        ("sample_rate", pa.int32(), 0),                              # of the source audio stream
+        ("audio_codec", pa.string(), ""),
+        ("vllf", pa.list_(pa.float32()), np.zeros(0, np.float32)),   # names in _featurizer.json
+        ("av", pa.list_(pa.float32()), np.zeros(0, np.float32)),
+        ("source_path", pa.string(), ""),
+    ]
+
+
+COLUMNS = tuple(name for name, _, _ in _columns(0))
+_DERIVED = {"num_keyframes": "frames", "num_windows": "spectrograms"}   # counted, never given
+FILTER_COLUMNS = ["split", "has_audio", "num_windows"]                  # what `split_filter` reads
+
+
 class StoreMismatch(ValueError):
     pass
+
+
+def store_schema(dim: int) -> pa.Schema:
+    return pa.schema([(name, typ) for name, typ, _ in _columns(dim)])
+
+
+def trailer_row(dim: int = 0, **values: Any) -> dict[str, Any]:
+    """A complete store row: `values` over the defaults. Unknown names are errors, so
+    every writer (decode, LMTD-9 import, synthetic stores) fills the same row."""
+    unknown = set(values) - set(COLUMNS)
+    if unknown:
+        raise KeyError(f"not store columns: {sorted(unknown)}")
+    return {name: default for name, _, default in _columns(dim)} | values
+
+
+def readable(column: str) -> pc.Expression:
+    """The rows a model reading `column` can use: an audio model needs a track with sound."""
+    if column == "spectrograms":
+        return pc.field("has_audio") & (pc.field("num_windows") > 0)
+    return pc.scalar(True)
+
+
+def split_filter(split: str, column: str) -> pc.Expression:
+    """The rows of `split` that a model reading `column` can use."""
+    return (pc.field("split") == split) & readable(column)
 
 
 def to_float16(x: np.ndarray) -> np.ndarray:
     """float32 -> float16 as stored, bit for bit what numpy gives, converted by torch's
     vectorised kernels: numpy's own cast is ~100x slower on the tiny (subnormal in float16)
     magnitudes a spectrogram is full of."""
-    import torch
     return torch.from_numpy(np.ascontiguousarray(x, np.float32)).to(torch.float16).numpy()
-
-
-def store_schema(dim: int) -> pa.Schema:
-    return pa.schema([
-        ("trailer_id", pa.string()),
-        ("split", pa.string()),
-        ("genres", pa.list_(pa.string())),
-        ("frames", pa.list_(pa.list_(pa.float32(), dim))),     # (t, dim) keyframe features
-        ("frame_times", pa.list_(pa.float32())),                # (t,) seconds
-        ("shot_starts", pa.list_(pa.int32())),                  # (t,) first frame of each keyframe's shot
-        ("num_keyframes", pa.int32()),
-        ("duration_s", pa.float32()),
-        ("n_frames", pa.int32()),
-        ("fps", pa.float32()),
-        ("width", pa.int32()),
-        ("height", pa.int32()),
-        ("video_codec", pa.string()),
-        ("spectrograms", pa.list_(pa.list_(pa.float16(), SPEC_SIZE))),   # (s, 130 * 513) magnitudes
-        ("num_windows", pa.int32()),
-        ("has_audio", pa.bool_()),           # False: no audio track, or a silent one
-        ("audio_padded", pa.bool_()),        # True: shorter than one window, zero-padded to one
-        ("sample_rate", pa.int32()),         # of the source audio stream
-        ("audio_codec", pa.string()),
-        ("vllf", pa.list_(pa.float32())),    # names in _featurizer.json
-        ("av", pa.list_(pa.float32())),
-        ("source_path", pa.string()),
-    ])
 
 
 def _fs(url: str) -> tuple[fsspec.AbstractFileSystem, str]:
@@ -90,20 +126,22 @@ def _flat_list_of_vectors(seqs: list[np.ndarray], dim: int, dtype: pa.DataType) 
 
 
 def features_table(rows: list[dict[str, Any]], dim: int) -> pa.Table:
-    """Rows of plain Python/NumPy values -> a table with exactly `store_schema(dim)`."""
-    schema = store_schema(dim)
+    """Rows of plain Python/NumPy values (as `trailer_row` makes them) -> a table with
+    exactly `store_schema(dim)`."""
     cols: dict[str, Any] = {}
-    for f in schema:
-        if f.name == "frames":
-            cols[f.name] = _flat_list_of_vectors([r["frames"] for r in rows], dim, pa.float32())
-        elif f.name == "spectrograms":
-            cols[f.name] = _flat_list_of_vectors([r["spectrograms"] for r in rows], SPEC_SIZE, pa.float16())
+    for name, typ, _ in _columns(dim):
+        if name in _DERIVED:
+            cols[name] = pa.array([len(np.asarray(r[_DERIVED[name]])) for r in rows], type=typ)
+        elif name == "frames":
+            cols[name] = _flat_list_of_vectors([r[name] for r in rows], dim, pa.float32())
+        elif name == "spectrograms":
+            cols[name] = _flat_list_of_vectors([r[name] for r in rows], SPEC_SIZE, pa.float16())
         else:
-            vals = [r[f.name] for r in rows]
-            if pa.types.is_list(f.type):
+            vals = [r[name] for r in rows]
+            if pa.types.is_list(typ):
                 vals = [list(np.asarray(v).tolist()) for v in vals]
-            cols[f.name] = pa.array(vals, type=f.type)
-    return pa.Table.from_pydict(cols, schema=schema)
+            cols[name] = pa.array(vals, type=typ)
+    return pa.Table.from_pydict(cols, schema=store_schema(dim))
 
 
 def errors_table(rows: list[dict[str, Any]]) -> pa.Table:

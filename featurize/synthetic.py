@@ -17,7 +17,7 @@ import av
 import numpy as np
 import pandas as pd
 
-from ctt.genres import sample_labels
+from featurize.genres import sample_labels
 from featurize.shots import hsv_histogram, intersection
 
 

@@ -14,11 +14,13 @@ from dataclasses import dataclass, field
 from typing import Iterator
 
 import av
+import fsspec
 import numba
 import numpy as np
+import soxr
 from av.video.reformatter import VideoReformatter
 
-from ctt.config import FeaturizeConfig
+from featurize.config import FeaturizeConfig
 from featurize.audio import SAMPLE_RATE
 from featurize.lowlevel import MotionMeter
 from featurize.shots import ShotTracker, yuv_histograms
@@ -50,7 +52,6 @@ class DecodedTrailer:
 def open_media(path: str) -> Iterator[av.container.InputContainer]:
     """av.open for a local path or any fsspec URL (s3://...)."""
     if "://" in path and not path.startswith("file://"):
-        import fsspec
         with fsspec.open(path, "rb") as fh, av.open(fh) as container:
             yield container
     else:
@@ -94,6 +95,14 @@ JPEG_RANGE = 2                            # AVCOL_RANGE_JPEG: full-range samples
 
 @numba.njit(cache=True, nogil=True)
 def _gather_yuv(y: np.ndarray, u: np.ndarray, v: np.ndarray, iy: np.ndarray, ic: np.ndarray, out: np.ndarray) -> None:
+    """out[:, i] = (Y, Cb, Cr) of grid sample i, read in place from a decoded frame.
+
+    y, u, v: the frame's three planes as flat uint8 buffers, rows `line_size` bytes apart
+    (padding included); iy: (pixels,) offsets into the luma plane; ic: (pixels,) offsets of
+    the chroma sample covering the same position (see `PlaneSampler._offsets`);
+    out: (3, pixels) uint8. Equal to NumPy indexing of the planes
+    (test_plane_sampler_reads_the_grid_of_each_plane).
+    """
     for i in range(iy.size):
         out[0, i] = y[iy[i]]
         out[1, i] = u[ic[i]]
@@ -117,6 +126,11 @@ class PlaneSampler:
         self._shape = (0, 0)
 
     def _offsets(self, frame: av.VideoFrame, planes, cx: int, cy: int) -> tuple[np.ndarray, np.ndarray]:
+        """Flat offsets of the sample grid in the luma and chroma planes, cached per frame
+        geometry. The grid takes one row and column every `step` = height / rows lines,
+        starting at step // 2 (the centre of each step x step cell). Luma sample (r, c) is
+        at r * line_size + c; its chroma is subsampled by 2^cx across and 2^cy down, so the
+        chroma sample covering it is at (r >> cy) * chroma line_size + (c >> cx)."""
         lines = tuple(p.line_size for p in planes[:3])
         key = (frame.width, frame.height, cx, cy, lines)
         if key != self._key:
@@ -168,6 +182,10 @@ class FrameBatcher:
         self._full = False
 
     def push(self, frame: av.VideoFrame, time: float) -> None:
+        """Gather the frame's samples straight into the next row of the batch buffer. When the
+        frame's grid size or colour range differs from the batch's (a resolution change
+        mid-stream), the batch so far is flushed first and the samples, gathered into a
+        fresh array, become row 0 of a buffer of the new size."""
         n0 = n = len(self._frames)
         row = self._buf[n] if self._buf.shape[2] else None
         yuv, full = self.sampler.sample(frame, row)        # gathered straight into the batch row
@@ -249,7 +267,6 @@ class AudioTrack:
 
     def finish(self) -> np.ndarray | None:
         """Mono float32 at 44.1 kHz, or None when no audio frame was decoded."""
-        import soxr
         parts = []
         for rate, blocks in self._runs:
             y = np.concatenate(blocks)

@@ -1,13 +1,15 @@
-"""What every job shares: safe environment defaults, the config flags, Ray start-up.
+"""What every job shares: the safe environment, the config flags, Ray start-up, exits.
 
-Imported before Ray so its defaults reach every process Ray starts: bind to
-loopback for local instances, no usage stats, no MLflow telemetry.
+Imported first by every job, before Ray or MLflow: the environment defaults (loopback
+only, no telemetry) must be set when those are imported and reach every process Ray
+starts.
 """
 from __future__ import annotations
 
 import argparse
 import logging
 import os
+import re
 import sys
 
 # `python jobs/x.py` puts jobs/ first on sys.path, where jobs/featurize.py would shadow the
@@ -15,12 +17,17 @@ import sys
 _JOBS = os.path.dirname(os.path.abspath(__file__))
 sys.path[:] = [p for p in sys.path if os.path.abspath(p or os.curdir) != _JOBS]
 
-for _k, _v in {"RAY_USAGE_STATS_ENABLED": "0", "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "0",
-               "MLFLOW_DISABLE_TELEMETRY": "true", "DO_NOT_TRACK": "true",
-               "RAY_TRAIN_V2_ENABLED": "1"}.items():
-    os.environ.setdefault(_k, _v)
+from cluster import env  # noqa: E402
+
+env.apply()
+
+import ray  # noqa: E402
 
 from ctt.config import Config, ConfigError, load_config  # noqa: E402
+
+# An override is `section.key=value` (dotted, lower-case names), e.g. train.lr=1e-4: a path such
+# as s3://bucket/year=2024/t.mp4 or clips/a=b.mp4 is not one.
+OVERRIDE = re.compile(r"[a-z_]+(\.[a-z_0-9]+)+=.*", re.S)
 
 
 def parser(description: str) -> argparse.ArgumentParser:
@@ -31,13 +38,19 @@ def parser(description: str) -> argparse.ArgumentParser:
     return p
 
 
+def split_overrides(args: list[str]) -> tuple[list[str], list[str]]:
+    """Positional arguments -> (inputs, overrides): an argument is an override when it has
+    the form of one and is not an existing file or folder."""
+    overrides = [a for a in args if OVERRIDE.fullmatch(a) and not os.path.exists(a)]
+    return [a for a in args if a not in overrides], overrides
+
+
 def config_from(args: argparse.Namespace) -> Config:
     return load_config(args.config, args.overrides)
 
 
 def init_ray(num_cpus: int | None = None, progress: bool = True) -> None:
     """Join the cluster of `ray job submit` / RAY_ADDRESS, else start an embedded local instance."""
-    import ray
     if ray.is_initialized():
         return
     # In logs (not a tty) Ray Data prints per-operator counts every 10 s instead of bars.
@@ -60,4 +73,4 @@ def setup_logging() -> None:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
 
 
-__all__ = ["ConfigError", "config_from", "fail", "init_ray", "parser", "setup_logging"]
+__all__ = ["ConfigError", "config_from", "fail", "init_ray", "parser", "setup_logging", "split_overrides"]

@@ -16,9 +16,9 @@ import sys
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from jobs._common import ConfigError, config_from, fail, init_ray, parser, setup_logging  # noqa: E402
-from jobs.train import MEASURES  # noqa: E402
-
-METHODS = ("vllf", "av", "random")
+from ctt.baselines import METHODS, BaselineError, run_baseline  # noqa: E402
+from ctt.tables import metrics_table  # noqa: E402
+from ctt.tracking import TrackingUnavailable, connect  # noqa: E402
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -29,10 +29,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--experiment", help="MLflow experiment (overrides tracking.experiment)")
     args = p.parse_args(argv)
     setup_logging()
-    if args.experiment:
-        args.overrides.append(f"tracking.experiment={args.experiment}")
-    from ctt.baselines import BaselineError, run_baseline
-    from ctt.tracking import TrackingUnavailable, connect
+    args.overrides += [f"tracking.experiment={args.experiment}"] * bool(args.experiment)
     rows = []
     try:
         cfg = config_from(args)
@@ -45,9 +42,7 @@ def main(argv: list[str] | None = None) -> int:
             rows.append((method, summary["test"]))
     except (ConfigError, TrackingUnavailable, BaselineError) as e:
         fail(str(e))
-    print(f"\n{'method':<14}" + "".join(f"{m:>16}" for m in MEASURES))
-    for method, test in rows:
-        print(f"{method:<14}" + "".join(f"{test['test_' + m]:>16.3f}" for m in MEASURES))
+    print("\n" + metrics_table(rows))
     return 0
 
 

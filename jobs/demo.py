@@ -19,16 +19,22 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from cluster import env  # noqa: E402
+
+env.apply()
+
 from cluster import local  # noqa: E402
+from ctt import tracking  # noqa: E402
+from ctt.config import load_config  # noqa: E402
 
 
 def submit(ray_url: str, mlflow_url: str, args: list[str]) -> None:
-    env = os.environ | local.SAFE_ENV | {"RAY_ADDRESS": ray_url}
+    env_vars = os.environ | env.SAFE_ENV | {"RAY_ADDRESS": ray_url}
     runtime_env = {"env_vars": {"MLFLOW_TRACKING_URI": mlflow_url, "PYTHONUNBUFFERED": "1"}}
     cmd = [local._bin("ray"), "job", "submit", "--working-dir", str(ROOT),
            "--runtime-env-json", json.dumps(runtime_env), "--", "python", *args]
     print("$ " + " ".join(cmd[:2] + ["submit", "--working-dir", ".", "--", "python", *args]), flush=True)
-    subprocess.run(cmd, env=env, check=True, cwd=ROOT)
+    subprocess.run(cmd, env=env_vars, check=True, cwd=ROOT)
 
 
 # CTT-MMC-S costs about 50 GFLOP per step of 16 trailers x 11 spectrograms: on 2 CPU cores the
@@ -36,22 +42,18 @@ def submit(ray_url: str, mlflow_url: str, args: list[str]) -> None:
 AUDIO_DEMO = ["model.parts=4", "train.max_epochs=30"]
 
 
-def latest_run_id(mlflow_url: str, experiment: str, method: str) -> str:
-    import mlflow
-    client = mlflow.MlflowClient(mlflow_url)
-    exp = client.get_experiment_by_name(experiment)
-    runs = client.search_runs([exp.experiment_id], f"tags.method = '{method}' and attributes.status = 'FINISHED'",
-                              order_by=["attributes.start_time DESC"], max_results=1)
+def latest_run_id(experiment: str, method: str) -> str:
+    runs = tracking.find_runs(experiment, f"tags.method = '{method}'", max_results=1)
     if not runs:
         raise SystemExit(f"error: no finished {method} run in experiment {experiment!r}")
-    return runs[0].info.run_id
+    return runs[0].run_id
 
 
 def local_job(mlflow_url: str, args: list[str]) -> None:
     """Jobs that need no cluster (fuse, report) run here, against the same MLflow server."""
     print("$ python " + " ".join(args), flush=True)
-    env = os.environ | local.SAFE_ENV | {"MLFLOW_TRACKING_URI": mlflow_url}
-    subprocess.run([sys.executable, *args], env=env, check=True, cwd=ROOT)
+    env_vars = os.environ | env.SAFE_ENV | {"MLFLOW_TRACKING_URI": mlflow_url}
+    subprocess.run([sys.executable, *args], env=env_vars, check=True, cwd=ROOT)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -65,7 +67,7 @@ def main(argv: list[str] | None = None) -> int:
     t0 = time.time()
     data = Path(a.data).resolve()
     samples, store = data / f"samples_n{a.n}_s{a.seed}", data / f"store_n{a.n}_s{a.seed}"
-    os.environ.update({k: v for k, v in local.SAFE_ENV.items()})
+    os.environ.update(env.SAFE_ENV)
 
     print(f"== 1/8 sample trailers ({a.n}) -> {samples}", flush=True)
     if not (samples / "manifest.csv").exists():
@@ -83,8 +85,8 @@ def main(argv: list[str] | None = None) -> int:
     submit(ray_url, mlflow_url, ["jobs/featurize.py", "--config", a.config,
                                  "--input", str(samples / "manifest.csv"), "--output", str(store)])
 
-    from ctt.config import load_config
     cfg = load_config(ROOT / a.config)
+    os.environ["MLFLOW_TRACKING_URI"] = mlflow_url        # this process reads the runs back
     exp = cfg.tracking.experiment
     timings = {}
     for i, model in enumerate(("ctt-c", "ctt-s", "lstm")):
@@ -96,8 +98,8 @@ def main(argv: list[str] | None = None) -> int:
         timings[model] = time.time() - t
     print("== 7/8 Two-Nets fusion of ctt-c and ctt-s, and the baselines", flush=True)
     t = time.time()
-    local_job(mlflow_url, ["jobs/fuse.py", "--config", a.config, "--visual", latest_run_id(mlflow_url, exp, "ctt-c"),
-                           "--audio", latest_run_id(mlflow_url, exp, "ctt-s")])
+    local_job(mlflow_url, ["jobs/fuse.py", "--config", a.config, "--visual", latest_run_id(exp, "ctt-c"),
+                           "--audio", latest_run_id(exp, "ctt-s")])
     timings["ctt-tn"] = time.time() - t
     t = time.time()
     submit(ray_url, mlflow_url, ["jobs/baselines.py", "--config", a.config, "--features", str(store),

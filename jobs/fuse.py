@@ -15,7 +15,9 @@ import sys
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from jobs._common import ConfigError, config_from, fail, parser, setup_logging  # noqa: E402
-from jobs.train import MEASURES  # noqa: E402
+from ctt.fusion import run_fusion  # noqa: E402
+from ctt.tables import metrics_table  # noqa: E402
+from ctt.tracking import TrackingUnavailable  # noqa: E402
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -25,19 +27,15 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--experiment", help="MLflow experiment for the fused run (overrides tracking.experiment)")
     args = p.parse_args(argv)
     setup_logging()
-    if args.experiment:
-        args.overrides.append(f"tracking.experiment={args.experiment}")
-    from ctt.fusion import run_fusion
-    from ctt.tracking import TrackingUnavailable
+    args.overrides += [f"tracking.experiment={args.experiment}"] * bool(args.experiment)
     try:
         cfg = config_from(args)
         summary = run_fusion(args.visual, args.audio, cfg)
     except (ConfigError, TrackingUnavailable, FileNotFoundError) as e:
         fail(str(e))
     print(f"visual weight chosen on val: {summary['visual_weight']:.2f}")
-    print("fuse summary: " + json.dumps({k: summary[k] for k in ("run_id", "run_name", "experiment_id")}, indent=2))
-    print(f"{'method':<14}" + "".join(f"{m:>16}" for m in MEASURES))
-    print(f"{'ctt-tn':<14}" + "".join(f"{summary['test']['test_' + m]:>16.3f}" for m in MEASURES))
+    print("fuse summary: " + json.dumps({k: summary[k] for k in ("run_id", "run_name")}, indent=2))
+    print(metrics_table([("ctt-tn", summary["test"])]))
     return 0
 
 

@@ -9,6 +9,7 @@ The store holds frames only: train ctt-a/b/c and lstm on it, and the random base
 """
 from __future__ import annotations
 
+import argparse
 import json
 import os
 import sys
@@ -16,18 +17,17 @@ import sys
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from jobs._common import fail, setup_logging  # noqa: E402
+from featurize.lmtd import ForbiddenPickle, ReleaseError, import_release  # noqa: E402
+from featurize.store import StoreMismatch  # noqa: E402
 
 
 def main(argv: list[str] | None = None) -> int:
-    import argparse
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--features", required=True, help="lmtd9_resnet152.pickle (local or s3://)")
     p.add_argument("--database", required=True, help="database.db, the release's SQLite labels (local)")
     p.add_argument("--output", required=True, help="feature store to write (local or s3://)")
     args = p.parse_args(argv)
     setup_logging()
-    from featurize.lmtd import ForbiddenPickle, ReleaseError, import_release
-    from featurize.store import StoreMismatch
     for path in (args.features, args.database):
         if "://" not in path and not os.path.exists(path):
             fail(f"{path} does not exist")

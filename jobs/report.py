@@ -8,6 +8,7 @@ experiment, and prints Table 3 with the paper's numbers in brackets.
 """
 from __future__ import annotations
 
+import argparse
 import os
 import sys
 from pathlib import Path
@@ -15,18 +16,17 @@ from pathlib import Path
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from jobs._common import fail, setup_logging  # noqa: E402
+from ctt.report import run_report  # noqa: E402
+from ctt.tracking import TrackingUnavailable  # noqa: E402
 
 
 def main(argv: list[str] | None = None) -> int:
-    import argparse
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--experiment", required=True, help="MLflow experiment name")
     p.add_argument("--output", help="folder for report.md and the PNGs (default reports/EXPERIMENT)")
     p.add_argument("--trailers", type=int, default=6, help="test trailers in the predictions chart")
     args = p.parse_args(argv)
     setup_logging()
-    from ctt.report import run_report
-    from ctt.tracking import TrackingUnavailable
     out = Path(args.output or Path("reports") / args.experiment)
     try:
         summary = run_report(args.experiment, out, args.trailers)

@@ -16,17 +16,11 @@ import sys
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from ctt.config import MODELS  # noqa: E402
 from jobs._common import ConfigError, config_from, fail, init_ray, parser, setup_logging  # noqa: E402
-
-MEASURES = ("auprc_macro", "auprc_micro", "auprc_weighted", "ranking_loss")
-
-
-def format_table(summary: dict) -> str:
-    lines = [f"{'method':<14}" + "".join(f"{m:>16}" for m in MEASURES)]
-    for name, key in ((summary.get("model", "model"), "test"), ("random", "random_baseline")):
-        lines.append(f"{name:<14}" + "".join(f"{summary[key]['test_' + m]:>16.3f}" for m in MEASURES))
-    return "\n".join(lines)
+from ctt.config import MODELS  # noqa: E402
+from ctt.distributed import FeatureStoreError, run_training  # noqa: E402
+from ctt.tables import metrics_table  # noqa: E402
+from ctt.tracking import TrackingUnavailable, connect  # noqa: E402
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -36,12 +30,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--experiment", help="MLflow experiment (overrides tracking.experiment)")
     args = p.parse_args(argv)
     setup_logging()
-    if args.model:
-        args.overrides.append(f"model.name={args.model}")
-    if args.experiment:
-        args.overrides.append(f"tracking.experiment={args.experiment}")
-    from ctt.distributed import FeatureStoreError, run_training
-    from ctt.tracking import TrackingUnavailable, connect
+    args.overrides += [f"model.name={args.model}"] * bool(args.model)
+    args.overrides += [f"tracking.experiment={args.experiment}"] * bool(args.experiment)
     try:
         cfg = config_from(args)
         connect(cfg.tracking.experiment)             # fail before any work if MLflow is unreachable
@@ -49,10 +39,10 @@ def main(argv: list[str] | None = None) -> int:
         summary = run_training(args.features, cfg)
     except (ConfigError, TrackingUnavailable, FeatureStoreError) as e:
         fail(str(e))
-    summary["model"] = cfg.model.name
-    print("train summary: " + json.dumps({k: v for k, v in summary.items() if k not in ("test", "random_baseline")}, indent=2))
+    print("train summary: " + json.dumps({k: v for k, v in summary.items() if k not in ("test", "random_baseline")},
+                                         indent=2))
     print("\ntest metrics (AU(PRC) higher is better, ranking loss lower is better):")
-    print(format_table(summary))
+    print(metrics_table([(cfg.model.name, summary["test"]), ("random", summary["random_baseline"])]))
     return 0
 
 

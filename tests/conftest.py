@@ -7,10 +7,9 @@ from pathlib import Path
 
 import pytest
 
-for k, v in {"RAY_USAGE_STATS_ENABLED": "0", "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "0",
-             "MLFLOW_DISABLE_TELEMETRY": "true", "DO_NOT_TRACK": "true", "RAY_AUTH_MODE": "token",
-             "RAY_TRAIN_V2_ENABLED": "1"}.items():
-    os.environ.setdefault(k, v)
+from cluster import env
+
+env.apply()                     # before Ray or MLflow is imported anywhere in the session
 os.environ.pop("RAY_ADDRESS", None)
 os.environ.pop("MLFLOW_TRACKING_URI", None)
 
@@ -39,7 +38,8 @@ def s3_proxy(tmp_path_factory):
     import time
     import urllib.request
 
-    from cluster.local import free_port, stop_group
+    from cluster.env import free_port
+    from cluster.local import stop_group
     from tests.flaky_s3 import FlakyS3Proxy
     port = free_port()
     log = tmp_path_factory.mktemp("moto") / "moto.log"

@@ -32,3 +32,21 @@ def test_yaml_then_overrides(tmp_path):
 def test_bad_overrides_are_errors(bad):
     with pytest.raises(ConfigError):
         load_config(None, [bad])
+
+
+@pytest.mark.parametrize("args, inputs, overrides", [
+    (["a.mp4", "train.lr=0.1", "clips/"], ["a.mp4", "clips/"], ["train.lr=0.1"]),
+    (["s3://bucket/year=2024/t.mp4", "featurize.backbone.name=resnet18"], ["s3://bucket/year=2024/t.mp4"],
+     ["featurize.backbone.name=resnet18"]),
+    (["x=1.mp4", "model.f=5"], ["x=1.mp4"], ["model.f=5"]),
+])
+def test_job_arguments_are_inputs_unless_dotted_overrides(args, inputs, overrides):
+    from jobs._common import split_overrides
+    assert split_overrides(args) == (inputs, overrides)
+
+
+def test_an_existing_file_named_like_an_override_is_an_input(tmp_path, monkeypatch):
+    from jobs._common import split_overrides
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "train.lr=1").write_text("")
+    assert split_overrides(["train.lr=1"]) == (["train.lr=1"], [])

@@ -4,7 +4,7 @@ import pytest
 from sklearn.metrics import average_precision_score
 
 from ctt import metrics, svm
-from ctt.genres import GENRES
+from featurize.genres import GENRES
 from ctt.config import BaselineConfig
 from ctt.fusion import align, choose_weight, fuse, weight_grid
 

@@ -3,7 +3,7 @@ import pytest
 from sklearn.metrics import average_precision_score, label_ranking_loss
 
 from ctt import metrics
-from ctt.genres import GENRES, LMTD9_TEST_CARDINALITY_SHARE, LMTD9_TEST_COUNTS, multi_hot, sample_labels
+from featurize.genres import GENRES, LMTD9_TEST_CARDINALITY_SHARE, LMTD9_TEST_COUNTS, multi_hot, sample_labels
 
 
 def test_metrics_equal_sklearn():

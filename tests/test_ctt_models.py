@@ -6,8 +6,10 @@ import torch
 
 from ctt.config import ModelConfig
 from ctt.data import Collate, collate_frames, collate_spectrograms, cut_sequences, part_draws
-from ctt.models import SPEC_BINS, SPEC_FRAMES, AudioCTT, LSTMBaseline, build_model, num_params
-from featurize.store import SPEC_SIZE
+from ctt.models import MODELS, AudioCTT, LSTMBaseline, build_model, input_column, num_params
+from featurize.audio import BINS as SPEC_BINS
+from featurize.audio import FRAMES as SPEC_FRAMES
+from featurize.audio import SPEC_SIZE
 
 
 def test_lstm_parameter_count_in_paper_range():
@@ -38,26 +40,48 @@ def test_ctt_s_forward_is_mean_of_shared_ctt_over_parts():
     torch.testing.assert_close(model(x[:, torch.randperm(5)]), out)
 
 
+def padded(seqs: list[torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
+    """Sequences (t_i, m) -> a zero-padded batch (B, max t, m) and their lengths."""
+    batch = torch.zeros(len(seqs), max(len(s) for s in seqs), seqs[0].shape[1])
+    for i, s in enumerate(seqs):
+        batch[i, :len(s)] = s
+    return batch, torch.tensor([len(s) for s in seqs])
+
+
 def test_lstm_padding_is_masked():
     torch.manual_seed(0)
     model = LSTMBaseline(m=6, hidden=5).eval()
     seqs = [torch.randn(n, 6) for n in (1, 4, 7)]
-    batch = torch.zeros(3, 7, 6)
-    for i, s in enumerate(seqs):
-        batch[i, :len(s)] = s
-    out = model(batch, torch.tensor([len(s) for s in seqs]))
+    out = model(*padded(seqs))
     for i, s in enumerate(seqs):
         torch.testing.assert_close(out[i], model(s[None], torch.tensor([len(s)]))[0])
 
 
-@pytest.mark.parametrize("name", ["ctt-s", "lstm"])
-def test_new_models_train(name):
-    model = build_model(ModelConfig(name=name, n=8, hidden=8), feature_dim=16)
-    x = torch.rand(3, 4, SPEC_FRAMES, SPEC_BINS) if name == "ctt-s" else torch.randn(3, 5, 16)
-    out = model(x, torch.tensor([5, 3, 1]))
-    assert out.shape == (3, 9)
+def model_input(name: str, length: int, m: int = 64) -> torch.Tensor:
+    """A batch of 2 for any registered model: keyframe sequences, or p=4 spectrogram draws."""
+    if input_column(name) == "spectrograms":
+        return torch.rand(2, 4, SPEC_FRAMES, SPEC_BINS, requires_grad=True)
+    return torch.randn(2, length, m, requires_grad=True)
+
+
+@pytest.mark.parametrize("name", list(MODELS))
+@pytest.mark.parametrize("length", [1, 2, 3, 40])
+def test_every_model_maps_a_batch_to_genre_logits_and_trains(name, length):
+    model = build_model(ModelConfig(name=name, n=16, hidden=16), feature_dim=64)
+    x, lengths = model_input(name, length), torch.tensor([length, max(1, length - 1)])
+    out = model(x, lengths)
+    assert out.shape == (2, 9)
     out.sum().backward()
-    assert all(p.grad is not None for p in model.parameters())
+    assert x.grad is not None and all(p.grad is not None for p in model.parameters())
+
+
+@pytest.mark.parametrize("name", list(MODELS))
+def test_every_model_is_its_head_over_its_features(name):
+    model = build_model(ModelConfig(name=name, n=16, hidden=16), feature_dim=64).eval()
+    x, lengths = model_input(name, 5), torch.tensor([5, 3])
+    v = model.forward_features(x, lengths)
+    assert v.shape == (2, 16)
+    torch.testing.assert_close(model.forward_head(v), model(x, lengths))
 
 
 @pytest.mark.parametrize("length", [1, 2, 5, 11, 12, 50, 51])

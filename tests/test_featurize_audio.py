@@ -3,7 +3,7 @@ import librosa
 import numpy as np
 import pytest
 
-from ctt.config import FeaturizeConfig
+from featurize.config import FeaturizeConfig
 from featurize import audio, lowlevel
 from featurize.video import decode_trailer
 

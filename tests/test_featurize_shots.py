@@ -54,7 +54,7 @@ def test_online_tracker_matches_offline_and_picks_central_frames():
 
 
 def test_cuts_of_generated_trailer(tmp_path):
-    from ctt.config import FeaturizeConfig
+    from featurize.config import FeaturizeConfig
     from featurize.synthetic import render_trailer
     from featurize.video import decode_trailer
     hits = total = 0
@@ -175,3 +175,24 @@ def test_tracker_keeps_converted_keyframes_only():
         kept.push(h, i / 24, i)
     assert len(plain.finish()) == 6
     assert [("small", k.payload) for k in plain.keyframes] == [k.payload for k in kept.finish()]
+
+
+@pytest.mark.parametrize("pix_fmt", ["yuv420p", "yuv422p", "yuv444p"])
+def test_plane_sampler_reads_the_grid_of_each_plane(pix_fmt):
+    """The compiled gather equals NumPy indexing of the planes: luma at the grid's centres,
+    chroma at the subsampled position covering each (line padding included)."""
+    import av
+
+    from featurize.video import PLANAR_YUV, PlaneSampler
+    rng = np.random.default_rng(0)
+    frame = av.VideoFrame.from_ndarray(rng.integers(0, 256, (90, 160, 3), dtype=np.uint8), format="rgb24")
+    frame = frame.reformat(format=pix_fmt)
+    yuv, full = PlaneSampler(30)(frame)
+    cx, cy = PLANAR_YUV[pix_fmt]
+    step = round(90 / 30)
+    r, c = np.arange(step // 2, 90, step), np.arange(step // 2, 160, step)
+    planes = [np.frombuffer(p, np.uint8).reshape(-1, p.line_size) for p in frame.planes[:3]]
+    np.testing.assert_array_equal(yuv[0], planes[0][np.ix_(r, c)])
+    for k in (1, 2):
+        np.testing.assert_array_equal(yuv[k], planes[k][np.ix_(r >> cy, c >> cx)])
+    assert not full

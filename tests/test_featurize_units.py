@@ -4,9 +4,10 @@ import pytest
 import torch
 import torchvision
 
-from ctt.config import BackboneConfig, FeaturizeConfig
+from featurize.config import BackboneConfig, FeaturizeConfig
 from ctt.data import collate_frames
 from featurize import store
+from featurize.audio import SPEC_SIZE
 from featurize.backbone import FrameEmbedder, WeightsUnavailable, load_backbone
 from featurize.synthetic import render_trailer
 from featurize.video import decode_trailer
@@ -50,13 +51,13 @@ def test_checkpoint_with_module_prefix_loads(tmp_path):
 
 
 def test_store_round_trip_with_plain_pyarrow(tmp_path):
-    rows = [{"trailer_id": f"t{i}", "split": "train", "genres": ["drama"], "frames": np.full((n, 4), i, np.float32),
-             "frame_times": np.arange(n, dtype=np.float32), "shot_starts": np.arange(n, dtype=np.int32),
-             "num_keyframes": n, "duration_s": 1.0, "n_frames": 10, "fps": 24.0, "width": 8, "height": 8,
-             "video_codec": "h264", "source_path": "x",
-             "spectrograms": np.full((i, store.SPEC_SIZE), i, np.float16), "num_windows": i, "has_audio": i > 0,
-             "audio_padded": False, "sample_rate": 48000, "audio_codec": "aac",
-             "vllf": np.arange(5, dtype=np.float32), "av": np.arange(7, dtype=np.float32)}
+    rows = [store.trailer_row(4, trailer_id=f"t{i}", split="train", genres=["drama"],
+                              frames=np.full((n, 4), i, np.float32), frame_times=np.arange(n, dtype=np.float32),
+                              shot_starts=np.arange(n, dtype=np.int32), duration_s=1.0, n_frames=10, fps=24.0,
+                              width=8, height=8, video_codec="h264", source_path="x",
+                              spectrograms=np.full((i, SPEC_SIZE), i, np.float16), has_audio=i > 0,
+                              sample_rate=48000, audio_codec="aac", vllf=np.arange(5, dtype=np.float32),
+                              av=np.arange(7, dtype=np.float32))
             for i, n in enumerate((3, 1, 6))]
     store.write_atomic(store.features_table(rows, 4), str(tmp_path))
     store.write_atomic(store.features_table(rows, 4), str(tmp_path))      # same ids: same file, no duplicates
@@ -70,6 +71,32 @@ def test_store_round_trip_with_plain_pyarrow(tmp_path):
     spec = t.column("spectrograms").to_pylist()
     assert [len(s) for s in spec] == [0, 1, 2] and spec[2][1][:3] == [2.0, 2.0, 2.0]
     assert t.schema.field("spectrograms").type.value_type.value_type == "halffloat"
+    assert t.column("num_keyframes").to_pylist() == [3, 1, 6] and t.column("num_windows").to_pylist() == [0, 1, 2]
+    assert t.schema == store.store_schema(4)
+
+
+def test_store_row_is_one_definition():
+    """Every writer fills the same row: defaults for what a source lacks, no unknown names."""
+    row = store.trailer_row(8, trailer_id="a")
+    assert tuple(row) == store.COLUMNS == tuple(store.store_schema(8).names)
+    assert row["frames"].shape == (0, 8) and row["spectrograms"].shape == (0, SPEC_SIZE) and row["genres"] == []
+    with pytest.raises(KeyError, match="path"):
+        store.trailer_row(8, trailer_id="a", path="x.mp4")
+    t = store.features_table([row], 8)
+    assert t.num_rows == 1 and t.column("num_keyframes")[0].as_py() == 0
+
+
+def test_featurizer_settings_round_trip():
+    from featurize.config import ShotConfig
+    from featurize.settings import NotReproducible, from_settings, to_settings
+    cfg = FeaturizeConfig(backbone=BackboneConfig(name="resnet18", weights="none", batch_size=7),
+                          shots=ShotConfig(threshold=0.6, radius=3), max_keyframes=12)
+    recorded = {"version": store.FEATURIZER_VERSION, "settings": to_settings(cfg)}
+    again = from_settings(recorded, FeaturizeConfig(trailers_per_batch=9))
+    assert to_settings(again) == to_settings(cfg)
+    assert again.trailers_per_batch == 9 and again.backbone.batch_size == 64      # runtime knobs from the base
+    with pytest.raises(NotReproducible, match="cannot be recomputed"):
+        from_settings({"settings": {"feature_dim": 2048, "backbone": {"name": "resnet152", "weights": "lmtd9-release"}}})
 
 
 def test_store_refuses_other_settings(tmp_path):

@@ -54,7 +54,7 @@ def test_featurize_rerun_skips_done_work(samples, store):
 def test_train_two_epochs_two_workers_logs_to_mlflow(trained, mlflow_server, monkeypatch, tmp_path):
     import mlflow
 
-    from ctt.genres import GENRES
+    from featurize.genres import GENRES
     monkeypatch.setenv("MLFLOW_TRACKING_URI", mlflow_server.url)
     summary = trained
     client = mlflow.MlflowClient(mlflow_server.url)
@@ -129,7 +129,7 @@ def test_jobs_fail_fast_when_mlflow_is_down(tmp_path):
     """No server on the port: a clear error in seconds, before any work (not minutes of client retries)."""
     import time
 
-    from cluster.local import free_port
+    from cluster.env import free_port
     env = os.environ | {"MLFLOW_TRACKING_URI": f"http://127.0.0.1:{free_port()}"}
     for args in (["jobs/train.py", "--features", str(tmp_path)], ["jobs/report.py", "--experiment", "x"],
                  ["jobs/baselines.py", "--features", str(tmp_path), "--method", "random"]):

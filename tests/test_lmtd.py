@@ -11,7 +11,7 @@ import pandas as pd
 import pyarrow.dataset as pads
 import pytest
 
-from ctt.genres import GENRES
+from featurize.genres import GENRES
 
 ROOT = Path(__file__).resolve().parents[1]
 COLS = ["isAction", "isAdventure", "isComedy", "isCrime", "isDrama", "isHorror", "isRomance", "isSciFi", "isThriller"]

@@ -11,7 +11,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from ctt.genres import GENRES
+from featurize.genres import GENRES
 from tests.conftest import TINY
 
 pytestmark = pytest.mark.slow

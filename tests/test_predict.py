@@ -5,7 +5,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from ctt.genres import GENRES
+from featurize.genres import GENRES
 
 pytestmark = pytest.mark.slow
 

@@ -1,0 +1,58 @@
+"""Scoring store rows with a trained model: the one path for a run's val/test evaluation
+and for predict, so a model scores a trailer the same way in both.
+
+Audio models average `model.test_draws` draws of p spectrograms (paper: 10), from a draw
+stream fixed per model (`EVAL_DRAW_OFFSET`); keyframe models need one pass.
+"""
+from __future__ import annotations
+
+import numpy as np
+import pyarrow as pa
+import torch
+
+from ctt.data import EVAL_DRAW_OFFSET, Collate, columns_of, labels
+from ctt.models import AUDIO_MODELS, ModelConfig, input_column
+from ctt.training import predict
+from featurize import store
+from featurize.genres import NUM_GENRES
+
+
+class Scorer:
+    """Probabilities (N, C) for batches of store rows the model can read."""
+
+    def __init__(self, model: torch.nn.Module, cfg: ModelConfig, seed: int):
+        self.model, self.cfg = model.eval(), cfg
+        self.collate = Collate(cfg, seed=seed + EVAL_DRAW_OFFSET)
+        self.draws = cfg.test_draws if cfg.name in AUDIO_MODELS else 1
+
+    def __call__(self, table: pa.Table) -> np.ndarray:
+        return np.mean([predict(self.model, [self.collate(table)], torch.device("cpu"))[0]
+                        for _ in range(self.draws)], axis=0)
+
+    def where_readable(self, table: pa.Table) -> tuple[np.ndarray, np.ndarray]:
+        """Any store rows -> (probs (N, C), readable (N,)): NaN rows where the model cannot read
+        a trailer (an audio model and a trailer without sound)."""
+        ids = table.column("trailer_id").to_pylist()
+        sub = table.filter(store.readable(input_column(self.cfg.name))).select(columns_of(self.cfg.name))
+        ok = np.isin(np.asarray(ids, dtype=object), np.asarray(sub.column("trailer_id").to_pylist(), dtype=object))
+        probs = np.full((len(ids), NUM_GENRES), np.nan)
+        if sub.num_rows:
+            probs[ok] = self(sub)
+        return probs, ok
+
+
+def score_split(scorer: Scorer, store_path: str, split: str,
+                batch_size: int = 32) -> tuple[list[str], np.ndarray, np.ndarray]:
+    """(ids, probabilities, labels) of every readable trailer of a split, in id order,
+    streamed from the store."""
+    name = scorer.cfg.name
+    ids, probs, ys = [], [], []
+    for t in store.iter_batches(store_path, columns_of(name), store.split_filter(split, input_column(name)),
+                                batch_size):
+        probs.append(scorer(t))
+        ids += t.column("trailer_id").to_pylist()
+        ys.append(labels(t).numpy())
+    if not ids:
+        return [], np.zeros((0, NUM_GENRES)), np.zeros((0, NUM_GENRES))
+    order = np.argsort(ids, kind="stable")
+    return [ids[i] for i in order], np.concatenate(probs)[order], np.concatenate(ys)[order]

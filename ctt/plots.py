@@ -1,0 +1,71 @@
+"""The project's figures, one function each: precision-recall curves per genre (the
+paper's Figure 6; a run's own PR plot is the same figure with one method) and genre
+probability bars per trailer (Figure 7; also predict's charts)."""
+from __future__ import annotations
+
+import math
+from typing import Mapping, Sequence
+
+import matplotlib
+
+matplotlib.use("Agg")          # files only, on machines without a display (before pyplot)
+
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+from sklearn.metrics import average_precision_score, precision_recall_curve  # noqa: E402
+
+from featurize.genres import GENRES  # noqa: E402
+
+DARK, LIGHT = "#1f5fa8", "#b8c7d9"
+
+
+def pr_figure(curves: Mapping[str, tuple[np.ndarray, np.ndarray]], title: str):
+    """label -> (labels (N, C), probabilities (N, C)): one panel per genre, one
+    precision-recall curve per label, its AU(PRC) in the legend."""
+    fig, axes = plt.subplots(3, 3, figsize=(13, 12), sharex=True, sharey=True)
+    for c, (g, ax) in enumerate(zip(GENRES, axes.ravel())):
+        ax.set(title=g, xlim=(0, 1), ylim=(0, 1.02))
+        drawn = False
+        for label, (y, probs) in curves.items():
+            if not len(y) or not y[:, c].any():
+                continue
+            p, rec, _ = precision_recall_curve(y[:, c], probs[:, c])
+            ax.plot(rec, p, lw=1.3, label=f"{label} ({average_precision_score(y[:, c], probs[:, c]):.2f})")
+            drawn = True
+        if drawn:
+            ax.legend(fontsize=7, loc="upper right")
+        else:
+            ax.text(0.5, 0.5, "no positive trailer", ha="center", va="center", color="grey")
+    for ax in axes[-1]:
+        ax.set_xlabel("recall")
+    for ax in axes[:, 0]:
+        ax.set_ylabel("precision")
+    fig.suptitle(title)
+    fig.tight_layout()
+    return fig
+
+
+def probability_bars(ids: Sequence[str], probs: np.ndarray, dark: np.ndarray, thresholds: np.ndarray,
+                     title: str, cols: int = 3):
+    """Horizontal bars of the genre probabilities of each trailer: `dark` (N, C) marks the
+    genres drawn dark (true or predicted), `thresholds` (C,) the decision cut per genre."""
+    cols = max(1, min(cols, len(ids)))
+    nrows = max(1, math.ceil(len(ids) / cols))
+    fig, axes = plt.subplots(nrows, cols, figsize=(4.2 * cols, 3.2 * nrows), squeeze=False)
+    for ax in axes.ravel()[len(ids):]:
+        ax.axis("off")
+    rows = range(len(GENRES))
+    for ax, i in zip(axes.ravel(), range(len(ids))):
+        ax.barh(rows, probs[i], color=[DARK if dark[i, c] else LIGHT for c in rows])
+        ax.scatter(thresholds, rows, marker="|", color="k", s=120)
+        ax.set_yticks(rows, GENRES, fontsize=8)
+        ax.invert_yaxis()
+        ax.set(xlim=(0, 1), title=str(ids[i]))
+    fig.suptitle(title)
+    fig.tight_layout()
+    return fig
+
+
+def save(fig, path) -> None:
+    fig.savefig(path, dpi=110)
+    plt.close(fig)

@@ -1,0 +1,156 @@
+"""Typed configuration: defaults < YAML file < `section.key=value` overrides, and the
+featurizer's own sections.
+
+The rules live here, at the bottom of the package stack, so the featurizer's settings
+and the training config (`ctt.config`) are checked the same way: unknown keys and
+values of the wrong type are errors, so a typo never silently trains the wrong model.
+The defaults are the paper's settings (SPEC section 2).
+"""
+from __future__ import annotations
+
+import dataclasses
+import typing
+from dataclasses import dataclass, field
+from typing import Any
+
+import yaml
+
+
+class ConfigError(ValueError):
+    pass
+
+
+@dataclass
+class BackboneConfig:
+    name: str = "resnet152"          # any torchvision ResNet: resnet18/34/50/101/152
+    weights: str = "imagenet"        # imagenet | none | checkpoint
+    checkpoint: str = ""             # state_dict file (local or s3://) when weights=checkpoint
+    image_size: int = 224            # centre crop after a short-side resize to 256/224 of it
+    ten_crop: bool = False           # the paper's test phase: 4 corners + centre, and their flips, averaged
+    batch_size: int = 64             # keyframes per forward pass
+    channels_last: bool = True       # GPU only
+    bf16: bool = True                # autocast on GPU only
+
+
+@dataclass
+class ShotConfig:
+    thumb_height: int = 64           # frames are sampled on a grid of about this many rows for histograms
+    hue_bins: int = 16
+    sat_bins: int = 4
+    val_bins: int = 4
+    smooth: int = 3                  # moving-average window over the similarity curve (odd)
+    radius: int = 4                  # a boundary is the minimum within +-radius frames
+    threshold: float = 0.75          # ... and its smoothed similarity is below this
+    max_candidates: int = 32         # keyframe candidates kept per open shot (bounded memory)
+
+
+@dataclass
+class FeaturizeConfig:
+    backbone: BackboneConfig = field(default_factory=BackboneConfig)
+    shots: ShotConfig = field(default_factory=ShotConfig)
+    max_keyframes: int = 0           # cap per trailer, uniform subsample over time (0: no cap)
+    trailers_per_batch: int = 4      # trailers handed to one embedder call / one output file
+    decode_cpus: float = 1.0         # CPUs reserved by each decode task
+    decode_threads: int = 0          # FFmpeg threads per decode task; 0: its reserved CPUs, rounded up
+                                     # (one task per core then keeps every core busy without oversubscribing)
+    embed_actors: int = 0            # 0: one per GPU, or max(1, CPUs // 2) on CPU-only clusters
+    embed_cpus: float = 1.0          # CPUs per embedder actor on CPU-only clusters
+    use_gpu: str = "auto"            # auto | true | false
+    spectrograms_on: str = "auto"    # decode (CPU tasks, float16 to the actors) | actor (torch.stft again in
+                                     # the embedder actors, raw audio shipped) | auto: decode. The decode task
+                                     # computes the spectrograms for the AV descriptors in any case.
+
+
+GPU_FLAGS = ("auto", "true", "false")
+
+
+def use_gpu(flag: str, gpus_in_cluster: float) -> bool:
+    """`auto` means: when the cluster has a GPU."""
+    return gpus_in_cluster > 0 if flag == "auto" else flag == "true"
+
+
+def _coerce(value: Any, typ: Any, key: str) -> Any:
+    if typ is bool:
+        if isinstance(value, bool):
+            return value
+        if isinstance(value, str) and value.lower() in ("true", "false", "yes", "no", "1", "0"):
+            return value.lower() in ("true", "yes", "1")
+    elif typ is int:
+        if isinstance(value, int) and not isinstance(value, bool):
+            return value
+    elif typ is float:
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            return float(value)
+        if isinstance(value, str):            # YAML 1.1 reads `1e-4` (no dot) as a string
+            try:
+                return float(value)
+            except ValueError:
+                pass
+    elif typ is list:
+        if isinstance(value, (list, tuple)):
+            return list(value)
+    elif typ is str:
+        if value is None:
+            return ""
+        if isinstance(value, (str, int, float, bool)):
+            return str(value).lower() if isinstance(value, bool) else str(value)
+    raise ConfigError(f"{key}: expected {typ.__name__}, got {value!r}")
+
+
+def merge(obj: Any, values: dict, prefix: str = "") -> None:
+    """Set `values` (a nested dict) on the dataclass `obj`, checking every key and type."""
+    hints = typing.get_type_hints(type(obj))
+    for key, value in values.items():
+        name = f"{prefix}{key}"
+        if key not in hints:
+            known = ", ".join(f"{prefix}{k}" for k in hints)
+            raise ConfigError(f"unknown config key {name!r} (known: {known})")
+        current = getattr(obj, key)
+        if dataclasses.is_dataclass(current):
+            if not isinstance(value, dict):
+                raise ConfigError(f"{name}: expected a mapping, got {value!r}")
+            merge(current, value, f"{name}.")
+        else:
+            setattr(obj, key, _coerce(value, hints[key], name))
+
+
+def parse_overrides(pairs: list[str]) -> dict:
+    """['train.lr=1e-4', 'model.f=5'] -> nested dict, values parsed as YAML scalars."""
+    tree: dict = {}
+    for pair in pairs:
+        if "=" not in pair:
+            raise ConfigError(f"override {pair!r} is not key=value")
+        key, raw = pair.split("=", 1)
+        value = yaml.safe_load(raw) if raw != "" else ""
+        node = tree
+        parts = key.strip().split(".")
+        for p in parts[:-1]:
+            node = node.setdefault(p, {})
+        node[parts[-1]] = value
+    return tree
+
+
+def validate_featurize(cfg: FeaturizeConfig, prefix: str = "featurize.") -> None:
+    if cfg.backbone.weights not in ("imagenet", "none", "checkpoint"):
+        raise ConfigError(f"{prefix}backbone.weights: expected imagenet, none or checkpoint")
+    if cfg.use_gpu not in GPU_FLAGS:
+        raise ConfigError(f"{prefix}use_gpu: expected auto, true or false")
+    if cfg.spectrograms_on not in ("auto", "decode", "actor"):
+        raise ConfigError(f"{prefix}spectrograms_on: expected auto, decode or actor")
+    if cfg.shots.smooth % 2 == 0:
+        raise ConfigError(f"{prefix}shots.smooth must be odd")
+
+
+def to_dict(cfg: Any) -> dict:
+    return dataclasses.asdict(cfg)
+
+
+def flatten(d: dict, prefix: str = "") -> dict[str, Any]:
+    """{'train': {'lr': 1e-3}} -> {'train.lr': 1e-3}: the form logged as MLflow params."""
+    out: dict[str, Any] = {}
+    for k, v in d.items():
+        if isinstance(v, dict):
+            out.update(flatten(v, f"{prefix}{k}."))
+        else:
+            out[f"{prefix}{k}"] = v
+    return out
