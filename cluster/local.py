@@ -194,6 +194,18 @@ def start_ray_worker(head: Server, state: Path, num_cpus: int | None = None, nam
     return Server(proc.pid, "", str(log), gcs_address=head.gcs_address, node_id=node_id)
 
 
+def submit(dashboard_url: str, args: list[str], env_vars: dict[str, str] | None = None,
+           capture: bool = False, timeout: float | None = None) -> subprocess.CompletedProcess:
+    """`ray job submit --working-dir . -- python ARGS` to a head, as a user submits a job:
+    the project folder uploaded, `env_vars` (e.g. MLFLOW_TRACKING_URI) in the job's runtime
+    env, the job's output tailed. Its exit code is the job's outcome (1 when it failed)."""
+    runtime_env = {"env_vars": {"PYTHONUNBUFFERED": "1"} | (env_vars or {})}
+    cmd = [_bin("ray"), "job", "submit", "--working-dir", str(ROOT),
+           "--runtime-env-json", json.dumps(runtime_env), "--", "python", *args]
+    return subprocess.run(cmd, env=_env() | {"RAY_ADDRESS": dashboard_url}, cwd=ROOT, capture_output=capture,
+                          text=True, timeout=timeout)
+
+
 def env_lines(state: Path) -> list[str]:
     info = json.loads((state / "cluster.json").read_text())
     return [f"export RAY_ADDRESS={info['ray']['url']}", f"export MLFLOW_TRACKING_URI={info['mlflow']['url']}",

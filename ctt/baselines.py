@@ -15,15 +15,12 @@ import numpy as np
 import pyarrow.compute as pc
 
 from ctt import svm
-from ctt.config import Config
+from ctt.config import BASELINES, Config
 from ctt.data import sort_by_id
 from ctt.distributed import ray_map
 from ctt.runs import Split, log_method_run
 from featurize import store
 from featurize.genres import multi_hot
-
-METHODS = ("vllf", "av", "random")
-
 
 class BaselineError(ValueError):
     pass
@@ -85,8 +82,8 @@ def random_baseline(store_path: str, cfg: Config) -> tuple[Split, Split, dict[st
 
 
 def run_baseline(store_path: str, method: str, cfg: Config, map_fn: Callable = ray_map) -> dict[str, Any]:
-    if method not in METHODS:
-        raise BaselineError(f"unknown method {method!r}: expected one of {', '.join(METHODS)}")
+    if method not in BASELINES:
+        raise BaselineError(f"unknown method {method!r}: expected one of {', '.join(BASELINES)}")
     if store.settings_of(store_path) is None:
         raise BaselineError(f"{store_path} is not a feature store (no {store.SETTINGS_FILE}); run jobs/featurize.py first")
     t0 = time.time()

@@ -11,12 +11,46 @@ from pathlib import Path
 
 import yaml
 
-from ctt.heads import HEADS
-from ctt.models import MODELS, ModelConfig
 from featurize.config import (GPU_FLAGS, ConfigError, FeaturizeConfig, flatten, merge, parse_overrides, to_dict,
                               validate_featurize)
 
-__all__ = ["Config", "ConfigError", "ModelConfig", "MODELS", "flatten", "from_dict", "load_config", "to_dict"]
+__all__ = ["AUDIO_MODELS", "BASELINES", "HEADS", "MODELS", "Config", "ConfigError", "ModelConfig", "flatten", "from_dict",
+           "input_column", "load_config", "to_dict"]
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    """What a SPEC model name stands for (the code of each architecture is `ctt.models`)."""
+    arch: str                        # visual: CTT over keyframes | audio: CTT over spectrograms | lstm
+    head: str                        # its head unless model.head says otherwise ("": the LSTM's own)
+
+
+MODELS = {"ctt-a": ModelSpec("visual", "linear"), "ctt-b": ModelSpec("visual", "fc"),
+          "ctt-c": ModelSpec("visual", "maxout"), "ctt-s": ModelSpec("audio", "linear"), "lstm": ModelSpec("lstm", "")}
+HEADS = ("linear", "fc", "maxout")   # CTT-MMC-A, -B, -C (`ctt.heads`)
+AUDIO_MODELS = tuple(name for name, spec in MODELS.items() if spec.arch == "audio")
+BASELINES = ("vllf", "av", "random")  # SVMs on the store's vllf / av vectors, and uniform random scores (`ctt.baselines`)
+
+
+def input_column(model_name: str) -> str:
+    """The feature-store column a model reads."""
+    return "spectrograms" if model_name in AUDIO_MODELS else "frames"
+
+
+@dataclass
+class ModelConfig:
+    name: str = "ctt-c"              # ctt-a | ctt-b | ctt-c (keyframes) | ctt-s (spectrograms) | lstm
+    n: int = 256                     # CTT filters
+    f: int = 3                       # CTT receptive field in time steps (3, 5 or 7)
+    hidden: int = 256                # FC / Maxout width; LSTM hidden units
+    dropout: float = 0.5
+    head: str = ""                   # "": the model's own (A linear, B fc, C maxout, S linear);
+                                     # linear | fc | maxout: an option, e.g. a Maxout head on ctt-s
+    parts: int = 11                  # ctt-s: p parts, one random spectrogram drawn from each per step
+    test_draws: int = 10             # ctt-s: test probabilities averaged over this many draws
+    max_steps: int = 120             # lstm: sequences cut (or zero-padded) to this many keyframes
+
+
 
 
 @dataclass

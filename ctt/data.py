@@ -15,7 +15,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import torch
 
-from ctt.models import ModelConfig, input_column
+from ctt.config import ModelConfig, input_column
 from featurize import store
 from featurize.audio import BINS, FRAMES, SPEC_SIZE
 from featurize.genres import multi_hot

@@ -10,8 +10,8 @@ import numpy as np
 import pyarrow as pa
 import torch
 
+from ctt.config import AUDIO_MODELS, ModelConfig, input_column
 from ctt.data import EVAL_DRAW_OFFSET, Collate, columns_of, labels
-from ctt.models import AUDIO_MODELS, ModelConfig, input_column
 from ctt.training import predict
 from featurize import store
 from featurize.genres import NUM_GENRES

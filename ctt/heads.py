@@ -3,6 +3,7 @@ from __future__ import annotations
 
 from torch import nn
 
+from ctt.config import HEADS
 from ctt.layers import Maxout
 
 
@@ -20,7 +21,7 @@ def _maxout(in_features: int, num_classes: int, hidden: int, dropout: float) -> 
                          nn.Dropout(dropout), nn.Linear(hidden, num_classes))
 
 
-HEADS = {"linear": _linear, "fc": _fc, "maxout": _maxout}     # CTT-MMC-A, -B, -C
+_BUILDERS = dict(zip(HEADS, (_linear, _fc, _maxout)))          # in HEADS order: CTT-MMC-A, -B, -C
 
 
 def make_head(kind: str, in_features: int, num_classes: int,
@@ -30,6 +31,6 @@ def make_head(kind: str, in_features: int, num_classes: int,
     Dropout sits on the CTT representation and on the hidden layer, as the paper
     applies dropout 0.5 to its FC layers.
     """
-    if kind not in HEADS:
+    if kind not in _BUILDERS:
         raise ValueError(f"unknown head {kind!r}: expected {', '.join(HEADS)}")
-    return HEADS[kind](in_features, num_classes, hidden, dropout)
+    return _BUILDERS[kind](in_features, num_classes, hidden, dropout)

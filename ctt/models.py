@@ -11,30 +11,16 @@ features reused.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Callable
 
 import torch
 from torch import nn
 
+from ctt.config import MODELS, ModelConfig
 from ctt.heads import make_head
 from ctt.layers import CTT
 from featurize.audio import BINS, FRAMES
 from featurize.genres import NUM_GENRES
-
-
-@dataclass
-class ModelConfig:
-    name: str = "ctt-c"              # ctt-a | ctt-b | ctt-c (keyframes) | ctt-s (spectrograms) | lstm
-    n: int = 256                     # CTT filters
-    f: int = 3                       # CTT receptive field in time steps (3, 5 or 7)
-    hidden: int = 256                # FC / Maxout width; LSTM hidden units
-    dropout: float = 0.5
-    head: str = ""                   # "": the model's own (A linear, B fc, C maxout, S linear);
-                                     # linear | fc | maxout: an option, e.g. a Maxout head on ctt-s
-    parts: int = 11                  # ctt-s: p parts, one random spectrogram drawn from each per step
-    test_draws: int = 10             # ctt-s: test probabilities averaged over this many draws
-    max_steps: int = 120             # lstm: sequences cut (or zero-padded) to this many keyframes
 
 
 class VisualCTT(nn.Module):
@@ -114,38 +100,29 @@ class LSTMBaseline(nn.Module):
         return self.forward_head(self.forward_features(x, lengths))
 
 
-def _visual(head: str) -> Callable[[ModelConfig, int, int], nn.Module]:
-    def build(cfg: ModelConfig, feature_dim: int, num_classes: int) -> nn.Module:
-        return VisualCTT(m=feature_dim, n=cfg.n, f=cfg.f, head=cfg.head or head, hidden=cfg.hidden,
-                         dropout=cfg.dropout, num_classes=num_classes)
-    return build
+def _visual(cfg: ModelConfig, head: str, feature_dim: int, num_classes: int) -> nn.Module:
+    return VisualCTT(m=feature_dim, n=cfg.n, f=cfg.f, head=head, hidden=cfg.hidden, dropout=cfg.dropout,
+                     num_classes=num_classes)
 
 
-def _audio(cfg: ModelConfig, feature_dim: int, num_classes: int) -> nn.Module:
-    return AudioCTT(n=cfg.n, f=cfg.f, head=cfg.head or "linear", hidden=cfg.hidden, dropout=cfg.dropout,
-                    num_classes=num_classes)
+def _audio(cfg: ModelConfig, head: str, feature_dim: int, num_classes: int) -> nn.Module:
+    return AudioCTT(n=cfg.n, f=cfg.f, head=head, hidden=cfg.hidden, dropout=cfg.dropout, num_classes=num_classes)
 
 
-def _lstm(cfg: ModelConfig, feature_dim: int, num_classes: int) -> nn.Module:
+def _lstm(cfg: ModelConfig, head: str, feature_dim: int, num_classes: int) -> nn.Module:
     return LSTMBaseline(m=feature_dim, hidden=cfg.hidden, dropout=cfg.dropout, num_classes=num_classes)
 
 
-# SPEC name -> builder. Five models do not justify a decorator registry.
-MODELS: dict[str, Callable[[ModelConfig, int, int], nn.Module]] = {
-    "ctt-a": _visual("linear"), "ctt-b": _visual("fc"), "ctt-c": _visual("maxout"), "ctt-s": _audio, "lstm": _lstm,
-}
-AUDIO_MODELS = ("ctt-s",)
-
-
-def input_column(model_name: str) -> str:
-    """The feature-store column a model reads."""
-    return "spectrograms" if model_name in AUDIO_MODELS else "frames"
+# ModelSpec.arch -> builder; the SPEC names and their heads are `ctt.config.MODELS`.
+ARCHITECTURES: dict[str, Callable[[ModelConfig, str, int, int], nn.Module]] = {
+    "visual": _visual, "audio": _audio, "lstm": _lstm}
 
 
 def build_model(cfg: ModelConfig, feature_dim: int, num_classes: int = NUM_GENRES) -> nn.Module:
     if cfg.name not in MODELS:
         raise ValueError(f"unknown model {cfg.name!r}: expected {', '.join(MODELS)}")
-    return MODELS[cfg.name](cfg, feature_dim, num_classes)
+    spec = MODELS[cfg.name]
+    return ARCHITECTURES[spec.arch](cfg, cfg.head or spec.head, feature_dim, num_classes)
 
 
 def num_params(model: nn.Module) -> int:

@@ -19,11 +19,11 @@ import pyarrow as pa
 import torch
 
 from ctt import plots, tracking
-from ctt.config import Config, from_dict
+from ctt.config import AUDIO_MODELS, Config, ModelConfig, from_dict
 from ctt.distributed import score_dataset
 from ctt.evaluation import Scorer
 from ctt.fusion import fuse
-from ctt.models import AUDIO_MODELS, ModelConfig, build_model
+from ctt.models import build_model
 from ctt.thresholds import DEFAULT, predicted_genres
 from ctt.tracking import ModelNotFound
 from featurize import store

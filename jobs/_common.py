@@ -2,7 +2,8 @@
 
 Imported first by every job, before Ray or MLflow: the environment defaults (loopback
 only, no telemetry) must be set when those are imported and reach every process Ray
-starts.
+starts. It imports nothing heavy, so `--help` and usage errors (exit 2) answer at once;
+each job imports its entry point after parsing its arguments.
 """
 from __future__ import annotations
 
@@ -20,8 +21,6 @@ sys.path[:] = [p for p in sys.path if os.path.abspath(p or os.curdir) != _JOBS]
 from cluster import env  # noqa: E402
 
 env.apply()
-
-import ray  # noqa: E402
 
 from ctt.config import Config, ConfigError, load_config  # noqa: E402
 
@@ -51,6 +50,7 @@ def config_from(args: argparse.Namespace) -> Config:
 
 def init_ray(num_cpus: int | None = None, progress: bool = True) -> None:
     """Join the cluster of `ray job submit` / RAY_ADDRESS, else start an embedded local instance."""
+    import ray  # lazy: 2 s to import, and only jobs that reach their work need it
     if ray.is_initialized():
         return
     # In logs (not a tty) Ray Data prints per-operator counts every 10 s instead of bars.

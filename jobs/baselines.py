@@ -16,20 +16,22 @@ import sys
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from jobs._common import ConfigError, config_from, fail, init_ray, parser, setup_logging  # noqa: E402
-from ctt.baselines import METHODS, BaselineError, run_baseline  # noqa: E402
-from ctt.tables import metrics_table  # noqa: E402
-from ctt.tracking import TrackingUnavailable, connect  # noqa: E402
+from ctt.config import BASELINES  # noqa: E402
 
 
 def main(argv: list[str] | None = None) -> int:
     p = parser(__doc__)
     p.add_argument("--features", required=True, help="feature store written by jobs/featurize.py (local or s3://)")
-    p.add_argument("--method", action="append", choices=METHODS, required=True,
+    p.add_argument("--method", action="append", choices=BASELINES, required=True,
                    help="vllf, av or random; repeat to run several (one MLflow run each)")
     p.add_argument("--experiment", help="MLflow experiment (overrides tracking.experiment)")
     args = p.parse_args(argv)
     setup_logging()
     args.overrides += [f"tracking.experiment={args.experiment}"] * bool(args.experiment)
+    # lazy: Ray, torch and MLflow take about 7 s to import; --help and usage errors answer without them
+    from ctt.baselines import BaselineError, run_baseline
+    from ctt.tables import metrics_table
+    from ctt.tracking import TrackingUnavailable, connect
     rows = []
     try:
         cfg = config_from(args)

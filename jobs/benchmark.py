@@ -30,7 +30,6 @@ from pathlib import Path
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 import jobs._common  # noqa: E402,F401  (safe Ray / MLflow environment defaults)
-from ctt.benchmark import run, table  # noqa: E402
 
 def _sizes(text: str) -> list[tuple[int, int]]:
     try:
@@ -72,6 +71,7 @@ def main(argv: list[str] | None = None) -> int:
     if a.work is None:
         tmp = tempfile.TemporaryDirectory(prefix="ctt_bench_")
         a.work = tmp.name
+    from ctt.benchmark import run, table  # lazy: Ray, torch and MLflow (7 s); --help answers without them
     t0 = time.time()
     res = run(a)
     res["wall_s"] = time.time() - t0

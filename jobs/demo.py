@@ -9,7 +9,6 @@ opened; `make cluster-down` stops it.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import subprocess
 import sys
@@ -23,18 +22,13 @@ from cluster import env  # noqa: E402
 
 env.apply()
 
-from cluster import local  # noqa: E402
-from ctt import tracking  # noqa: E402
 from ctt.config import load_config  # noqa: E402
 
 
 def submit(ray_url: str, mlflow_url: str, args: list[str]) -> None:
-    env_vars = os.environ | env.SAFE_ENV | {"RAY_ADDRESS": ray_url}
-    runtime_env = {"env_vars": {"MLFLOW_TRACKING_URI": mlflow_url, "PYTHONUNBUFFERED": "1"}}
-    cmd = [local._bin("ray"), "job", "submit", "--working-dir", str(ROOT),
-           "--runtime-env-json", json.dumps(runtime_env), "--", "python", *args]
-    print("$ " + " ".join(cmd[:2] + ["submit", "--working-dir", ".", "--", "python", *args]), flush=True)
-    subprocess.run(cmd, env=env_vars, check=True, cwd=ROOT)
+    from cluster import local  # lazy: imports Ray (2 s); --help answers without it
+    print("$ ray job submit --working-dir . -- python " + " ".join(args), flush=True)
+    local.submit(ray_url, args, {"MLFLOW_TRACKING_URI": mlflow_url}).check_returncode()
 
 
 # CTT-MMC-S costs about 50 GFLOP per step of 16 trailers x 11 spectrograms: on 2 CPU cores the
@@ -43,6 +37,7 @@ AUDIO_DEMO = ["model.parts=4", "train.max_epochs=30"]
 
 
 def latest_run_id(experiment: str, method: str) -> str:
+    from ctt import tracking  # lazy: imports MLflow and torch (5 s); --help answers without them
     runs = tracking.find_runs(experiment, f"tags.method = '{method}'", max_results=1)
     if not runs:
         raise SystemExit(f"error: no finished {method} run in experiment {experiment!r}")
@@ -77,6 +72,7 @@ def main(argv: list[str] | None = None) -> int:
         print("   already there")
 
     print("== 2/8 local cluster (Ray head + MLflow server on 127.0.0.1)", flush=True)
+    from cluster import local  # lazy: imports Ray (2 s); --help answers without it
     info = local.up(Path(a.state), num_cpus=os.cpu_count())
     ray_url, mlflow_url = info["ray"]["url"], info["mlflow"]["url"]
     print(f"   Ray dashboard {ray_url}   MLflow {mlflow_url}", flush=True)

@@ -14,10 +14,6 @@ import sys
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from jobs._common import ConfigError, config_from, fail, init_ray, parser, setup_logging  # noqa: E402
-from featurize.backbone import WeightsUnavailable, load_backbone  # noqa: E402
-from featurize.manifest import ManifestError  # noqa: E402
-from featurize.pipeline import run_featurize  # noqa: E402
-from featurize.store import StoreMismatch  # noqa: E402
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -27,6 +23,11 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--retry-errors", action="store_true", help="featurize trailers in STORE/_errors again")
     args = p.parse_args(argv)
     setup_logging()
+    # lazy: Ray, torch and MLflow take about 7 s to import; --help and usage errors answer without them
+    from featurize.backbone import WeightsUnavailable, load_backbone
+    from featurize.manifest import ManifestError
+    from featurize.pipeline import run_featurize
+    from featurize.store import StoreMismatch
     try:
         cfg = config_from(args)
         if cfg.featurize.backbone.weights != "none":

@@ -15,9 +15,6 @@ import sys
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from jobs._common import ConfigError, config_from, fail, parser, setup_logging  # noqa: E402
-from ctt.fusion import run_fusion  # noqa: E402
-from ctt.tables import metrics_table  # noqa: E402
-from ctt.tracking import TrackingUnavailable  # noqa: E402
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -28,6 +25,10 @@ def main(argv: list[str] | None = None) -> int:
     args = p.parse_args(argv)
     setup_logging()
     args.overrides += [f"tracking.experiment={args.experiment}"] * bool(args.experiment)
+    # lazy: Ray, torch and MLflow take about 7 s to import; --help and usage errors answer without them
+    from ctt.fusion import run_fusion
+    from ctt.tables import metrics_table
+    from ctt.tracking import TrackingUnavailable
     try:
         cfg = config_from(args)
         summary = run_fusion(args.visual, args.audio, cfg)

@@ -17,8 +17,6 @@ import sys
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from jobs._common import fail, setup_logging  # noqa: E402
-from featurize.lmtd import ForbiddenPickle, ReleaseError, import_release  # noqa: E402
-from featurize.store import StoreMismatch  # noqa: E402
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -28,6 +26,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--output", required=True, help="feature store to write (local or s3://)")
     args = p.parse_args(argv)
     setup_logging()
+    # lazy: the store's writers import torch (2 s); --help answers without it
+    from featurize.lmtd import ForbiddenPickle, ReleaseError, import_release
+    from featurize.store import StoreMismatch
     for path in (args.features, args.database):
         if "://" not in path and not os.path.exists(path):
             fail(f"{path} does not exist")

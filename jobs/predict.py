@@ -21,9 +21,6 @@ from pathlib import Path
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from jobs._common import ConfigError, config_from, fail, init_ray, parser, split_overrides  # noqa: E402
-from ctt.predict import ModelNotFound, plot_predictions, run_predict  # noqa: E402
-from ctt.tracking import TrackingUnavailable  # noqa: E402
-from featurize.manifest import ManifestError  # noqa: E402
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -39,6 +36,10 @@ def main(argv: list[str] | None = None) -> int:
     inputs = args.input + inputs
     if not inputs:
         fail("no input: give video files, folders or manifests")
+    # lazy: Ray, torch and MLflow take about 7 s to import; --help and usage errors answer without them
+    from ctt.predict import ModelNotFound, plot_predictions, run_predict
+    from ctt.tracking import TrackingUnavailable
+    from featurize.manifest import ManifestError
     try:
         cfg = config_from(args)
         init_ray(progress=False)

@@ -16,8 +16,6 @@ from pathlib import Path
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from jobs._common import fail, setup_logging  # noqa: E402
-from ctt.report import run_report  # noqa: E402
-from ctt.tracking import TrackingUnavailable  # noqa: E402
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -27,6 +25,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--trailers", type=int, default=6, help="test trailers in the predictions chart")
     args = p.parse_args(argv)
     setup_logging()
+    # lazy: Ray, torch and MLflow take about 7 s to import; --help answers without them
+    from ctt.report import run_report
+    from ctt.tracking import TrackingUnavailable
     out = Path(args.output or Path("reports") / args.experiment)
     try:
         summary = run_report(args.experiment, out, args.trailers)

@@ -18,9 +18,6 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from jobs._common import ConfigError, config_from, fail, init_ray, parser, setup_logging  # noqa: E402
 from ctt.config import MODELS  # noqa: E402
-from ctt.distributed import FeatureStoreError, run_training  # noqa: E402
-from ctt.tables import metrics_table  # noqa: E402
-from ctt.tracking import TrackingUnavailable, connect  # noqa: E402
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -32,6 +29,10 @@ def main(argv: list[str] | None = None) -> int:
     setup_logging()
     args.overrides += [f"model.name={args.model}"] * bool(args.model)
     args.overrides += [f"tracking.experiment={args.experiment}"] * bool(args.experiment)
+    # lazy: Ray, torch and MLflow take about 7 s to import; --help and usage errors answer without them
+    from ctt.distributed import FeatureStoreError, run_training
+    from ctt.tables import metrics_table
+    from ctt.tracking import TrackingUnavailable, connect
     try:
         cfg = config_from(args)
         connect(cfg.tracking.experiment)             # fail before any work if MLflow is unreachable

@@ -6,7 +6,8 @@ import torch
 
 from ctt.config import ModelConfig
 from ctt.data import Collate, collate_frames, collate_spectrograms, cut_sequences, part_draws
-from ctt.models import MODELS, AudioCTT, LSTMBaseline, build_model, input_column, num_params
+from ctt.config import MODELS, input_column
+from ctt.models import AudioCTT, LSTMBaseline, build_model, num_params
 from featurize.audio import BINS as SPEC_BINS
 from featurize.audio import FRAMES as SPEC_FRAMES
 from featurize.audio import SPEC_SIZE

@@ -78,10 +78,8 @@ def test_train_two_epochs_two_workers_logs_to_mlflow(trained, mlflow_server, mon
 
 
 def _submit(ray_head, args, env_vars=None):
-    env = os.environ | {"RAY_ADDRESS": ray_head.url, "RAY_AUTH_MODE": "token"}
-    cmd = [str(Path(sys.executable).with_name("ray")), "job", "submit", "--working-dir", str(ROOT),
-           "--runtime-env-json", json.dumps({"env_vars": env_vars or {}}), "--", "python", *args]
-    proc = subprocess.run(cmd, env=env, cwd=ROOT, capture_output=True, text=True, timeout=600)
+    from cluster.local import submit
+    proc = submit(ray_head.url, args, env_vars, capture=True, timeout=600)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     return proc.stdout
 

@@ -12,7 +12,7 @@ import pandas as pd
 import pytest
 
 from featurize.genres import GENRES
-from tests.conftest import TINY
+
 
 pytestmark = pytest.mark.slow
 LSTM = ["train.max_epochs=4", "train.checkpoint_every=4"]
