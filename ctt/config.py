@@ -11,8 +11,8 @@ from pathlib import Path
 
 import yaml
 
-from featurize.config import (GPU_FLAGS, ConfigError, FeaturizeConfig, flatten, merge, parse_overrides, to_dict,
-                              validate_featurize)
+from featurize.config import (GPU_FLAGS, ConfigError, FeaturizeConfig, check_range, flatten, merge, parse_overrides,
+                              to_dict, validate_featurize)
 
 __all__ = ["AUDIO_MODELS", "BASELINES", "HEADS", "MODELS", "Config", "ConfigError", "ModelConfig", "flatten", "from_dict",
            "input_column", "load_config", "to_dict"]
@@ -97,7 +97,9 @@ class ResourceConfig:
 class TrackingConfig:
     experiment: str = "ctt-mmc"
     run_name: str = ""
-    storage_path: str = ""           # Ray Train checkpoints; default ~/ray_results
+    storage_path: str = ""           # Ray Train checkpoints: s3://bucket/prefix or a folder every node sees;
+                                     # empty: $CTT_TRAIN_STORAGE (the cluster files set it), else
+                                     # ~/ray_results on a one-node cluster
     register_as: str = ""            # also register the trained model in the MLflow Model Registry
     register_alias: str = ""         # ... and point this alias (e.g. champion) at the new version
 
@@ -113,16 +115,37 @@ class Config:
     fusion: FusionConfig = field(default_factory=FusionConfig)
 
 
-def load_config(path: str | Path | None = None, overrides: list[str] | None = None) -> Config:
+def _read_yaml(path: str | Path) -> dict:
+    try:
+        data = yaml.safe_load(Path(path).read_text()) or {}
+    except OSError as e:
+        raise ConfigError(f"config file {path}: {e.strerror or e}") from None
+    except yaml.YAMLError as e:
+        where = getattr(e, "problem_mark", None)
+        raise ConfigError(f"config file {path}: YAML syntax error"
+                          + (f" at line {where.line + 1}, column {where.column + 1}" if where else "")
+                          + f": {getattr(e, 'problem', None) or e}") from None
+    if not isinstance(data, dict):
+        raise ConfigError(f"config file {path}: top level must be a mapping")
+    return data
+
+
+def load_config(path: str | Path | None = None, overrides: list[str] | None = None,
+                sections: tuple[str, ...] | None = None) -> Config:
+    """`sections`: the sections the calling job reads; an override of any other is an error
+    (a config file may hold them all, as configs/demo.yaml does for every job)."""
     cfg = Config()
     if path:
-        text = Path(path).read_text()
-        data = yaml.safe_load(text) or {}
-        if not isinstance(data, dict):
-            raise ConfigError(f"{path}: top level must be a mapping")
-        merge(cfg, data)
+        merge(cfg, _read_yaml(path))
     if overrides:
-        merge(cfg, parse_overrides(overrides))
+        tree = parse_overrides(overrides)
+        unused = sorted(set(tree) - set(sections)) if sections is not None else []
+        if unused:
+            merge(Config(), {k: tree[k] for k in unused})           # an unknown key is named as such first
+            key = next(o.split("=", 1)[0] for o in overrides if o.split(".", 1)[0].strip() == unused[0])
+            raise ConfigError(f"{key}: this job does not read the {unused[0]} section "
+                              f"(it reads {', '.join(sections) or 'no section'})")
+        merge(cfg, tree)
     validate(cfg)
     return cfg
 
@@ -139,6 +162,14 @@ def validate(cfg: Config) -> None:
     bad = [k for k in cfg.baseline.kernels if k not in ("linear", "rbf")]
     if bad or not cfg.baseline.kernels or not cfg.baseline.C:
         raise ConfigError(f"baseline.kernels must be linear and/or rbf (got {cfg.baseline.kernels}), baseline.C non-empty")
+    check_range("model.", cfg.model, {"dropout": (0, 1, True)})
+    check_range("train.", cfg.train, {"lr": (0, None, False), "weight_decay": (0, None, True),
+                                      "batch_size": (1, None, True), "max_epochs": (1, None, True),
+                                      "patience": (1, None, True)})
+    check_range("resources.", cfg.resources, {"num_workers": (1, None, True), "cpus_per_worker": (0, None, False),
+                                              "max_failures": (-1, None, True)})
+    check_range("baseline.", cfg.baseline, {"C": (0, None, False), "gamma": (0, None, False),
+                                            "cpus_per_task": (0, None, False)})
     validate_featurize(cfg.featurize)
     if cfg.resources.use_gpu not in GPU_FLAGS:
         raise ConfigError("resources.use_gpu: expected auto, true or false")

@@ -13,14 +13,18 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
+import sys
 import tempfile
 import time
+import uuid
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any, Callable, Iterator, Sequence
 
+import fsspec
 import numpy as np
 import pyarrow as pa
+import pyarrow.fs
 import ray
 import ray.train
 import ray.train.torch
@@ -28,6 +32,8 @@ import torch
 from ray.data.collate_fn import ArrowBatchCollateFn
 from ray.train import CheckpointConfig, DataConfig, FailureConfig, RunConfig, ScalingConfig
 from ray.train.torch import TorchTrainer
+from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
+from tqdm.auto import tqdm
 
 from ctt import metrics as M
 from ctt import tracking
@@ -40,7 +46,50 @@ from ctt.training import FitState, fit, make_optimizer, seed_everything, unwrap
 from featurize import store
 from featurize.config import use_gpu
 
-__all__ = ["FeatureStoreError", "local_ray", "ray_map", "run_training", "score_dataset"]
+__all__ = ["FeatureStoreError", "StorageError", "local_ray", "ray_map", "run_training", "score_dataset"]
+
+
+STORAGE_ENV = "CTT_TRAIN_STORAGE"      # the cluster's default for tracking.storage_path (cluster/ files set it)
+
+
+class StorageError(ValueError):
+    """Ray Train's storage cannot hold this run's checkpoints for every node."""
+
+
+def _exists(path: str) -> bool:
+    return os.path.exists(path)
+
+
+def train_storage(path: str) -> tuple[str, pyarrow.fs.FileSystem | None]:
+    """Where Ray Train keeps this run's checkpoints: (storage_path, storage_filesystem).
+
+    Every worker writes there and the driver reads the best checkpoint back, so on several
+    nodes it must be shared: a URL (s3://, gs://...) goes through fsspec, with the clients,
+    endpoint and retries the feature store uses; a local path must be seen by every node
+    (an NFS mount; one machine), checked by a marker file each node reads. With no path, a
+    one-node cluster uses ~/ray_results."""
+    if "://" in path:
+        fs, root = fsspec.core.url_to_fs(path)
+        return root, pyarrow.fs.PyFileSystem(pyarrow.fs.FSSpecHandler(fs))
+    nodes = [n["NodeID"] for n in ray.nodes() if n["Alive"]]
+    if len(nodes) > 1 and not path:
+        raise StorageError(f"the cluster has {len(nodes)} nodes: set tracking.storage_path to storage they all "
+                           "share (s3://bucket/prefix, or a folder on a shared filesystem)")
+    path = os.path.abspath(os.path.expanduser(path or "~/ray_results"))
+    if len(nodes) > 1:
+        os.makedirs(path, exist_ok=True)
+        marker = os.path.join(path, f".ctt-storage-check-{uuid.uuid4().hex}")
+        open(marker, "w").close()
+        try:
+            check = ray.remote(num_cpus=0)(_exists)
+            seen = ray.get([check.options(scheduling_strategy=NodeAffinitySchedulingStrategy(n, soft=False))
+                            .remote(marker) for n in nodes], timeout=120)
+        finally:
+            os.remove(marker)
+        if not all(seen):
+            raise StorageError(f"tracking.storage_path={path} is not shared: {seen.count(False)} of {len(nodes)} "
+                               "nodes cannot see it; use s3://bucket/prefix or a folder on a shared filesystem")
+    return path, None
 
 
 class ArrowCollate(ArrowBatchCollateFn):
@@ -150,7 +199,8 @@ def train_loop_per_worker(config: dict[str, Any]) -> dict[str, Any]:
     return {"epochs": state.epoch + 1, "best_epoch": state.best_epoch, "best_val_auprc_micro": state.best_metric}
 
 
-def _trainer(info: StoreInfo, cfg: Config, run_id: str, mean: np.ndarray | None, gpu: bool) -> TorchTrainer:
+def _trainer(info: StoreInfo, cfg: Config, run_id: str, mean: np.ndarray | None, gpu: bool,
+             storage: tuple[str, pyarrow.fs.FileSystem | None]) -> TorchTrainer:
     world = cfg.resources.num_workers
     ray.data.DataContext.get_current().enable_progress_bars = False   # Train workers have no tqdm
     datasets = {s: split_dataset(info, s, cfg.model.name, cfg.train.materialize) for s in ("train", "val")}
@@ -166,8 +216,7 @@ def _trainer(info: StoreInfo, cfg: Config, run_id: str, mean: np.ndarray | None,
         datasets=datasets,
         # cache_shard: every worker reads the train split once and keeps its fixed part of it
         dataset_config=DataConfig(datasets_to_split=[] if cfg.train.cache_shard else ["train"]),
-        run_config=RunConfig(name=f"ctt_{run_id[:12]}",
-                             storage_path=cfg.tracking.storage_path or os.path.expanduser("~/ray_results"),
+        run_config=RunConfig(name=f"ctt_{run_id[:12]}", storage_path=storage[0], storage_filesystem=storage[1],
                              failure_config=FailureConfig(max_failures=cfg.resources.max_failures),
                              checkpoint_config=CheckpointConfig(num_to_keep=2)),
     )
@@ -181,6 +230,8 @@ def run_training(store_path: str, cfg: Config) -> dict[str, Any]:
     if info.sizes["train"] < cfg.resources.num_workers:
         raise FeatureStoreError(f"{info.sizes['train']} train trailers cannot feed {cfg.resources.num_workers} workers")
     model = build_model(cfg.model, info.feature_dim)
+    cfg.tracking.storage_path = cfg.tracking.storage_path or os.environ.get(STORAGE_ENV, "")
+    storage = train_storage(cfg.tracking.storage_path)             # before anything is logged or trained
     mean = mean_spectrogram(store_path) if info.column == "spectrograms" else None
     if mean is not None:
         model.set_mean(torch.from_numpy(mean))
@@ -195,13 +246,14 @@ def run_training(store_path: str, cfg: Config) -> dict[str, Any]:
         tracking.log_dict(run_id, to_dict(cfg), "config/resolved_config.json")
         tracking.log_dict(run_id, info.settings, "config/featurizer.json")
         t_fit = time.time()
-        result = _trainer(info, cfg, run_id, mean, gpu).fit()
+        result = _trainer(info, cfg, run_id, mean, gpu, storage).fit()
         fit_s = time.time() - t_fit
         with result.checkpoint.as_directory() as d:
             state = FitState(**torch.load(Path(d) / "state.pt", map_location="cpu", weights_only=False)["state"])
         model.load_state_dict(state.best_state)
         summary = _evaluate_and_log(model, info, cfg, run_id, state, fit_s)
     return summary | {"run_id": run_id, "run_name": run_name, "tracking_uri": tracking.tracking_uri(),
+                      "checkpoint": result.checkpoint.path,
                       "num_params": num_params(model), "wall_s": round(time.time() - t0, 1)}
 
 
@@ -229,17 +281,20 @@ def _evaluate_and_log(model: torch.nn.Module, info: StoreInfo, cfg: Config, run_
 
 def ray_map(fn: Callable[..., Any], items: Sequence[Any], shared: Any, num_cpus: float, desc: str) -> list[Any]:
     """[fn(shared, *item) for item in items] as Ray tasks, `shared` put in the object store
-    once; a progress line every 10 % of the tasks (or 10 s)."""
+    once. Progress: a bar in a terminal; in logs, a line every 10 % of the tasks (or 10 s)."""
     task = ray.remote(num_cpus=num_cpus)(fn)
     ref = ray.put(shared)
     refs = [task.remote(ref, *item) for item in items]
+    bar = tqdm(total=len(refs), desc=desc, unit="task", disable=not sys.stderr.isatty())
     pending, t0, shown = list(refs), time.time(), 0
     while pending:
         _, pending = ray.wait(pending, num_returns=min(len(pending), max(1, len(refs) // 10)), timeout=10)
         done = len(refs) - len(pending)
-        if done > shown:
+        if done > shown and bar.disable:
             print(f"{desc}: {done}/{len(refs)} tasks ({time.time() - t0:.0f} s)", flush=True)
-            shown = done
+        bar.update(done - shown)
+        shown = done
+    bar.close()
     return ray.get(refs)
 
 

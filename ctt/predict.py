@@ -159,10 +159,9 @@ def _errors(store_path: str, want: set[str]) -> pd.DataFrame:
     return errors[errors.trailer_id.isin(want)]
 
 
-def run_predict(ref: str, inputs: list[str], store_path: str | None = None, output: str | None = None,
+def run_predict(predictor: Predictor, inputs: list[str], store_path: str | None = None, output: str | None = None,
                 threshold: float | None = None, base: FeaturizeConfig | None = None) -> dict[str, Any]:
     """Featurize `inputs` into `store_path` (a temp folder if None) and predict every trailer."""
-    predictor = load_predictor(ref)
     try:
         fcfg = from_settings(predictor.featurizer, base)
     except NotReproducible as e:
@@ -174,7 +173,7 @@ def run_predict(ref: str, inputs: list[str], store_path: str | None = None, outp
     want = set(pd.read_csv(manifest, dtype=str).trailer_id)
     errors = _errors(store_path, want)
     if output:
-        score_dataset(store_path, ROW_COLUMNS, PredictBatch, (ref,), output)
+        score_dataset(store_path, ROW_COLUMNS, PredictBatch, (predictor.source,), output)
         return {"output": output, "featurize": summary, "errors": errors.to_dict("records")}
     ids, paths, probs = [], [], []
     for t in store.iter_batches(store_path, ROW_COLUMNS, batch_size=16):

@@ -59,6 +59,9 @@ class FeaturizeConfig:
     spectrograms_on: str = "auto"    # decode (CPU tasks, float16 to the actors) | actor (torch.stft again in
                                      # the embedder actors, raw audio shipped) | auto: decode. The decode task
                                      # computes the spectrograms for the AV descriptors in any case.
+    max_failed_fraction: float = 0.2 # the job fails (exit 1) when a larger share of the trailers it tried
+                                     # failed: more than one in five points at something systematic (a
+                                     # missing codec, an unreadable bucket), not at a few bad files
 
 
 GPU_FLAGS = ("auto", "true", "false")
@@ -130,7 +133,28 @@ def parse_overrides(pairs: list[str]) -> dict:
     return tree
 
 
+def check_range(prefix: str, obj: Any, rules: dict[str, tuple[float | None, float | None, bool]]) -> None:
+    """name -> (low, high, low inclusive): each value must lie in [low, high] (or (low, high])."""
+    for name, (low, high, inclusive) in rules.items():
+        v = getattr(obj, name)
+        values = v if isinstance(v, list) else [v]
+        for x in values:
+            if (low is not None and (x < low if inclusive else x <= low)) or (high is not None and x > high):
+                bound = (f"{'>=' if inclusive else '>'} {low}" if high is None else
+                         f"in {'[' if inclusive else '('}{low}, {high}]")
+                raise ConfigError(f"{prefix}{name}={v!r}: must be {bound}")
+
+
 def validate_featurize(cfg: FeaturizeConfig, prefix: str = "featurize.") -> None:
+    check_range(prefix, cfg, {"max_keyframes": (0, None, True), "trailers_per_batch": (1, None, True),
+                              "decode_cpus": (0, None, False), "decode_threads": (0, None, True),
+                              "embed_actors": (0, None, True), "embed_cpus": (0, None, False),
+                              "max_failed_fraction": (0, 1, True)})
+    check_range(prefix + "backbone.", cfg.backbone, {"image_size": (32, None, True), "batch_size": (1, None, True)})
+    check_range(prefix + "shots.", cfg.shots, {"thumb_height": (8, None, True), "hue_bins": (1, None, True),
+                                               "sat_bins": (1, None, True), "val_bins": (1, None, True),
+                                               "smooth": (1, None, True), "radius": (1, None, True),
+                                               "threshold": (0, 1, False), "max_candidates": (2, None, True)})
     if cfg.backbone.weights not in ("imagenet", "none", "checkpoint"):
         raise ConfigError(f"{prefix}backbone.weights: expected imagenet, none or checkpoint")
     if cfg.use_gpu not in GPU_FLAGS:

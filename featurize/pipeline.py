@@ -122,6 +122,19 @@ class EmbedAndWrite(FrameEmbedder):
         return write_batch(super().__call__(batch), self.output, self.dim)
 
 
+def verdict(summary: dict[str, Any], max_failed_fraction: float) -> str:
+    """Why a run counts as failed ("" when it did its job): nothing it tried succeeded, or more
+    than `max_failed_fraction` of what it tried failed. A rerun with nothing left to do is fine."""
+    tried = summary["done"] + summary["failed"]
+    reasons = ", ".join(f"{k} {v}" for k, v in sorted(summary["failed_by_reason"].items()))
+    if tried and not summary["done"]:
+        return f"no trailer succeeded: all {tried} failed ({reasons})"
+    if tried and summary["failed"] / tried > max_failed_fraction:
+        return (f"{summary['failed']} of {tried} trailers failed ({reasons}), more than "
+                f"featurize.max_failed_fraction={max_failed_fraction}")
+    return ""
+
+
 def run_featurize(input: str, output: str, cfg: FeaturizeConfig, retry_errors: bool = False) -> dict[str, Any]:
     """Featurize every trailer of `input` not yet in `output`; returns the run summary."""
     t0 = time.time()

@@ -13,6 +13,8 @@ import os
 import re
 import sys
 
+import yaml
+
 # `python jobs/x.py` puts jobs/ first on sys.path, where jobs/featurize.py would shadow the
 # featurize package in this process and in every Ray worker started from it.
 _JOBS = os.path.dirname(os.path.abspath(__file__))
@@ -22,7 +24,9 @@ from cluster import env  # noqa: E402
 
 env.apply()
 
-from ctt.config import Config, ConfigError, load_config  # noqa: E402
+from ctt.config import Config, ConfigError, load_config, to_dict  # noqa: E402
+
+USAGE = 2                # exit code of a usage or config error (SPEC section 4); 1: the job ran and failed
 
 # An override is `section.key=value` (dotted, lower-case names), e.g. train.lr=1e-4: a path such
 # as s3://bucket/year=2024/t.mp4 or clips/a=b.mp4 is not one.
@@ -32,6 +36,7 @@ OVERRIDE = re.compile(r"[a-z_]+(\.[a-z_0-9]+)+=.*", re.S)
 def parser(description: str) -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(description=description, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--config", help="YAML config (see configs/); defaults are the paper's settings")
+    p.add_argument("--print-config", action="store_true", help="print the resolved config as YAML and exit")
     p.add_argument("overrides", nargs="*", metavar="key=value",
                    help="config overrides, e.g. train.max_epochs=5 featurize.backbone.name=resnet18")
     return p
@@ -44,8 +49,17 @@ def split_overrides(args: list[str]) -> tuple[list[str], list[str]]:
     return [a for a in args if a not in overrides], overrides
 
 
-def config_from(args: argparse.Namespace) -> Config:
-    return load_config(args.config, args.overrides)
+def config_from(args: argparse.Namespace, sections: tuple[str, ...]) -> Config:
+    """The job's resolved config; a config error is one line and exit 2, before anything
+    starts; --print-config prints the config (the sections the job reads) and exits 0."""
+    try:
+        cfg = load_config(args.config, args.overrides, sections)
+    except ConfigError as e:
+        fail(str(e), USAGE)
+    if args.print_config:
+        print(yaml.safe_dump({k: v for k, v in to_dict(cfg).items() if k in sections}, sort_keys=False), end="")
+        sys.exit(0)
+    return cfg
 
 
 def init_ray(num_cpus: int | None = None, progress: bool = True) -> None:
@@ -73,4 +87,4 @@ def setup_logging() -> None:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
 
 
-__all__ = ["ConfigError", "config_from", "fail", "init_ray", "parser", "setup_logging", "split_overrides"]
+__all__ = ["USAGE", "config_from", "fail", "init_ray", "parser", "setup_logging", "split_overrides"]

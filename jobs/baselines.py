@@ -15,8 +15,10 @@ import sys
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from jobs._common import ConfigError, config_from, fail, init_ray, parser, setup_logging  # noqa: E402
+from jobs._common import config_from, fail, init_ray, parser, setup_logging  # noqa: E402
 from ctt.config import BASELINES  # noqa: E402
+
+SECTIONS = ("baseline", "tracking")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -28,13 +30,13 @@ def main(argv: list[str] | None = None) -> int:
     args = p.parse_args(argv)
     setup_logging()
     args.overrides += [f"tracking.experiment={args.experiment}"] * bool(args.experiment)
+    cfg = config_from(args, SECTIONS)
     # lazy: Ray, torch and MLflow take about 7 s to import; --help and usage errors answer without them
     from ctt.baselines import BaselineError, run_baseline
     from ctt.tables import metrics_table
     from ctt.tracking import TrackingUnavailable, connect
     rows = []
     try:
-        cfg = config_from(args)
         connect(cfg.tracking.experiment)             # fail before any work if MLflow is unreachable
         if any(m != "random" for m in args.method):
             init_ray(progress=False)
@@ -42,7 +44,7 @@ def main(argv: list[str] | None = None) -> int:
             summary = run_baseline(args.features, method, cfg)
             print(f"{method} summary: " + json.dumps({k: summary[k] for k in ("run_id", "run_name", "wall_s")}))
             rows.append((method, summary["test"]))
-    except (ConfigError, TrackingUnavailable, BaselineError) as e:
+    except (TrackingUnavailable, BaselineError) as e:
         fail(str(e))
     print("\n" + metrics_table(rows))
     return 0

@@ -13,7 +13,9 @@ import sys
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from jobs._common import ConfigError, config_from, fail, init_ray, parser, setup_logging  # noqa: E402
+from jobs._common import config_from, fail, init_ray, parser, setup_logging  # noqa: E402
+
+SECTIONS = ("featurize",)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -23,20 +25,23 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--retry-errors", action="store_true", help="featurize trailers in STORE/_errors again")
     args = p.parse_args(argv)
     setup_logging()
+    cfg = config_from(args, SECTIONS)
     # lazy: Ray, torch and MLflow take about 7 s to import; --help and usage errors answer without them
     from featurize.backbone import WeightsUnavailable, load_backbone
     from featurize.manifest import ManifestError
-    from featurize.pipeline import run_featurize
+    from featurize.pipeline import run_featurize, verdict
     from featurize.store import StoreMismatch
     try:
-        cfg = config_from(args)
         if cfg.featurize.backbone.weights != "none":
             load_backbone(cfg.featurize.backbone)      # fail before any work if weights are missing
         init_ray()
         summary = run_featurize(args.input, args.output, cfg.featurize, retry_errors=args.retry_errors)
-    except (ConfigError, ManifestError, StoreMismatch, WeightsUnavailable, FileNotFoundError) as e:
+    except (ManifestError, StoreMismatch, WeightsUnavailable, FileNotFoundError) as e:
         fail(str(e))
     print("featurize summary: " + json.dumps(summary, indent=2))
+    problem = verdict(summary, cfg.featurize.max_failed_fraction)
+    if problem:
+        fail(f"{problem}; see {args.output}/_errors")      # everything that could be written is written
     return 0
 
 

@@ -14,7 +14,9 @@ import sys
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from jobs._common import ConfigError, config_from, fail, parser, setup_logging  # noqa: E402
+from jobs._common import config_from, fail, parser, setup_logging  # noqa: E402
+
+SECTIONS = ("fusion", "tracking")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -25,14 +27,14 @@ def main(argv: list[str] | None = None) -> int:
     args = p.parse_args(argv)
     setup_logging()
     args.overrides += [f"tracking.experiment={args.experiment}"] * bool(args.experiment)
+    cfg = config_from(args, SECTIONS)
     # lazy: Ray, torch and MLflow take about 7 s to import; --help and usage errors answer without them
     from ctt.fusion import run_fusion
     from ctt.tables import metrics_table
     from ctt.tracking import TrackingUnavailable
     try:
-        cfg = config_from(args)
         summary = run_fusion(args.visual, args.audio, cfg)
-    except (ConfigError, TrackingUnavailable, FileNotFoundError) as e:
+    except (TrackingUnavailable, FileNotFoundError) as e:
         fail(str(e))
     print(f"visual weight chosen on val: {summary['visual_weight']:.2f}")
     print("fuse summary: " + json.dumps({k: summary[k] for k in ("run_id", "run_name")}, indent=2))

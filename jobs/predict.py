@@ -8,8 +8,11 @@ settings travel with the run), then scored by the model: a visual run, an audio 
 or a fused CTT-MMC-TN run (both members). Predicted genres use the per-genre
 thresholds chosen on validation (F1), or --threshold for all. Unreadable inputs are
 listed under "errors". --output writes a Parquet dataset through a Ray Data batch job
-instead of printing JSON (for large inputs). Positional arguments of the form
-`section.key=value` (and no such file) are config overrides; all others are inputs.
+instead of printing JSON (for large inputs). Inputs are what follows `--`, the values of
+--input, and the positional arguments that are not config overrides (`section.key=value`
+with no such file); the model is resolved before anything starts.
+
+    python jobs/predict.py --model RUN_ID featurize.backbone.batch_size=16 -- a.mp4 b=c.mp4
 """
 from __future__ import annotations
 
@@ -20,7 +23,9 @@ from pathlib import Path
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from jobs._common import ConfigError, config_from, fail, init_ray, parser, split_overrides  # noqa: E402
+from jobs._common import USAGE, config_from, fail, init_ray, parser, split_overrides  # noqa: E402
+
+SECTIONS = ("featurize",)        # runtime knobs only: the features are made as the model's store was
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -31,20 +36,23 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--plot", help="write a bar chart per trailer into this folder")
     p.add_argument("--store", help="keep the new trailers' features in this store (default: a temp folder)")
     p.add_argument("--output", help="write predictions as Parquet here (Ray Data batch job) instead of JSON")
-    args, rest = p.parse_known_args(argv)
+    argv = sys.argv[1:] if argv is None else list(argv)
+    after = argv.index("--") if "--" in argv else len(argv)
+    args, rest = p.parse_known_args(argv[:after])
     inputs, args.overrides = split_overrides(rest + args.overrides)
-    inputs = args.input + inputs
+    inputs = args.input + inputs + argv[after + 1:]
     if not inputs:
-        fail("no input: give video files, folders or manifests")
+        fail("no input: give video files, folders or manifests", USAGE)
+    cfg = config_from(args, SECTIONS)
     # lazy: Ray, torch and MLflow take about 7 s to import; --help and usage errors answer without them
-    from ctt.predict import ModelNotFound, plot_predictions, run_predict
+    from ctt.predict import ModelNotFound, load_predictor, plot_predictions, run_predict
     from ctt.tracking import TrackingUnavailable
     from featurize.manifest import ManifestError
     try:
-        cfg = config_from(args)
+        predictor = load_predictor(args.model)          # a wrong --model fails before Ray starts
         init_ray(progress=False)
-        result = run_predict(args.model, inputs, args.store, args.output, args.threshold, cfg.featurize)
-    except (ConfigError, ModelNotFound, TrackingUnavailable, ManifestError) as e:
+        result = run_predict(predictor, inputs, args.store, args.output, args.threshold, cfg.featurize)
+    except (ModelNotFound, TrackingUnavailable, ManifestError) as e:
         fail(str(e))
     if args.plot and "trailers" in result:
         result["plots"] = plot_predictions(result, Path(args.plot))

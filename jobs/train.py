@@ -16,8 +16,10 @@ import sys
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from jobs._common import ConfigError, config_from, fail, init_ray, parser, setup_logging  # noqa: E402
+from jobs._common import config_from, fail, init_ray, parser, setup_logging  # noqa: E402
 from ctt.config import MODELS  # noqa: E402
+
+SECTIONS = ("model", "train", "resources", "tracking")     # what this job reads of the config
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -29,16 +31,16 @@ def main(argv: list[str] | None = None) -> int:
     setup_logging()
     args.overrides += [f"model.name={args.model}"] * bool(args.model)
     args.overrides += [f"tracking.experiment={args.experiment}"] * bool(args.experiment)
+    cfg = config_from(args, SECTIONS)
     # lazy: Ray, torch and MLflow take about 7 s to import; --help and usage errors answer without them
-    from ctt.distributed import FeatureStoreError, run_training
+    from ctt.distributed import FeatureStoreError, StorageError, run_training
     from ctt.tables import metrics_table
     from ctt.tracking import TrackingUnavailable, connect
     try:
-        cfg = config_from(args)
         connect(cfg.tracking.experiment)             # fail before any work if MLflow is unreachable
         init_ray(progress=False)
         summary = run_training(args.features, cfg)
-    except (ConfigError, TrackingUnavailable, FeatureStoreError) as e:
+    except (TrackingUnavailable, FeatureStoreError, StorageError) as e:
         fail(str(e))
     print("train summary: " + json.dumps({k: v for k, v in summary.items() if k not in ("test", "random_baseline")},
                                          indent=2))

@@ -31,7 +31,7 @@ def test_dockerfile_uses_the_pinned_stack():
     assert base and base.group(1) == pins["ray"]
     for pkg in ("torch", "torchvision", "ray"):
         assert re.search(rf'"{pkg}(\[[^\]]*\])?=={re.escape(pins[pkg])}"', text), pkg
-    assert "pip install --no-cache-dir -e ." in text
+    assert "pip install --no-cache-dir -c constraints.txt -e ." in text and "constraints.txt ./" in text
     for folder in ("ctt", "featurize", "jobs", "configs"):
         assert f"COPY --chown=ray:users {folder} " in text
 
@@ -88,3 +88,32 @@ def test_kuberay_rayjob():
     assert entry[entry.index("--input") + 1].startswith("s3://") and entry[entry.index("--output") + 1].startswith("s3://")
     assert "MLFLOW_TRACKING_URI" in yaml.safe_load(spec["runtimeEnvYAML"])["env_vars"]
     _check_cluster_spec(spec["rayClusterSpec"])
+
+
+def test_constraints_pin_every_dependency_within_its_bounds():
+    """constraints.txt holds one exact version per package, the pins of pyproject among them,
+    and every dependency of pyproject is pinned there."""
+    lines = [ln for ln in (ROOT / "constraints.txt").read_text().splitlines() if ln and not ln.startswith("#")]
+    pinned = dict(ln.split("==") for ln in lines)
+    assert len(pinned) == len(lines) and all("==" in ln for ln in lines)
+    pinned = {k.lower().replace("_", "-"): v for k, v in pinned.items()}
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    from packaging.requirements import Requirement
+    for dep in project["dependencies"] + project["optional-dependencies"]["dev"]:
+        req = Requirement(dep)
+        name = req.name.lower().replace("_", "-")
+        assert name in pinned and req.specifier.contains(pinned[name]), (dep, pinned.get(name))
+    for pkg, version in _pins().items():
+        assert pinned[pkg] == version, pkg
+
+
+def test_cluster_files_give_training_shared_storage():
+    """Every cluster definition points Ray Train at an S3 prefix (CTT_TRAIN_STORAGE)."""
+    from ctt.distributed import STORAGE_ENV
+    aws = yaml.safe_load((ROOT / "cluster/aws.yaml").read_text())
+    assert any(o.startswith(f"--env {STORAGE_ENV}=s3://") for o in aws["docker"]["run_options"])
+    for name, specs in (("raycluster", lambda d: d["spec"]), ("rayjob", lambda d: d["spec"]["rayClusterSpec"])):
+        spec = specs(yaml.safe_load((ROOT / f"cluster/kuberay/{name}.yaml").read_text()))
+        pods = [spec["headGroupSpec"]["template"]] + [g["template"] for g in spec["workerGroupSpecs"]]
+        for c in (c for p in pods for c in _containers(p)):
+            assert {e["name"]: e["value"] for e in c["env"]}[STORAGE_ENV].startswith("s3://"), name

@@ -112,9 +112,67 @@ def test_featurize_job_fails_clearly_on_bad_config_and_missing_weights(tmp_path)
     env = os.environ | {"TORCH_HOME": str(tmp_path), "https_proxy": "http://127.0.0.1:9", "HTTPS_PROXY": "http://127.0.0.1:9"}
     base = [sys.executable, "jobs/featurize.py", "--input", str(tmp_path), "--output", str(tmp_path / "s")]
     proc = subprocess.run(base + ["featurize.backbone.nme=x"], cwd=ROOT, capture_output=True, text=True, env=env)
-    assert proc.returncode == 1 and "unknown config key 'featurize.backbone.nme'" in proc.stderr
+    assert proc.returncode == 2 and "unknown config key 'featurize.backbone.nme'" in proc.stderr
     proc = subprocess.run(base + ["featurize.backbone.name=resnet18"], cwd=ROOT, capture_output=True, text=True, env=env)
     assert proc.returncode == 1 and "ImageNet weights for resnet18" in proc.stderr and "Traceback" not in proc.stderr
+
+
+BAD_CONFIGS = [
+    ("train", ["train.lr=-1"], "train.lr=-1.0: must be > 0"),
+    ("train", ["train.batch_size=0"], "train.batch_size=0: must be >= 1"),
+    ("train", ["resources.num_workers=0"], "resources.num_workers=0: must be >= 1"),
+    ("train", ["baseline.seed=3"], "baseline.seed: this job does not read the baseline section"),
+    ("train", ["--config", "missing.yaml"], "config file missing.yaml: No such file or directory"),
+    ("train", ["--config", "{bad}"], "YAML syntax error at line 3"),
+    ("featurize", ["train.lr=0.1"], "train.lr: this job does not read the train section (it reads featurize)"),
+    ("baselines", ["model.f=5"], "model.f: this job does not read the model section"),
+    ("fuse", ["fusion.step=2"], "fusion.step must be in (0, 1]"),
+    ("predict", ["featurize.max_failed_fraction=1.5"], "featurize.max_failed_fraction=1.5: must be in [0, 1]"),
+]
+JOB_ARGS = {"train": ["--features", "s"], "featurize": ["--input", "i", "--output", "s"],
+            "baselines": ["--features", "s", "--method", "random"], "fuse": ["--visual", "a", "--audio", "b"],
+            "predict": ["--model", "m", "a.mp4"]}
+
+
+@pytest.mark.parametrize("job, args, message", BAD_CONFIGS, ids=[" ".join(b[1]) for b in BAD_CONFIGS])
+def test_config_errors_are_one_line_and_exit_2(job, args, message, tmp_path):
+    (tmp_path / "{bad}").write_text("train:\n  lr: [1\n")
+    args = [str(tmp_path / a) if a.endswith("}") else a for a in args]
+    proc = subprocess.run([sys.executable, str(ROOT / f"jobs/{job}.py"), *JOB_ARGS[job], *args], cwd=tmp_path,
+                          capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 2 and message in proc.stderr, proc.stderr
+    assert proc.stderr.count("\n") == 1 and "Traceback" not in proc.stderr
+
+
+def test_print_config_shows_the_resolved_sections_of_the_job():
+    import yaml
+    proc = subprocess.run([sys.executable, "jobs/train.py", "--features", "s", "--config", "configs/demo.yaml",
+                           "train.lr=0.01", "--print-config"], cwd=ROOT, capture_output=True, text=True, timeout=60)
+    cfg = yaml.safe_load(proc.stdout)
+    assert proc.returncode == 0 and set(cfg) == {"model", "train", "resources", "tracking"}
+    assert cfg["train"]["lr"] == 0.01 and cfg["tracking"]["experiment"] == "ctt-mmc-demo"
+
+
+def test_featurize_fails_when_nothing_succeeds_after_recording_every_failure(ray_head, tmp_path):
+    """Every input broken: exit 1, with every trailer in the errors table."""
+    for i in range(3):
+        (tmp_path / f"bad{i}.mp4").write_bytes(b"\0" * (100 * i))
+    out = tmp_path / "store"
+    env = os.environ | {"RAY_ADDRESS": ray_head.gcs_address}
+    proc = subprocess.run([sys.executable, "jobs/featurize.py", "--input", str(tmp_path), "--output", str(out), *TINY],
+                          cwd=ROOT, capture_output=True, text=True, env=env, timeout=300)
+    assert proc.returncode == 1 and "no trailer succeeded: all 3 failed" in proc.stderr, proc.stderr[-2000:]
+    assert sorted(pads.dataset(str(out / "_errors")).to_table().column("trailer_id").to_pylist()) == \
+        ["bad0.mp4", "bad1.mp4", "bad2.mp4"]
+
+
+def test_featurize_verdict():
+    from featurize.pipeline import verdict
+    summary = {"done": 8, "failed": 2, "failed_by_reason": {"InvalidDataError": 2}}
+    assert verdict(summary, 0.2) == ""
+    assert "2 of 10 trailers failed (InvalidDataError 2), more than featurize.max_failed_fraction=0.1" \
+        in verdict(summary, 0.1)
+    assert verdict({"done": 0, "failed": 0, "failed_by_reason": {}}, 0.0) == ""        # a rerun with nothing to do
 
 
 def test_train_job_fails_clearly_without_store(tmp_path):
