@@ -96,6 +96,6 @@ def run_baseline(store_path: str, method: str, cfg: Config, map_fn: Callable = r
         params |= {"grid_points": info["grid_points"], "feature_dim": info["feature_dim"],
                    "chosen_params": info["chosen"]}
     model = {"method": method, "chosen_params_per_genre": info.get("chosen"), "seed": cfg.baseline.seed}
-    summary = log_method_run(cfg, method, test=test, val=val, params=params, model=model,
+    summary = log_method_run(cfg, "baselines", method, test=test, val=val, params=params, model=model,
                              extra={"val_scores_per_grid_point": info.get("val_scores")})
     return summary | {"wall_s": round(time.time() - t0, 1)}

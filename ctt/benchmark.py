@@ -89,7 +89,7 @@ def ray_train_epoch_time(store_path: str, workers: int, epochs: int, storage: st
                              f"train.patience={epochs}", f"train.checkpoint_every={epochs}",
                              f"tracking.storage_path={storage}", "tracking.experiment=benchmark"])
     s = run_training(store_path, cfg)
-    stamps = sorted(ts for ts, _ in tracking.metric_history(s["run_id"], "train_loss"))
+    stamps = sorted(ts for _, ts, _ in tracking.metric_history(s["run_id"], "train_loss"))
     per_epoch = (stamps[-1] - stamps[0]) / 1000 / max(1, len(stamps) - 1)
     return {"workers": workers, "epochs": s["epochs_trained"], "fit_s": s["fit_s"], "s_per_epoch": per_epoch}
 

@@ -14,7 +14,7 @@ import yaml
 from featurize.config import (GPU_FLAGS, ConfigError, FeaturizeConfig, check_range, flatten, merge, parse_overrides,
                               to_dict, validate_featurize)
 
-__all__ = ["AUDIO_MODELS", "BASELINES", "HEADS", "MODELS", "Config", "ConfigError", "ModelConfig", "flatten", "from_dict",
+__all__ = ["AUDIO_MODELS", "BASELINES", "HEADS", "JOB_SECTIONS", "MODELS", "Config", "ConfigError", "ModelConfig", "flatten", "from_dict",
            "input_column", "load_config", "to_dict"]
 
 
@@ -30,6 +30,10 @@ MODELS = {"ctt-a": ModelSpec("visual", "linear"), "ctt-b": ModelSpec("visual", "
 HEADS = ("linear", "fc", "maxout")   # CTT-MMC-A, -B, -C (`ctt.heads`)
 AUDIO_MODELS = tuple(name for name, spec in MODELS.items() if spec.arch == "audio")
 BASELINES = ("vllf", "av", "random")  # SVMs on the store's vllf / av vectors, and uniform random scores (`ctt.baselines`)
+# The config sections each job reads: what it logs as params, and all it accepts overrides for.
+JOB_SECTIONS = {"featurize": ("featurize",), "train": ("model", "train", "resources", "tracking"),
+                "baselines": ("baseline", "tracking"), "fuse": ("fusion", "tracking"),
+                "predict": ("featurize",)}         # predict: runtime knobs; the features are made as the model's were
 
 
 def input_column(model_name: str) -> str:
@@ -177,6 +181,11 @@ def validate(cfg: Config) -> None:
         raise ConfigError("train.checkpoint_every must be >= 1")
     if cfg.resources.placement_strategy not in ("PACK", "SPREAD", "STRICT_PACK", "STRICT_SPREAD"):
         raise ConfigError("resources.placement_strategy: expected PACK, SPREAD, STRICT_PACK or STRICT_SPREAD")
+
+
+def sections_of(cfg: Config, job: str) -> dict:
+    """The part of the resolved config a job reads, as a dict (printed, logged as params)."""
+    return {k: v for k, v in to_dict(cfg).items() if k in JOB_SECTIONS[job]}
 
 
 def from_dict(d: dict) -> Config:

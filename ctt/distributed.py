@@ -37,7 +37,7 @@ from tqdm.auto import tqdm
 
 from ctt import metrics as M
 from ctt import tracking
-from ctt.config import Config, flatten, from_dict, to_dict
+from ctt.config import Config, flatten, from_dict, sections_of, to_dict
 from ctt.data import (Collate, FeatureStoreError, ShardCache, StoreInfo, columns_of, describe, draw_seed,
                       dropout_seed, mean_spectrogram, sort_by_id)
 from ctt.evaluation import Scorer, score_split
@@ -46,7 +46,8 @@ from ctt.training import FitState, fit, make_optimizer, seed_everything, unwrap
 from featurize import store
 from featurize.config import use_gpu
 
-__all__ = ["FeatureStoreError", "StorageError", "local_ray", "ray_map", "run_training", "score_dataset"]
+__all__ = ["FeatureStoreError", "StorageError", "local_ray", "ray_map", "resume_training", "run_training",
+           "score_dataset"]
 
 
 STORAGE_ENV = "CTT_TRAIN_STORAGE"      # the cluster's default for tracking.storage_path (cluster/ files set it)
@@ -126,17 +127,71 @@ def _report_with_checkpoint(metrics: dict[str, float], model, optimizer, state: 
         ray.train.report(metrics, checkpoint=ray.train.Checkpoint.from_directory(tmp))
 
 
-def _restore(model, optimizer, rank: int, run_id: str) -> FitState:
-    """The last checkpoint's weights, optimizer and early-stopping state, if this group restarted."""
-    ckpt = ray.train.get_checkpoint()
-    if not ckpt:
-        return FitState()
+class EpochLog:
+    """Rank 0's epoch metrics into MLflow exactly once, across restarts: an epoch is logged only
+    when its checkpoint is stored (a restarted group redoes the epochs after the last one), with
+    the time it ended; a group restored from a checkpoint first logs the epochs that checkpoint
+    holds and MLflow does not (the driver died between the two)."""
+
+    def __init__(self, run_id: str):
+        self.run_id, self.pending = run_id, []
+
+    def _log(self, m: dict[str, float], at: float | None) -> None:
+        tracking.log_metrics(self.run_id, {k: v for k, v in m.items() if k != "epoch"}, step=int(m["epoch"]), at=at)
+
+    def restored(self, state: FitState) -> None:
+        logged = {step for step, _, _ in tracking.metric_history(self.run_id, "train_loss")}
+        for m in state.history:
+            if int(m["epoch"]) not in logged:
+                self._log(m, None)
+
+    def add(self, m: dict[str, float]) -> None:
+        self.pending.append((m, time.time()))
+
+    def checkpointed(self) -> None:
+        for m, at in self.pending:
+            self._log(m, at)
+        self.pending = []
+
+
+def newest_checkpoint(storage: tuple[str, pyarrow.fs.FileSystem | None], run_name: str) -> ray.train.Checkpoint | None:
+    """The newest checkpoint a run wrote to its storage that loads (a kill mid-copy can leave a
+    truncated one). Ray registers a reported checkpoint a moment after the upload, so a driver
+    killed in between leaves one on storage that Ray does not offer back; its epoch's metrics
+    are already in MLflow (`EpochLog`)."""
+    fs = storage[1] or pyarrow.fs.LocalFileSystem()
+    base = f"{storage[0].rstrip('/')}/{run_name}"
+    found = fs.get_file_info(pyarrow.fs.FileSelector(base, allow_not_found=True))
+    for info in sorted((i for i in found if i.type == pyarrow.fs.FileType.Directory
+                        and i.base_name.startswith("checkpoint_")), key=lambda i: i.base_name, reverse=True):
+        ckpt = ray.train.Checkpoint(info.path, filesystem=fs)
+        try:
+            _load(ckpt)
+        except Exception:               # incomplete: the next older one
+            continue
+        return ckpt
+    return None
+
+
+def _load(ckpt: ray.train.Checkpoint | None) -> dict | None:
+    if ckpt is None:
+        return None
     with ckpt.as_directory() as d:
-        saved = torch.load(Path(d) / "state.pt", map_location="cpu", weights_only=False)
+        return torch.load(Path(d) / "state.pt", map_location="cpu", weights_only=False)
+
+
+def _restore(model, optimizer, rank: int, run_id: str, resume_from: ray.train.Checkpoint | None) -> FitState:
+    """The last checkpoint's weights, optimizer and early-stopping state, if this group restarted
+    (Ray's, or with --resume the newest on storage, whichever is later)."""
+    saved = max((s for s in (_load(ray.train.get_checkpoint()), _load(resume_from)) if s is not None),
+                key=lambda s: s["state"]["epoch"], default=None)
+    if saved is None:
+        return FitState()
     unwrap(model).load_state_dict(saved["model"])
     optimizer.load_state_dict(saved["optimizer"])
     state = FitState(**saved["state"])
     if rank == 0:
+        EpochLog(run_id).restored(state)
         tracking.log_metrics(run_id, {"restored_from_epoch": state.epoch}, step=state.epoch)
         print(f"restored from the checkpoint of epoch {state.epoch}", flush=True)
     return state
@@ -156,7 +211,7 @@ def train_loop_per_worker(config: dict[str, Any]) -> dict[str, Any]:
         net.set_mean(torch.from_numpy(config["mean_spectrogram"]))
     model = ray.train.torch.prepare_model(net)
     optimizer = make_optimizer(model, cfg.train)
-    state = _restore(model, optimizer, rank, run_id)
+    state = _restore(model, optimizer, rank, run_id, config.get("resume_from"))
     start = state.epoch + 1
     seed_everything(dropout_seed(cfg.train.seed, rank, start))
 
@@ -166,6 +221,7 @@ def train_loop_per_worker(config: dict[str, Any]) -> dict[str, Any]:
     shard = ShardCache(config["train_ids"], rank, world, per_worker,
                        np.random.default_rng(draw_seed(cfg.train.seed, rank, start)))
     val_cache: list[dict[str, torch.Tensor]] = []
+    epoch_log = EpochLog(run_id)
 
     def train_batches():
         if not cfg.train.cache_shard:
@@ -185,12 +241,13 @@ def train_loop_per_worker(config: dict[str, Any]) -> dict[str, Any]:
 
     def on_epoch_end(st: FitState, m: dict[str, float]) -> None:
         if rank == 0:
-            tracking.log_metrics(run_id, {k: v for k, v in m.items() if k != "epoch"}, step=st.epoch)
+            epoch_log.add(m)
             print(f"epoch {st.epoch}: " + " ".join(f"{k}={v:.4f}" for k, v in m.items() if k != "epoch"), flush=True)
         last = st.epoch + 1 >= cfg.train.max_epochs or st.bad_epochs >= cfg.train.patience
         if last or (st.epoch + 1) % cfg.train.checkpoint_every == 0:
             if rank == 0:
                 _report_with_checkpoint(m, model, optimizer, st)
+                epoch_log.checkpointed()
             else:
                 ray.train.report(m, checkpoint=None)
 
@@ -200,15 +257,17 @@ def train_loop_per_worker(config: dict[str, Any]) -> dict[str, Any]:
 
 
 def _trainer(info: StoreInfo, cfg: Config, run_id: str, mean: np.ndarray | None, gpu: bool,
-             storage: tuple[str, pyarrow.fs.FileSystem | None]) -> TorchTrainer:
-    world = cfg.resources.num_workers
+             storage: tuple[str, pyarrow.fs.FileSystem | None], resume: bool) -> TorchTrainer:
+    """Named after the MLflow run, so a rerun with the same storage is the same Ray Train run."""
+    world, name = cfg.resources.num_workers, f"ctt_{run_id[:12]}"
     ray.data.DataContext.get_current().enable_progress_bars = False   # Train workers have no tqdm
     datasets = {s: split_dataset(info, s, cfg.model.name, cfg.train.materialize) for s in ("train", "val")}
     return TorchTrainer(
         train_loop_per_worker,
         train_loop_config={"cfg": to_dict(cfg), "run_id": run_id, "feature_dim": info.feature_dim,
                            "tracking_uri": tracking.tracking_uri(), "mean_spectrogram": mean,
-                           "train_ids": info.train_ids},
+                           "train_ids": info.train_ids,
+                           "resume_from": newest_checkpoint(storage, name) if resume else None},
         scaling_config=ScalingConfig(num_workers=world, use_gpu=gpu,
                                      placement_strategy=cfg.resources.placement_strategy,
                                      resources_per_worker={"CPU": cfg.resources.cpus_per_worker}
@@ -216,14 +275,27 @@ def _trainer(info: StoreInfo, cfg: Config, run_id: str, mean: np.ndarray | None,
         datasets=datasets,
         # cache_shard: every worker reads the train split once and keeps its fixed part of it
         dataset_config=DataConfig(datasets_to_split=[] if cfg.train.cache_shard else ["train"]),
-        run_config=RunConfig(name=f"ctt_{run_id[:12]}", storage_path=storage[0], storage_filesystem=storage[1],
+        run_config=RunConfig(name=name, storage_path=storage[0], storage_filesystem=storage[1],
                              failure_config=FailureConfig(max_failures=cfg.resources.max_failures),
                              checkpoint_config=CheckpointConfig(num_to_keep=2)),
     )
 
 
-def run_training(store_path: str, cfg: Config) -> dict[str, Any]:
-    """One MLflow run: fit with Ray Train, evaluate the best weights on val and test, log it all."""
+def resume_training(run_id: str, store_path: str | None = None) -> dict[str, Any]:
+    """Continue a training run whose driver died: the same MLflow run, its logged config, and
+    its Ray Train storage, from the last checkpoint there."""
+    state = tracking.run_state(run_id)
+    if state.status == "FINISHED":
+        raise FeatureStoreError(f"run {run_id} has already finished; start a new one instead of --resume")
+    store_path = store_path or state.params.get("features", "")
+    if store_path != state.params.get("features", store_path):
+        raise FeatureStoreError(f"run {run_id} trained on {state.params['features']}, not {store_path}")
+    return run_training(store_path, from_dict(state.config), resume=run_id)
+
+
+def run_training(store_path: str, cfg: Config, resume: str = "") -> dict[str, Any]:
+    """One MLflow run: fit with Ray Train, evaluate the best weights on val and test, log it all.
+    `resume`: the id of an unfinished run to continue (`resume_training`)."""
     t0 = time.time()
     name = cfg.model.name
     info = describe(store_path, name)
@@ -238,23 +310,31 @@ def run_training(store_path: str, cfg: Config) -> dict[str, Any]:
     run_name = cfg.tracking.run_name or f"{name}-{time.strftime('%Y%m%d-%H%M%S')}"
     gpu = use_gpu(cfg.resources.use_gpu, ray.cluster_resources().get("GPU", 0))
     tags = {"method": name, "model": name, "features": store_path, "kind": "train"}
-    with tracking.open_run(cfg.tracking.experiment, run_name, tags) as run_id:
-        tracking.log_params(run_id, flatten(to_dict(cfg)) | {
-            "num_params": num_params(model), "feature_dim": info.feature_dim, "features": store_path,
-            "featurizer": info.settings, "n_train": info.sizes["train"], "n_val": info.sizes["val"],
-            "n_test": info.sizes["test"], "use_gpu": gpu})
-        tracking.log_dict(run_id, to_dict(cfg), "config/resolved_config.json")
-        tracking.log_dict(run_id, info.settings, "config/featurizer.json")
+    with tracking.open_run(cfg.tracking.experiment, run_name, tags, resume=resume) as run_id:
+        if not resume:
+            _log_inputs(run_id, model, info, cfg, gpu)
         t_fit = time.time()
-        result = _trainer(info, cfg, run_id, mean, gpu, storage).fit()
+        result = _trainer(info, cfg, run_id, mean, gpu, storage, bool(resume)).fit()
         fit_s = time.time() - t_fit
         with result.checkpoint.as_directory() as d:
             state = FitState(**torch.load(Path(d) / "state.pt", map_location="cpu", weights_only=False)["state"])
         model.load_state_dict(state.best_state)
         summary = _evaluate_and_log(model, info, cfg, run_id, state, fit_s)
-    return summary | {"run_id": run_id, "run_name": run_name, "tracking_uri": tracking.tracking_uri(),
+    return summary | {"run_id": run_id, "run_name": run_name, "model": name, "tracking_uri": tracking.tracking_uri(),
                       "checkpoint": result.checkpoint.path,
                       "num_params": num_params(model), "wall_s": round(time.time() - t0, 1)}
+
+
+def _log_inputs(run_id: str, model: torch.nn.Module, info: StoreInfo, cfg: Config, gpu: bool) -> None:
+    """Params (the sections this run read, and the settings that made its store as featurizer.*),
+    the store as the run's dataset input, the resolved config and the featurizer settings."""
+    tracking.log_params(run_id, flatten(sections_of(cfg, "train")) | flatten(info.settings["settings"], "featurizer.")
+                        | {"num_params": num_params(model), "feature_dim": info.feature_dim, "features": info.path,
+                           "n_train": info.sizes["train"], "n_val": info.sizes["val"], "n_test": info.sizes["test"],
+                           "use_gpu": gpu})
+    tracking.log_store_input(info.path, info.settings, store.files(info.path))
+    tracking.log_dict(run_id, to_dict(cfg), "config/resolved_config.json")
+    tracking.log_dict(run_id, info.settings, "config/featurizer.json")
 
 
 def _evaluate_and_log(model: torch.nn.Module, info: StoreInfo, cfg: Config, run_id: str, state: FitState,

@@ -56,7 +56,7 @@ def run_fusion(visual_run: str, audio_run: str, cfg: Config) -> dict[str, Any]:
     w, scores = choose_weight(vy, vpv, vpa, weight_grid(cfg.fusion.step))
     tid, ty, tpv, tpa = splits["test"]
     summary = log_method_run(
-        cfg, "ctt-tn", test=(tid, ty, fuse(tpv, tpa, w)), val=(vid, vy, fuse(vpv, vpa, w)),
+        cfg, "fuse", "ctt-tn", test=(tid, ty, fuse(tpv, tpa, w)), val=(vid, vy, fuse(vpv, vpa, w)),
         params={"visual_run": visual_run, "audio_run": audio_run, "visual_weight": w,
                 "test_without_audio": int(np.isnan(tpa).any(axis=1).sum())},
         model={"visual_run": visual_run, "audio_run": audio_run, "visual_weight": w},

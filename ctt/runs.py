@@ -10,12 +10,12 @@ import numpy as np
 
 from ctt import metrics as M
 from ctt import tracking
-from ctt.config import Config, flatten, to_dict
+from ctt.config import Config, flatten, sections_of, to_dict
 
 Split = tuple[list[str], np.ndarray, np.ndarray]      # trailer ids, labels (N, C), probabilities (N, C)
 
 
-def log_method_run(cfg: Config, method: str, test: Split, val: Split | None = None,
+def log_method_run(cfg: Config, job: str, method: str, test: Split, val: Split | None = None,
                    params: dict[str, Any] | None = None, model: dict[str, Any] | None = None,
                    extra: dict[str, Any] | None = None) -> dict[str, Any]:
     """Log a finished method: config + params, test metrics and artifacts, val predictions,
@@ -24,7 +24,8 @@ def log_method_run(cfg: Config, method: str, test: Split, val: Split | None = No
     ids, y, probs = test
     test_metrics = M.evaluate(y, probs, prefix="test_")
     with tracking.open_run(cfg.tracking.experiment, run_name, {"method": method, "kind": "score"}) as run_id:
-        tracking.log_params(run_id, flatten(to_dict(cfg)) | {"method": method, "n_test": len(ids)} | (params or {}))
+        tracking.log_params(run_id, flatten(sections_of(cfg, job)) | {"method": method, "n_test": len(ids)}
+                            | (params or {}))
         tracking.log_dict(run_id, to_dict(cfg), "config/resolved_config.json")
         if val is not None:
             tracking.log_predictions(run_id, "val", *val)

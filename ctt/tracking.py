@@ -8,9 +8,11 @@ directory; a tracking server is used as soon as the variable names one.
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import json
 import os
 import re
+import subprocess
 import tempfile
 import time
 import urllib.error
@@ -23,6 +25,9 @@ import mlflow
 import numpy as np
 import pandas as pd
 import torch
+from mlflow.data.dataset_source_registry import resolve_dataset_source
+from mlflow.data.meta_dataset import MetaDataset
+from mlflow.data.sources import LocalArtifactDatasetSource
 from mlflow.entities import Metric, Param
 
 from ctt import plots
@@ -30,6 +35,8 @@ from ctt.thresholds import best_f1_thresholds
 from featurize.genres import GENRES, multi_hot, parse_genres
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
+# The MLflow 3 UI opens an experiment with this tag on its "Training runs" (else on GenAI traces).
+EXPERIMENT_TAGS = {"mlflow.experimentKind": "custom_model_development"}
 
 
 class TrackingUnavailable(RuntimeError):
@@ -80,20 +87,83 @@ def connect(experiment: str) -> str:
     client = _client()
     try:
         exp = client.get_experiment_by_name(experiment)
-        exp_id = exp.experiment_id if exp else client.create_experiment(experiment, artifact_location=_artifact_root())
+        if exp is None:
+            exp_id = client.create_experiment(experiment, artifact_location=_artifact_root(), tags=EXPERIMENT_TAGS)
+        else:
+            exp_id = exp.experiment_id
+            for k, v in EXPERIMENT_TAGS.items():
+                if exp.tags.get(k) != v:
+                    client.set_experiment_tag(exp_id, k, v)
     except Exception as e:
         raise TrackingUnavailable(f"MLflow tracking at {uri} is not reachable: {type(e).__name__}: {e}") from e
     mlflow.set_experiment(experiment_id=exp_id)
     return exp_id
 
 
+def _git_commit() -> str:
+    if not (PROJECT_ROOT / ".git").exists():           # a Ray job's working dir comes without .git
+        return ""
+    out = subprocess.run(["git", "-C", str(PROJECT_ROOT), "rev-parse", "HEAD"], capture_output=True, text=True)
+    return out.stdout.strip() if out.returncode == 0 else ""
+
+
+def _ray_submission_id() -> str:
+    """The `ray job submit` id of this driver, from the job config Ray hands it."""
+    config = json.loads(os.environ.get("RAY_JOB_CONFIG_JSON_ENV_VAR") or "{}")
+    return (config.get("metadata") or {}).get("job_submission_id", "")
+
+
+def context_tags() -> dict[str, str]:
+    """Where a run comes from: the code's git commit, the Ray job it ran as (when known)."""
+    tags = {"mlflow.source.git.commit": _git_commit(), "ray.job_submission_id": _ray_submission_id()}
+    return {k: v for k, v in tags.items() if v}
+
+
 @contextlib.contextmanager
-def open_run(experiment: str, run_name: str, tags: dict[str, str]) -> Iterator[str]:
-    """A new run of `experiment`, active inside the block (models log into it); its id."""
+def open_run(experiment: str, run_name: str, tags: dict[str, str], resume: str = "") -> Iterator[str]:
+    """A new run of `experiment` (or the run `resume`, reopened), active inside the block
+    (models log into it); its id. It ends FINISHED, or FAILED on an exception."""
     exp_id = connect(experiment)
-    with mlflow.start_run(run_name=run_name, experiment_id=exp_id) as run:
-        mlflow.set_tags(tags)
+    with mlflow.start_run(run_id=resume or None, run_name=None if resume else run_name,
+                          experiment_id=exp_id) as run:
+        mlflow.set_tags(context_tags() | tags)
         yield run.info.run_id
+
+
+@dataclass
+class RunState:
+    """A run as `jobs/train.py --resume` needs it."""
+    run_id: str
+    experiment: str
+    status: str
+    params: dict[str, str]
+    config: dict
+
+
+def run_state(run_id: str) -> RunState:
+    """A training run's status, params and resolved config (its `config/resolved_config.json`)."""
+    probe(tracking_uri())
+    client = _client()
+    try:
+        run = client.get_run(run_id)
+        with tempfile.TemporaryDirectory() as tmp:
+            config = json.loads(Path(client.download_artifacts(run_id, "config/resolved_config.json", tmp)).read_text())
+    except Exception as e:
+        raise ModelNotFound(f"no training run {run_id!r} to resume at {tracking_uri()} ({type(e).__name__}: {e})") from e
+    experiment = client.get_experiment(run.info.experiment_id).name
+    return RunState(run_id, experiment, run.info.status, dict(run.data.params), config)
+
+
+def log_store_input(store_path: str, settings: dict, files: list[str], context: str = "training") -> str:
+    """Into the active run: the feature store as an MLflow dataset input (the runs table's
+    Dataset column), its digest over the featurizer settings and the store's file names
+    (content-addressed by trailer ids, so another set of trailers is another digest)."""
+    digest = hashlib.sha1(json.dumps(settings, sort_keys=True).encode() + "\n".join(sorted(files)).encode())
+    source = resolve_dataset_source(store_path) if "://" in store_path else LocalArtifactDatasetSource(store_path)
+    dataset = MetaDataset(source=source, name=store_path.rstrip("/").rsplit("/", 1)[-1],
+                          digest=digest.hexdigest()[:16])
+    mlflow.log_input(dataset, context=context)
+    return dataset.digest
 
 
 @dataclass
@@ -134,18 +204,19 @@ def set_tag(run_id: str, key: str, value: str) -> None:
     _client().set_tag(run_id, key, value)
 
 
-def log_metrics(run_id: str, metrics: dict[str, float], step: int | None = None) -> None:
-    """Per-epoch curves from the rank-0 worker, straight to the run (no active run needed)."""
-    ts = int(time.time() * 1000)
+def log_metrics(run_id: str, metrics: dict[str, float], step: int | None = None, at: float | None = None) -> None:
+    """Per-epoch curves from the rank-0 worker, straight to the run (no active run needed);
+    `at`: when the values were measured (epoch time), default now."""
+    ts = int((at or time.time()) * 1000)
     # NaN is kept: a genre with no positive test trailer has no AU(PRC), and the run should say so.
     items = [Metric(k, float(v), ts, step or 0) for k, v in metrics.items() if v is not None]
     if items:
         _client().log_batch(run_id, metrics=items)
 
 
-def metric_history(run_id: str, key: str) -> list[tuple[int, float]]:
-    """(timestamp ms, value) of every logged value of a metric."""
-    return [(m.timestamp, m.value) for m in _client().get_metric_history(run_id, key)]
+def metric_history(run_id: str, key: str) -> list[tuple[int, int, float]]:
+    """(step, timestamp ms, value) of every logged value of a metric."""
+    return [(m.step, m.timestamp, m.value) for m in _client().get_metric_history(run_id, key)]
 
 
 def log_dict(run_id: str, obj: dict, path: str) -> None:

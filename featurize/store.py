@@ -179,6 +179,14 @@ def _ids(fs: fsspec.AbstractFileSystem, path: str) -> set[str]:
     return ids
 
 
+def files(store: str) -> list[str]:
+    """The names of the store's data files (named after their trailer ids)."""
+    fs, root = _fs(store)
+    return sorted(posixpath.basename(p) for p in (fs.find(root) if fs.exists(root) else [])
+                  if p.endswith(".parquet") and not any(part.startswith(("_", "."))
+                                                        for part in posixpath.relpath(p, root).split("/")[:-1]))
+
+
 def done_ids(store: str) -> set[str]:
     fs, root = _fs(store)
     return _ids(fs, root)

@@ -24,7 +24,7 @@ from cluster import env  # noqa: E402
 
 env.apply()
 
-from ctt.config import Config, ConfigError, load_config, to_dict  # noqa: E402
+from ctt.config import JOB_SECTIONS, Config, ConfigError, load_config, sections_of  # noqa: E402
 
 USAGE = 2                # exit code of a usage or config error (SPEC section 4); 1: the job ran and failed
 
@@ -49,15 +49,15 @@ def split_overrides(args: list[str]) -> tuple[list[str], list[str]]:
     return [a for a in args if a not in overrides], overrides
 
 
-def config_from(args: argparse.Namespace, sections: tuple[str, ...]) -> Config:
+def config_from(args: argparse.Namespace, job: str) -> Config:
     """The job's resolved config; a config error is one line and exit 2, before anything
     starts; --print-config prints the config (the sections the job reads) and exits 0."""
     try:
-        cfg = load_config(args.config, args.overrides, sections)
+        cfg = load_config(args.config, args.overrides, JOB_SECTIONS[job])
     except ConfigError as e:
         fail(str(e), USAGE)
     if args.print_config:
-        print(yaml.safe_dump({k: v for k, v in to_dict(cfg).items() if k in sections}, sort_keys=False), end="")
+        print(yaml.safe_dump(sections_of(cfg, job), sort_keys=False), end="")
         sys.exit(0)
     return cfg
 

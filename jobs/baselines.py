@@ -18,7 +18,6 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 from jobs._common import config_from, fail, init_ray, parser, setup_logging  # noqa: E402
 from ctt.config import BASELINES  # noqa: E402
 
-SECTIONS = ("baseline", "tracking")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -30,7 +29,7 @@ def main(argv: list[str] | None = None) -> int:
     args = p.parse_args(argv)
     setup_logging()
     args.overrides += [f"tracking.experiment={args.experiment}"] * bool(args.experiment)
-    cfg = config_from(args, SECTIONS)
+    cfg = config_from(args, "baselines")
     # lazy: Ray, torch and MLflow take about 7 s to import; --help and usage errors answer without them
     from ctt.baselines import BaselineError, run_baseline
     from ctt.tables import metrics_table

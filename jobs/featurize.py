@@ -15,7 +15,6 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from jobs._common import config_from, fail, init_ray, parser, setup_logging  # noqa: E402
 
-SECTIONS = ("featurize",)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -25,7 +24,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--retry-errors", action="store_true", help="featurize trailers in STORE/_errors again")
     args = p.parse_args(argv)
     setup_logging()
-    cfg = config_from(args, SECTIONS)
+    cfg = config_from(args, "featurize")
     # lazy: Ray, torch and MLflow take about 7 s to import; --help and usage errors answer without them
     from featurize.backbone import WeightsUnavailable, load_backbone
     from featurize.manifest import ManifestError

@@ -16,7 +16,6 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from jobs._common import config_from, fail, parser, setup_logging  # noqa: E402
 
-SECTIONS = ("fusion", "tracking")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -27,7 +26,7 @@ def main(argv: list[str] | None = None) -> int:
     args = p.parse_args(argv)
     setup_logging()
     args.overrides += [f"tracking.experiment={args.experiment}"] * bool(args.experiment)
-    cfg = config_from(args, SECTIONS)
+    cfg = config_from(args, "fuse")
     # lazy: Ray, torch and MLflow take about 7 s to import; --help and usage errors answer without them
     from ctt.fusion import run_fusion
     from ctt.tables import metrics_table

@@ -25,7 +25,6 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from jobs._common import USAGE, config_from, fail, init_ray, parser, split_overrides  # noqa: E402
 
-SECTIONS = ("featurize",)        # runtime knobs only: the features are made as the model's store was
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -43,7 +42,7 @@ def main(argv: list[str] | None = None) -> int:
     inputs = args.input + inputs + argv[after + 1:]
     if not inputs:
         fail("no input: give video files, folders or manifests", USAGE)
-    cfg = config_from(args, SECTIONS)
+    cfg = config_from(args, "predict")
     # lazy: Ray, torch and MLflow take about 7 s to import; --help and usage errors answer without them
     from ctt.predict import ModelNotFound, load_predictor, plot_predictions, run_predict
     from ctt.tracking import TrackingUnavailable

@@ -6,7 +6,11 @@ Models: ctt-a, ctt-b, ctt-c (keyframes), ctt-s (spectrograms), lstm (keyframes, 
     ray job submit --working-dir . --runtime-env-json '{"env_vars": {"MLFLOW_TRACKING_URI": "http://..."}}' \\
         -- python jobs/train.py --features s3://bucket/store --model ctt-c
 
-Prints the test metrics beside a uniform-random baseline on the same trailers.
+Prints the test metrics beside a uniform-random baseline on the same trailers. A run whose
+driver died (a killed job, a lost head node) continues where its last checkpoint left it,
+in the same MLflow run and with the config it logged:
+
+    python jobs/train.py --resume RUN_ID
 """
 from __future__ import annotations
 
@@ -16,36 +20,47 @@ import sys
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from jobs._common import config_from, fail, init_ray, parser, setup_logging  # noqa: E402
+from jobs._common import USAGE, config_from, fail, init_ray, parser, setup_logging  # noqa: E402
 from ctt.config import MODELS  # noqa: E402
 
-SECTIONS = ("model", "train", "resources", "tracking")     # what this job reads of the config
 
 
 def main(argv: list[str] | None = None) -> int:
     p = parser(__doc__)
-    p.add_argument("--features", required=True, help="feature store written by jobs/featurize.py (local or s3://)")
+    p.add_argument("--features", help="feature store written by jobs/featurize.py (local or s3://)")
+    p.add_argument("--resume", metavar="RUN_ID", help="continue this unfinished run from its last checkpoint")
     p.add_argument("--model", choices=list(MODELS), help="overrides model.name")
     p.add_argument("--experiment", help="MLflow experiment (overrides tracking.experiment)")
     args = p.parse_args(argv)
     setup_logging()
     args.overrides += [f"model.name={args.model}"] * bool(args.model)
     args.overrides += [f"tracking.experiment={args.experiment}"] * bool(args.experiment)
-    cfg = config_from(args, SECTIONS)
+    if not (args.features or args.resume):
+        fail("give --features STORE (a new run) or --resume RUN_ID", USAGE)
+    if args.resume and (args.config or args.overrides or args.model or args.experiment):
+        fail("--resume continues a run with the config it logged: no --config, --model, --experiment or overrides",
+             USAGE)
+    cfg = config_from(args, "train")
     # lazy: Ray, torch and MLflow take about 7 s to import; --help and usage errors answer without them
-    from ctt.distributed import FeatureStoreError, StorageError, run_training
+    from ctt.data import describe
+    from ctt.distributed import FeatureStoreError, StorageError, resume_training, run_training
     from ctt.tables import metrics_table
-    from ctt.tracking import TrackingUnavailable, connect
+    from ctt.tracking import ModelNotFound, TrackingUnavailable, connect
     try:
-        connect(cfg.tracking.experiment)             # fail before any work if MLflow is unreachable
-        init_ray(progress=False)
-        summary = run_training(args.features, cfg)
-    except (TrackingUnavailable, FeatureStoreError, StorageError) as e:
+        if args.resume:
+            init_ray(progress=False)
+            summary = resume_training(args.resume, args.features)
+        else:
+            connect(cfg.tracking.experiment)         # fail before any work if MLflow is unreachable
+            describe(args.features, cfg.model.name)  # ... or if the store cannot be trained on
+            init_ray(progress=False)
+            summary = run_training(args.features, cfg)
+    except (TrackingUnavailable, FeatureStoreError, StorageError, ModelNotFound) as e:
         fail(str(e))
     print("train summary: " + json.dumps({k: v for k, v in summary.items() if k not in ("test", "random_baseline")},
                                          indent=2))
     print("\ntest metrics (AU(PRC) higher is better, ranking loss lower is better):")
-    print(metrics_table([(cfg.model.name, summary["test"]), ("random", summary["random_baseline"])]))
+    print(metrics_table([(summary["model"], summary["test"]), ("random", summary["random_baseline"])]))
     return 0
 
 

@@ -77,6 +77,26 @@ def test_train_two_epochs_two_workers_logs_to_mlflow(trained, mlflow_server, mon
     assert sum(p.numel() for p in model.parameters()) == summary["num_params"]
 
 
+def test_training_run_records_its_lineage(trained, store, mlflow_server):
+    """The store as a dataset input, only the config sections training read plus the store's
+    featurizer settings as params, the code's commit, and the MLflow 3 experiment kind."""
+    import mlflow
+    client = mlflow.MlflowClient(mlflow_server.url)
+    run = client.get_run(trained["run_id"])
+    (inp,) = run.inputs.dataset_inputs
+    assert inp.dataset.name == "store" and inp.dataset.source_type == "local" and len(inp.dataset.digest) == 16
+    assert json.loads(inp.dataset.source)["uri"] == str(store[0])
+    assert [t.value for t in inp.tags if t.key == "mlflow.data.context"] == ["training"]
+    sections = {k.split(".")[0] for k in run.data.params if "." in k}
+    assert sections == {"model", "train", "resources", "tracking", "featurizer"}, sections
+    settings = json.loads((store[0] / "_featurizer.json").read_text())["settings"]
+    assert run.data.params["featurizer.backbone.name"] == settings["backbone"]["name"] == "resnet18"
+    assert run.data.params["featurizer.shots.threshold"] == str(settings["shots"]["threshold"])
+    commit = subprocess.run(["git", "rev-parse", "HEAD"], cwd=ROOT, capture_output=True, text=True).stdout.strip()
+    assert run.data.tags["mlflow.source.git.commit"] == commit
+    assert client.get_experiment(run.info.experiment_id).tags["mlflow.experimentKind"] == "custom_model_development"
+
+
 def _submit(ray_head, args, env_vars=None):
     from cluster.local import submit
     proc = submit(ray_head.url, args, env_vars, capture=True, timeout=600)
@@ -98,6 +118,7 @@ def test_ray_job_submit_featurize_then_train(samples, ray_head, mlflow_server, t
     client = mlflow.MlflowClient(mlflow_server.url)
     runs = client.search_runs([client.get_experiment_by_name("submitted").experiment_id])
     assert len(runs) == 1 and runs[0].data.params["model.name"] == "ctt-a"
+    assert runs[0].data.tags["ray.job_submission_id"].startswith("raysubmit_")     # which Ray job made it
     assert "test_auprc_micro" in runs[0].data.metrics
 
 
@@ -153,15 +174,16 @@ def test_print_config_shows_the_resolved_sections_of_the_job():
     assert cfg["train"]["lr"] == 0.01 and cfg["tracking"]["experiment"] == "ctt-mmc-demo"
 
 
-def test_featurize_fails_when_nothing_succeeds_after_recording_every_failure(ray_head, tmp_path):
+def test_featurize_fails_when_nothing_succeeds_after_recording_every_failure(ray_head, tmp_path, capsys):
     """Every input broken: exit 1, with every trailer in the errors table."""
+    from jobs import featurize
     for i in range(3):
         (tmp_path / f"bad{i}.mp4").write_bytes(b"\0" * (100 * i))
     out = tmp_path / "store"
-    env = os.environ | {"RAY_ADDRESS": ray_head.gcs_address}
-    proc = subprocess.run([sys.executable, "jobs/featurize.py", "--input", str(tmp_path), "--output", str(out), *TINY],
-                          cwd=ROOT, capture_output=True, text=True, env=env, timeout=300)
-    assert proc.returncode == 1 and "no trailer succeeded: all 3 failed" in proc.stderr, proc.stderr[-2000:]
+    with pytest.raises(SystemExit) as exit_:
+        featurize.main(["--input", str(tmp_path), "--output", str(out), *TINY])
+    err = capsys.readouterr().err
+    assert exit_.value.code == 1 and "no trailer succeeded: all 3 failed" in err, err[-2000:]
     assert sorted(pads.dataset(str(out / "_errors")).to_table().column("trailer_id").to_pylist()) == \
         ["bad0.mp4", "bad1.mp4", "bad2.mp4"]
 
