@@ -22,11 +22,13 @@ import urllib.request
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+import yaml
 from ray.util.state import list_nodes
 
 from cluster.env import SAFE_ENV, free_port
 
 ROOT = Path(__file__).resolve().parents[1]
+RUNTIME_ENV = ROOT / "cluster" / "runtime_env.yaml"
 
 
 def _bin(name: str) -> str:
@@ -197,9 +199,12 @@ def start_ray_worker(head: Server, state: Path, num_cpus: int | None = None, nam
 def submit(dashboard_url: str, args: list[str], env_vars: dict[str, str] | None = None,
            capture: bool = False, timeout: float | None = None) -> subprocess.CompletedProcess:
     """`ray job submit --working-dir . -- python ARGS` to a head, as a user submits a job:
-    the project folder uploaded, `env_vars` (e.g. MLFLOW_TRACKING_URI) in the job's runtime
-    env, the job's output tailed. Its exit code is the job's outcome (1 when it failed)."""
-    runtime_env = {"env_vars": {"PYTHONUNBUFFERED": "1"} | (env_vars or {})}
+    the project folder uploaded, the runtime env of `cluster/runtime_env.yaml` with `env_vars`
+    (e.g. this cluster's MLFLOW_TRACKING_URI) over its own, the job's output tailed. Its exit
+    code is the job's outcome (1 when it failed)."""
+    runtime_env = yaml.safe_load(RUNTIME_ENV.read_text())
+    runtime_env["env_vars"].pop("MLFLOW_TRACKING_URI")          # the file's is an example address
+    runtime_env["env_vars"] |= env_vars or {}
     cmd = [_bin("ray"), "job", "submit", "--working-dir", str(ROOT),
            "--runtime-env-json", json.dumps(runtime_env), "--", "python", *args]
     return subprocess.run(cmd, env=_env() | {"RAY_ADDRESS": dashboard_url}, cwd=ROOT, capture_output=capture,

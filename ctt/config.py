@@ -31,7 +31,7 @@ HEADS = ("linear", "fc", "maxout")   # CTT-MMC-A, -B, -C (`ctt.heads`)
 AUDIO_MODELS = tuple(name for name, spec in MODELS.items() if spec.arch == "audio")
 BASELINES = ("vllf", "av", "random")  # SVMs on the store's vllf / av vectors, and uniform random scores (`ctt.baselines`)
 # The config sections each job reads: what it logs as params, and all it accepts overrides for.
-JOB_SECTIONS = {"featurize": ("featurize",), "train": ("model", "train", "resources", "tracking"),
+JOB_SECTIONS = {"featurize": ("featurize", "tracking"), "train": ("model", "train", "resources", "tracking"),
                 "baselines": ("baseline", "tracking"), "fuse": ("fusion", "tracking"),
                 "predict": ("featurize",)}         # predict: runtime knobs; the features are made as the model's were
 

@@ -51,6 +51,9 @@ def tracking_uri() -> str:
     uri = os.environ.get("MLFLOW_TRACKING_URI")
     if uri:
         return uri
+    if _ray_submission_id():        # the project folder is Ray's temporary copy, which Ray may remove
+        raise TrackingUnavailable("a Ray job needs MLFLOW_TRACKING_URI in its runtime env "
+                                  "(cluster/runtime_env.yaml): its working dir is temporary")
     (PROJECT_ROOT / "mlruns").mkdir(exist_ok=True)
     return f"sqlite:///{PROJECT_ROOT / 'mlruns' / 'mlflow.db'}"
 
@@ -221,6 +224,14 @@ def metric_history(run_id: str, key: str) -> list[tuple[int, int, float]]:
 
 def log_dict(run_id: str, obj: dict, path: str) -> None:
     _client().log_dict(run_id, obj, path)
+
+
+def log_table(run_id: str, df: pd.DataFrame, path: str) -> None:
+    """A DataFrame as a CSV artifact at `path`."""
+    with tempfile.TemporaryDirectory() as tmp:
+        local = Path(tmp) / Path(path).name
+        df.to_csv(local, index=False)
+        _client().log_artifact(run_id, str(local), str(Path(path).parent))
 
 
 def log_files(run_id: str, paths: list[Path], folder: str) -> None:

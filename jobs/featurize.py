@@ -30,15 +30,19 @@ def main(argv: list[str] | None = None) -> int:
     from featurize.manifest import ManifestError
     from featurize.pipeline import run_featurize, verdict
     from featurize.store import StoreMismatch
+    from ctt.runs import log_featurize_run
+    from ctt.tracking import TrackingUnavailable, connect
     try:
         if cfg.featurize.backbone.weights != "none":
             load_backbone(cfg.featurize.backbone)      # fail before any work if weights are missing
+        connect(cfg.tracking.experiment)             # ... or if MLflow is unreachable
         init_ray()
         summary = run_featurize(args.input, args.output, cfg.featurize, retry_errors=args.retry_errors)
-    except (ManifestError, StoreMismatch, WeightsUnavailable, FileNotFoundError) as e:
+    except (ManifestError, StoreMismatch, WeightsUnavailable, FileNotFoundError, TrackingUnavailable) as e:
         fail(str(e))
     print("featurize summary: " + json.dumps(summary, indent=2))
     problem = verdict(summary, cfg.featurize.max_failed_fraction)
+    print(f"MLflow run {log_featurize_run(cfg, summary, problem)}")
     if problem:
         fail(f"{problem}; see {args.output}/_errors")      # everything that could be written is written
     return 0

@@ -117,3 +117,19 @@ def test_cluster_files_give_training_shared_storage():
         pods = [spec["headGroupSpec"]["template"]] + [g["template"] for g in spec["workerGroupSpecs"]]
         for c in (c for p in pods for c in _containers(p)):
             assert {e["name"]: e["value"] for e in c["env"]}[STORAGE_ENV].startswith("s3://"), name
+
+
+def test_runtime_env_file_is_what_jobs_are_submitted_with():
+    """cluster/runtime_env.yaml: telemetry off as in the safe environment, the tracking address to
+    set, the local data left out of the upload; the README's submit commands use it."""
+    from cluster.env import SAFE_ENV
+    doc = yaml.safe_load((ROOT / "cluster/runtime_env.yaml").read_text())
+    env = doc["env_vars"]
+    assert "MLFLOW_TRACKING_URI" in env and env["PYTHONUNBUFFERED"] == "1"
+    for key in ("RAY_USAGE_STATS_ENABLED", "MLFLOW_DISABLE_TELEMETRY", "DO_NOT_TRACK"):
+        assert env[key] == SAFE_ENV[key]
+    assert {"data/", "mlruns/", ".cluster/"} <= set(doc["excludes"])
+    readme = (ROOT / "README.md").read_text()
+    submits = re.findall(r"ray job submit [^\n]*", readme)
+    assert submits and all("--runtime-env $ENV" in c for c in submits if "--working-dir" in c)
+    assert "ENV=cluster/runtime_env.yaml" in readme

@@ -108,7 +108,8 @@ def test_ray_job_submit_featurize_then_train(samples, ray_head, mlflow_server, t
     import mlflow
     out = tmp_path / "store"
     stdout = _submit(ray_head, ["jobs/featurize.py", "--input", str(samples / "manifest.csv"),
-                                "--output", str(out), *TINY])
+                                "--output", str(out), *TINY, "tracking.experiment=submitted-featurize"],
+                     {"MLFLOW_TRACKING_URI": mlflow_server.url})
     assert '"done": 10' in stdout and '"failed": 1' in stdout
     assert pads.dataset(str(out)).count_rows() == 10
     stdout = _submit(ray_head, ["jobs/train.py", "--features", str(out), "--model", "ctt-a", "train.max_epochs=1",
@@ -174,16 +175,30 @@ def test_print_config_shows_the_resolved_sections_of_the_job():
     assert cfg["train"]["lr"] == 0.01 and cfg["tracking"]["experiment"] == "ctt-mmc-demo"
 
 
-def test_featurize_fails_when_nothing_succeeds_after_recording_every_failure(ray_head, tmp_path, capsys):
-    """Every input broken: exit 1, with every trailer in the errors table."""
+def test_featurize_fails_when_nothing_succeeds_after_recording_every_failure(ray_head, mlflow_server, tmp_path,
+                                                                           capsys, monkeypatch):
+    """Every input broken: exit 1, with every trailer in the errors table, and the featurize
+    run in MLflow saying so (counts, the errors table, the store as its output)."""
+    import mlflow
+
     from jobs import featurize
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", mlflow_server.url)
     for i in range(3):
         (tmp_path / f"bad{i}.mp4").write_bytes(b"\0" * (100 * i))
     out = tmp_path / "store"
     with pytest.raises(SystemExit) as exit_:
-        featurize.main(["--input", str(tmp_path), "--output", str(out), *TINY])
+        featurize.main(["--input", str(tmp_path), "--output", str(out), *TINY, "tracking.experiment=featurize-it"])
     err = capsys.readouterr().err
     assert exit_.value.code == 1 and "no trailer succeeded: all 3 failed" in err, err[-2000:]
+    client = mlflow.MlflowClient(mlflow_server.url)
+    (run,) = client.search_runs([client.get_experiment_by_name("featurize-it").experiment_id], "tags.kind = 'featurize'")
+    assert run.info.status == "FINISHED" and run.data.tags["failed_because"].startswith("no trailer succeeded")
+    assert (run.data.metrics["done"], run.data.metrics["failed"]) == (0, 3)
+    assert run.data.params["featurize.backbone.name"] == run.data.params["featurizer.backbone.name"] == "resnet18"
+    errors = pd.read_csv(client.download_artifacts(run.info.run_id, "featurize/errors.csv", str(tmp_path)))
+    assert sorted(errors.trailer_id) == ["bad0.mp4", "bad1.mp4", "bad2.mp4"]
+    (inp,) = run.inputs.dataset_inputs
+    assert [t.value for t in inp.tags if t.key == "mlflow.data.context"] == ["output"]
     assert sorted(pads.dataset(str(out / "_errors")).to_table().column("trailer_id").to_pylist()) == \
         ["bad0.mp4", "bad1.mp4", "bad2.mp4"]
 
