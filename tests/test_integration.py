@@ -146,7 +146,7 @@ BAD_CONFIGS = [
     ("train", ["baseline.seed=3"], "baseline.seed: this job does not read the baseline section"),
     ("train", ["--config", "missing.yaml"], "config file missing.yaml: No such file or directory"),
     ("train", ["--config", "{bad}"], "YAML syntax error at line 3"),
-    ("featurize", ["train.lr=0.1"], "train.lr: this job does not read the train section (it reads featurize)"),
+    ("featurize", ["train.lr=0.1"], "train.lr: this job does not read the train section (it reads featurize, tracking)"),
     ("baselines", ["model.f=5"], "model.f: this job does not read the model section"),
     ("fuse", ["fusion.step=2"], "fusion.step must be in (0, 1]"),
     ("predict", ["featurize.max_failed_fraction=1.5"], "featurize.max_failed_fraction=1.5: must be in [0, 1]"),
