@@ -27,7 +27,7 @@ from ctt.config import load_config  # noqa: E402
 
 def submit(ray_url: str, mlflow_url: str, args: list[str]) -> None:
     from cluster import local  # lazy: imports Ray (2 s); --help answers without it
-    print("$ ray job submit --working-dir . -- python " + " ".join(args), flush=True)
+    print("$ ray job submit --working-dir . --runtime-env cluster/runtime_env.yaml -- python " + " ".join(args), flush=True)
     local.submit(ray_url, args, {"MLFLOW_TRACKING_URI": mlflow_url}).check_returncode()
 
 
