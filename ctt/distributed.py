@@ -293,12 +293,13 @@ def resume_training(run_id: str, store_path: str | None = None) -> dict[str, Any
     return run_training(store_path, from_dict(state.config), resume=run_id)
 
 
-def run_training(store_path: str, cfg: Config, resume: str = "") -> dict[str, Any]:
+def run_training(store_path: str, cfg: Config, resume: str = "", info: StoreInfo | None = None) -> dict[str, Any]:
     """One MLflow run: fit with Ray Train, evaluate the best weights on val and test, log it all.
-    `resume`: the id of an unfinished run to continue (`resume_training`)."""
+    `resume`: the id of an unfinished run to continue (`resume_training`); `info`: the store as
+    the caller already described it."""
     t0 = time.time()
     name = cfg.model.name
-    info = describe(store_path, name)
+    info = info or describe(store_path, name)
     if info.sizes["train"] < cfg.resources.num_workers:
         raise FeatureStoreError(f"{info.sizes['train']} train trailers cannot feed {cfg.resources.num_workers} workers")
     model = build_model(cfg.model, info.feature_dim)

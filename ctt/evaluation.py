@@ -29,16 +29,16 @@ class Scorer:
         return np.mean([predict(self.model, [self.collate(table)], torch.device("cpu"))[0]
                         for _ in range(self.draws)], axis=0)
 
-    def where_readable(self, table: pa.Table) -> tuple[np.ndarray, np.ndarray]:
-        """Any store rows -> (probs (N, C), readable (N,)): NaN rows where the model cannot read
-        a trailer (an audio model and a trailer without sound)."""
+    def where_readable(self, table: pa.Table) -> np.ndarray:
+        """Any store rows -> probs (N, C), NaN rows where the model cannot read a trailer (an
+        audio model and a trailer without sound)."""
         ids = table.column("trailer_id").to_pylist()
         sub = table.filter(store.readable(input_column(self.cfg.name))).select(columns_of(self.cfg.name))
         ok = np.isin(np.asarray(ids, dtype=object), np.asarray(sub.column("trailer_id").to_pylist(), dtype=object))
         probs = np.full((len(ids), NUM_GENRES), np.nan)
         if sub.num_rows:
             probs[ok] = self(sub)
-        return probs, ok
+        return probs
 
 
 def score_split(scorer: Scorer, store_path: str, split: str,

@@ -60,7 +60,7 @@ class Predictor:
     def probabilities(self, table: pa.Table) -> np.ndarray:
         """Store rows -> (N, C); a fused model keeps the visual probabilities where the audio
         member cannot read a trailer."""
-        out = {k: m.scorer.where_readable(table)[0] for k, m in self.members.items()}
+        out = {k: m.scorer.where_readable(table) for k, m in self.members.items()}
         if set(out) == {"visual", "audio"}:
             return fuse(out["visual"], out["audio"], self.visual_weight)
         return next(iter(out.values()))

@@ -52,9 +52,9 @@ def main(argv: list[str] | None = None) -> int:
             summary = resume_training(args.resume, args.features)
         else:
             connect(cfg.tracking.experiment)         # fail before any work if MLflow is unreachable
-            describe(args.features, cfg.model.name)  # ... or if the store cannot be trained on
+            info = describe(args.features, cfg.model.name)   # ... or if the store cannot be trained on
             init_ray(progress=False)
-            summary = run_training(args.features, cfg)
+            summary = run_training(args.features, cfg, info=info)
     except (TrackingUnavailable, FeatureStoreError, StorageError, ModelNotFound) as e:
         fail(str(e))
     print("train summary: " + json.dumps({k: v for k, v in summary.items() if k not in ("test", "random_baseline")},
