@@ -2,7 +2,7 @@ PY      := .venv/bin/python
 PIP     := .venv/bin/pip
 STAMP   := .venv/.installed
 
-.PHONY: demo test install constraints cluster-up cluster-down clean
+.PHONY: demo test install browser constraints cluster-up cluster-down clean
 
 $(STAMP): pyproject.toml constraints.txt
 	test -x $(PY) || python3 -m venv .venv
@@ -20,7 +20,13 @@ constraints: $(STAMP)
 demo: $(STAMP)
 	$(PY) jobs/demo.py
 
-test: $(STAMP)
+# Headless Chromium for the tests that open the MLflow UI (Debian's package; Playwright drives it).
+browser:
+	@command -v chromium >/dev/null || { [ "$$(id -u)" = 0 ] || { echo "make test needs chromium (apt-get install chromium)"; exit 1; }; \
+	  DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium >/dev/null 2>&1 || \
+	  { apt-get update -q >/dev/null && DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium >/dev/null; }; }
+
+test: $(STAMP) browser
 	$(PY) -m pytest -q --durations=15 tests
 
 WORKERS ?= 0

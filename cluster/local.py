@@ -117,6 +117,20 @@ def start_mlflow(state: Path, port: int | None = None, timeout: float = 90) -> S
     return Server(pid, url, str(state / "mlflow.log"))
 
 
+def start_model_server(state: Path, model_uri: str, tracking_uri: str, port: int | None = None,
+                       timeout: float = 180) -> Server:
+    """`mlflow models serve` of a logged model in this environment (no new virtualenv), on
+    127.0.0.1; its `url` takes POST /invocations."""
+    state.mkdir(parents=True, exist_ok=True)
+    url = f"http://127.0.0.1:{port or free_port()}"
+    cmd = [_bin("mlflow"), "models", "serve", "-m", model_uri, "--env-manager", "local",
+           "-h", "127.0.0.1", "-p", url.rsplit(":", 1)[1], "-w", "1"]
+    env = _env() | {"MLFLOW_TRACKING_URI": tracking_uri, "MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR": "false",
+                    "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}"}  # its uvicorn
+    pid = _serve(cmd, state / "model-server.log", f"{url}/ping", timeout, env, state)
+    return Server(pid, url, str(state / "model-server.log"))
+
+
 def ensure_auth_token() -> None:
     """Ray's token auth is on (RAY_AUTH_MODE=token): `ray start --head` wants a token, which
     `ray.init()` would create but `ray start` does not. Make one (~/.ray/auth_token) if missing."""

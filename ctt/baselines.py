@@ -97,5 +97,5 @@ def run_baseline(store_path: str, method: str, cfg: Config, map_fn: Callable = r
                    "chosen_params": info["chosen"]}
     model = {"method": method, "chosen_params_per_genre": info.get("chosen"), "seed": cfg.baseline.seed}
     summary = log_method_run(cfg, "baselines", method, test=test, val=val, params=params, model=model,
-                             extra={"val_scores_per_grid_point": info.get("val_scores")})
+                             extra={"val_scores_per_grid_point": info.get("val_scores")}, store_path=store_path)
     return summary | {"wall_s": round(time.time() - t0, 1)}

@@ -131,13 +131,17 @@ def collate_frames(table: pa.Table, min_len: int = 1, max_len: int = 0) -> dict[
     return {"x": x, "lengths": lens, "y": labels(table)}
 
 
-def part_draws(lengths: np.ndarray, parts: int, rng: np.random.Generator) -> np.ndarray:
+def part_draws(lengths: np.ndarray, parts: int, rng: np.random.Generator | None,
+               uniform: np.ndarray | None = None) -> np.ndarray:
     """(B,) sequence lengths -> (B, parts) indices: one uniform draw inside each of `parts`
     equal parts of every sequence. A sequence shorter than `parts` still gets `parts`
     draws, and every one of its items can be drawn.
 
         windows 0 .. l-1   |--part 0--|--part 1--| ... |--part p-1--|
         draws               one each, uniform inside its part, in order
+
+    `uniform` ((parts,) values in [0, 1)) instead of `rng`: the same relative place in every
+    trailer, so a trailer's draws do not depend on the other rows of its batch (scoring).
     """
     lengths = np.asarray(lengths, np.int64)
     if (lengths < 1).any():
@@ -145,13 +149,15 @@ def part_draws(lengths: np.ndarray, parts: int, rng: np.random.Generator) -> np.
     j = np.arange(parts)[None, :]
     lo = (j * lengths[:, None]) // parts
     hi = np.maximum(((j + 1) * lengths[:, None]) // parts, lo + 1)
-    return lo + (rng.random(lo.shape) * (hi - lo)).astype(np.int64)
+    u = rng.random(lo.shape) if uniform is None else np.broadcast_to(uniform, lo.shape)
+    return lo + (u * (hi - lo)).astype(np.int64)
 
 
-def collate_spectrograms(table: pa.Table, parts: int, rng: np.random.Generator) -> dict[str, torch.Tensor]:
+def collate_spectrograms(table: pa.Table, parts: int, rng: np.random.Generator | None,
+                         uniform: np.ndarray | None = None) -> dict[str, torch.Tensor]:
     """Store rows (all with audio) -> {'x': (B, p, 130, 513) float16, 'lengths': (B,) windows, 'y'}."""
     flat, lengths = flat_sequences(table.column("spectrograms"))
-    idx = part_draws(lengths, parts, rng) + (np.cumsum(lengths) - lengths)[:, None]
+    idx = part_draws(lengths, parts, rng, uniform) + (np.cumsum(lengths) - lengths)[:, None]
     x = torch.from_numpy(np.ascontiguousarray(flat[idx.ravel()]))      # float16: half the memory
     return {"x": x.view(len(lengths), parts, FRAMES, BINS),
             "lengths": torch.as_tensor(lengths, dtype=torch.long), "y": labels(table)}

@@ -36,12 +36,14 @@ from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 from tqdm.auto import tqdm
 
 from ctt import metrics as M
-from ctt import tracking
+from ctt import serving, tracking
 from ctt.config import Config, flatten, from_dict, sections_of, to_dict
 from ctt.data import (Collate, FeatureStoreError, ShardCache, StoreInfo, columns_of, describe, draw_seed,
                       dropout_seed, mean_spectrogram, sort_by_id)
 from ctt.evaluation import Scorer, score_split
 from ctt.models import build_model, num_params
+from ctt.predictor import Predictor, member
+from ctt.runs import featurizer_params
 from ctt.training import FitState, fit, make_optimizer, seed_everything, unwrap
 from featurize import store
 from featurize.config import use_gpu
@@ -323,13 +325,13 @@ def run_training(store_path: str, cfg: Config, resume: str = "", info: StoreInfo
         summary = _evaluate_and_log(model, info, cfg, run_id, state, fit_s)
     return summary | {"run_id": run_id, "run_name": run_name, "model": name, "tracking_uri": tracking.tracking_uri(),
                       "checkpoint": result.checkpoint.path,
-                      "num_params": num_params(model), "wall_s": round(time.time() - t0, 1)}
+                      "num_params": num_params(model), "wall_s": round(time.time() - t0, 1)} | tracking.ui_links(run_id)
 
 
 def _log_inputs(run_id: str, model: torch.nn.Module, info: StoreInfo, cfg: Config, gpu: bool) -> None:
     """Params (the sections this run read, and the settings that made its store as featurizer.*),
     the store as the run's dataset input, the resolved config and the featurizer settings."""
-    tracking.log_params(run_id, flatten(sections_of(cfg, "train")) | flatten(info.settings["settings"], "featurizer.")
+    tracking.log_params(run_id, flatten(sections_of(cfg, "train")) | featurizer_params(info.settings)
                         | {"num_params": num_params(model), "feature_dim": info.feature_dim, "features": info.path,
                            "n_train": info.sizes["train"], "n_val": info.sizes["val"], "n_test": info.sizes["test"],
                            "use_gpu": gpu})
@@ -353,7 +355,8 @@ def _evaluate_and_log(model: torch.nn.Module, info: StoreInfo, cfg: Config, run_
         "best_val_auprc_micro": state.best_metric, "fit_s": fit_s,
         "s_per_epoch": fit_s / max(1, state.epoch + 1)},
         extra={"random_baseline": random_baseline, "model": cfg.model.name})
-    model_uri = tracking.log_torch_model(model, {"feature_dim": info.feature_dim, **to_dict(cfg.model)})
+    trained = member(model, cfg, info.feature_dim, info.settings, run_id)
+    model_uri = serving.log_model(Predictor(run_id, {trained.kind: trained}, 1.0, thresholds))
     registered = (tracking.register(model_uri, run_id, cfg.tracking.register_as, cfg.tracking.register_alias,
                                     info.settings, thresholds) if cfg.tracking.register_as else None)
     return {"model_uri": model_uri, "epochs_trained": state.epoch + 1, "best_epoch": state.best_epoch,

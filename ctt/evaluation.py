@@ -1,8 +1,10 @@
 """Scoring store rows with a trained model: the one path for a run's val/test evaluation
 and for predict, so a model scores a trailer the same way in both.
 
-Audio models average `model.test_draws` draws of p spectrograms (paper: 10), from a draw
-stream fixed per model (`EVAL_DRAW_OFFSET`); keyframe models need one pass.
+Audio models average `model.test_draws` draws of p spectrograms (paper: 10). Draw k takes
+the same relative place inside each part of every trailer, fixed per model seed
+(`EVAL_DRAW_OFFSET`), so a trailer scores the same alone, in any batch, in a run's test
+evaluation, in predict and in the served model. Keyframe models need one pass.
 """
 from __future__ import annotations
 
@@ -11,7 +13,7 @@ import pyarrow as pa
 import torch
 
 from ctt.config import AUDIO_MODELS, ModelConfig, input_column
-from ctt.data import EVAL_DRAW_OFFSET, Collate, columns_of, labels
+from ctt.data import EVAL_DRAW_OFFSET, Collate, collate_spectrograms, columns_of, labels
 from ctt.training import predict
 from featurize import store
 from featurize.genres import NUM_GENRES
@@ -22,12 +24,17 @@ class Scorer:
 
     def __init__(self, model: torch.nn.Module, cfg: ModelConfig, seed: int):
         self.model, self.cfg = model.eval(), cfg
-        self.collate = Collate(cfg, seed=seed + EVAL_DRAW_OFFSET)
-        self.draws = cfg.test_draws if cfg.name in AUDIO_MODELS else 1
+        self.audio = cfg.name in AUDIO_MODELS
+        self.collate = Collate(cfg)
+        self.uniforms = np.random.default_rng(seed + EVAL_DRAW_OFFSET).random((cfg.test_draws, cfg.parts))
+
+    def batches(self, table: pa.Table) -> list[dict[str, torch.Tensor]]:
+        if self.audio:
+            return [collate_spectrograms(table, self.cfg.parts, None, u) for u in self.uniforms]
+        return [self.collate(table)]
 
     def __call__(self, table: pa.Table) -> np.ndarray:
-        return np.mean([predict(self.model, [self.collate(table)], torch.device("cpu"))[0]
-                        for _ in range(self.draws)], axis=0)
+        return np.mean([predict(self.model, [b], torch.device("cpu"))[0] for b in self.batches(table)], axis=0)
 
     def where_readable(self, table: pa.Table) -> np.ndarray:
         """Any store rows -> probs (N, C), NaN rows where the model cannot read a trailer (an

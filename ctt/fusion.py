@@ -5,19 +5,17 @@ with no audio prediction (no audio track) keep their visual probabilities.
 """
 from __future__ import annotations
 
-from typing import Any
-
 import numpy as np
 
 from ctt import metrics as M
-from ctt import tracking
-from ctt.config import Config
-from ctt.runs import Split, log_method_run
 
 
 def weight_grid(step: float = 0.05) -> np.ndarray:
     n = int(round(1.0 / step))
     return np.round(np.linspace(1.0, 0.0, n + 1), 6)
+
+
+Split = tuple[list[str], np.ndarray, np.ndarray]      # trailer ids, labels (N, C), probabilities (N, C)
 
 
 def align(visual: Split, audio: Split) -> tuple[list[str], np.ndarray, np.ndarray, np.ndarray]:
@@ -43,24 +41,3 @@ def choose_weight(y: np.ndarray, pv: np.ndarray, pa: np.ndarray, grid: np.ndarra
     scores = {float(w): M.auprc(y, fuse(pv, pa, w), average) for w in grid}
     best = max(scores, key=lambda w: (scores[w], w))
     return best, scores
-
-
-def run_fusion(visual_run: str, audio_run: str, cfg: Config) -> dict[str, Any]:
-    """Fuse two logged runs into a CTT-MMC-TN run of its own."""
-    tracking.connect(cfg.tracking.experiment)
-    splits = {}
-    for split in ("val", "test"):
-        ids, y, pv, pa = align(tracking.read_predictions(visual_run, split), tracking.read_predictions(audio_run, split))
-        splits[split] = (ids, y, pv, pa)
-    vid, vy, vpv, vpa = splits["val"]
-    w, scores = choose_weight(vy, vpv, vpa, weight_grid(cfg.fusion.step))
-    tid, ty, tpv, tpa = splits["test"]
-    summary = log_method_run(
-        cfg, "fuse", "ctt-tn", test=(tid, ty, fuse(tpv, tpa, w)), val=(vid, vy, fuse(vpv, vpa, w)),
-        params={"visual_run": visual_run, "audio_run": audio_run, "visual_weight": w,
-                "test_without_audio": int(np.isnan(tpa).any(axis=1).sum())},
-        model={"visual_run": visual_run, "audio_run": audio_run, "visual_weight": w},
-        extra={"val_auprc_micro_by_visual_weight": scores})
-    tracking.log_metrics(summary["run_id"], {"visual_weight": w})
-    summary |= {"visual_weight": w, "val_scores": scores}
-    return summary

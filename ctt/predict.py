@@ -1,30 +1,24 @@
 """Classify new trailers with a trained model: featurize them exactly as its training data
 was (the featurizer settings travel with the run), score them, apply per-genre thresholds.
 
-    model reference: RUN_ID | runs:/RUN_ID | models:/NAME/VERSION | models:/NAME@ALIAS | a folder
-                     holding a run's `model/` and `config/` artifacts
+    model reference: RUN_ID | runs:/RUN_ID | models:/NAME/VERSION | models:/NAME@ALIAS | a local
+                     pyfunc model folder (`mlflow artifacts download` of a run's model)
     a visual run (ctt-a/b/c, lstm), an audio run (ctt-s), or a fused run (ctt-tn: both members)
 """
 from __future__ import annotations
 
-import json
 import tempfile
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pandas as pd
 import pyarrow as pa
-import torch
 
-from ctt import plots, tracking
-from ctt.config import AUDIO_MODELS, Config, ModelConfig, from_dict
+from ctt import plots, serving, tracking
 from ctt.distributed import score_dataset
-from ctt.evaluation import Scorer
-from ctt.fusion import fuse
-from ctt.models import build_model
-from ctt.thresholds import DEFAULT, predicted_genres
+from ctt.predictor import NotAGenreModel, Predictor
+from ctt.thresholds import predicted_genres
 from ctt.tracking import ModelNotFound
 from featurize import store
 from featurize.config import FeaturizeConfig
@@ -37,74 +31,14 @@ __all__ = ["ModelNotFound", "load_predictor", "plot_predictions", "run_predict"]
 ROW_COLUMNS = ["trailer_id", "genres", "source_path", "frames", "spectrograms", "has_audio", "num_windows"]
 
 
-@dataclass
-class Member:
-    """One trained network with the config it was trained and featurized with."""
-    run_id: str
-    cfg: Config
-    scorer: Scorer
-    featurizer: dict[str, Any]
-
-
-@dataclass
-class Predictor:
-    source: str
-    members: dict[str, Member]                      # "visual" and/or "audio"
-    visual_weight: float = 1.0
-    thresholds: dict[str, float] = field(default_factory=dict)
-
-    @property
-    def featurizer(self) -> dict[str, Any]:
-        return next(iter(self.members.values())).featurizer
-
-    def probabilities(self, table: pa.Table) -> np.ndarray:
-        """Store rows -> (N, C); a fused model keeps the visual probabilities where the audio
-        member cannot read a trailer."""
-        out = {k: m.scorer.where_readable(table) for k, m in self.members.items()}
-        if set(out) == {"visual", "audio"}:
-            return fuse(out["visual"], out["audio"], self.visual_weight)
-        return next(iter(out.values()))
-
-
-def load_member(folder: Path, run_id: str = "") -> Member:
-    mc = json.loads((folder / "model" / "model_config.json").read_text())
-    dim = int(mc.pop("feature_dim"))
-    cfg = from_dict(json.loads((folder / "config" / "resolved_config.json").read_text()))
-    cfg.model = ModelConfig(**mc)
-    model = build_model(cfg.model, dim)
-    model.load_state_dict(torch.load(folder / "model" / "state_dict.pt", map_location="cpu", weights_only=True))
-    featurizer = json.loads((folder / "config" / "featurizer.json").read_text())
-    return Member(run_id, cfg, Scorer(model, cfg.model, cfg.train.seed), featurizer)
-
-
-def _thresholds(folder: Path) -> dict[str, float]:
-    path = folder / "model" / "thresholds.json"
-    return json.loads(path.read_text()) if path.exists() else {g: DEFAULT for g in GENRES}
-
-
-def _run_folder(run_id: str, tmp: Path) -> Path:
-    return tracking.download(run_id, ("model", "config"), tmp / run_id)
-
-
 def load_predictor(ref: str) -> Predictor:
-    tmp = Path(tempfile.mkdtemp(prefix="ctt_model_"))
-    if Path(ref).is_dir():
-        folder, run_id = Path(ref), ""
-    else:
-        run_id = tracking.resolve_model(ref)
-        folder = _run_folder(run_id, tmp)
-    fusion = folder / "model" / "ctt-tn.json"
-    if fusion.exists():
-        spec = json.loads(fusion.read_text())
-        members = {k: load_member(_run_folder(spec[f"{k}_run"], tmp), spec[f"{k}_run"]) for k in ("visual", "audio")}
-        if members["visual"].featurizer != members["audio"].featurizer:
-            raise ModelNotFound(f"{ref}: the fused runs were trained on stores made with different featurizers")
-        return Predictor(ref, members, float(spec["visual_weight"]), _thresholds(folder))
-    if not (folder / "model" / "state_dict.pt").exists():
-        raise ModelNotFound(f"{ref} is not a trained CTT-MMC model (no model/state_dict.pt); baselines cannot predict")
-    member = load_member(folder, run_id)
-    kind = "audio" if member.cfg.model.name in AUDIO_MODELS else "visual"
-    return Predictor(ref, {kind: member}, 1.0, _thresholds(folder))
+    """A model reference -> its predictor, through the run's pyfunc model (`ctt.serving`)."""
+    if not Path(ref).is_dir():
+        tracking.resolve_model(ref)            # an unknown run or model says so before anything loads
+    try:
+        return serving.load(ref)
+    except NotAGenreModel as e:
+        raise ModelNotFound(str(e)) from None
 
 
 def build_manifest(inputs: list[str], dest: Path) -> Path:

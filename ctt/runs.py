@@ -10,33 +10,55 @@ from typing import Any
 import numpy as np
 
 from ctt import metrics as M
-from ctt import tracking
+from ctt import serving, tracking
 from ctt.config import Config, flatten, sections_of, to_dict
+from ctt.fusion import Split, align, choose_weight, fuse, weight_grid
+from ctt.predictor import Predictor, fused
 from featurize import store
 
-Split = tuple[list[str], np.ndarray, np.ndarray]      # trailer ids, labels (N, C), probabilities (N, C)
+
+
+def featurizer_params(settings: dict | None) -> dict[str, Any]:
+    """A store's `_featurizer.json` as `featurizer.*` params: the settings that made the
+    features, flattened (the runtime-only fields, recorded as null, are left out)."""
+    flat = flatten((settings or {}).get("settings", {}), "featurizer.")
+    return {k: v for k, v in flat.items() if v is not None}
 
 
 def log_method_run(cfg: Config, job: str, method: str, test: Split, val: Split | None = None,
                    params: dict[str, Any] | None = None, model: dict[str, Any] | None = None,
-                   extra: dict[str, Any] | None = None) -> dict[str, Any]:
+                   extra: dict[str, Any] | None = None, servable: Predictor | None = None,
+                   store_path: str = "") -> dict[str, Any]:
     """Log a finished method: config + params, test metrics and artifacts, val predictions,
-    and `model/<method>.json` (what is needed to apply the method again)."""
+    and `model/<method>.json` (what is needed to apply the method again); with `store_path`,
+    the store it read as its dataset input and its featurizer settings as params; with
+    `servable`, its pyfunc model at the thresholds chosen on val, registered when the config says."""
     run_name = cfg.tracking.run_name or f"{method}-{time.strftime('%Y%m%d-%H%M%S')}"
     ids, y, probs = test
     test_metrics = M.evaluate(y, probs, prefix="test_")
+    registered = None
     with tracking.open_run(cfg.tracking.experiment, run_name, {"method": method, "kind": "score"}) as run_id:
+        settings = store.settings_of(store_path) if store_path else None
         tracking.log_params(run_id, flatten(sections_of(cfg, job)) | {"method": method, "n_test": len(ids)}
-                            | (params or {}))
+                            | featurizer_params(settings) | (params or {}))
+        if settings is not None:
+            tracking.log_store_input(store_path, settings, store.files(store_path))
         tracking.log_dict(run_id, to_dict(cfg), "config/resolved_config.json")
+        thresholds = {}
         if val is not None:
             tracking.log_predictions(run_id, "val", *val)
-            tracking.log_thresholds(run_id, val[1], val[2])
+            thresholds = tracking.log_thresholds(run_id, val[1], val[2])
         tracking.log_evaluation(run_id, "test", ids, y, probs, test_metrics, extra=(extra or {}) | {"method": method})
         if model is not None:
             tracking.log_dict(run_id, model, f"model/{method}.json")
+        if servable is not None:
+            servable.source, servable.thresholds = run_id, thresholds or servable.thresholds
+            uri = serving.log_model(servable)
+            if cfg.tracking.register_as:
+                registered = tracking.register(uri, run_id, cfg.tracking.register_as, cfg.tracking.register_alias,
+                                               servable.featurizer, servable.thresholds)
     return {"run_id": run_id, "run_name": run_name, "method": method, "test": test_metrics,
-            "tracking_uri": tracking.tracking_uri()}
+            "tracking_uri": tracking.tracking_uri(), "registered": registered} | tracking.ui_links(run_id)
 
 
 def log_featurize_run(cfg: Config, summary: dict[str, Any], problem: str = "") -> str:
@@ -48,8 +70,7 @@ def log_featurize_run(cfg: Config, summary: dict[str, Any], problem: str = "") -
     settings = store.settings_of(out) or {}
     with tracking.open_run(cfg.tracking.experiment, run_name, {"kind": "featurize", "store": out}) as run_id:
         tracking.log_params(run_id, flatten(sections_of(cfg, "featurize"))
-                            | flatten(settings.get("settings", {}), "featurizer.") | {"input": summary["input"],
-                                                                                      "output": out})
+                            | featurizer_params(settings) | {"input": summary["input"], "output": out})
         hours = summary["wall_s"] / 3600
         tracking.log_metrics(run_id, {k: float(summary[k]) for k in ("trailers", "skipped", "done", "failed",
                                                                     "video_hours", "wall_s")}
@@ -62,3 +83,26 @@ def log_featurize_run(cfg: Config, summary: dict[str, Any], problem: str = "") -
         if problem:
             tracking.set_tag(run_id, "failed_because", problem)
     return run_id
+
+
+def run_fusion(visual_run: str, audio_run: str, cfg: Config) -> dict[str, Any]:
+    """Fuse two logged runs into a CTT-MMC-TN run of its own, whose pyfunc model holds both
+    members' networks and the chosen weight."""
+    tracking.connect(cfg.tracking.experiment)
+    splits = {}
+    for split in ("val", "test"):
+        ids, y, pv, pa = align(tracking.read_predictions(visual_run, split), tracking.read_predictions(audio_run, split))
+        splits[split] = (ids, y, pv, pa)
+    vid, vy, vpv, vpa = splits["val"]
+    w, scores = choose_weight(vy, vpv, vpa, weight_grid(cfg.fusion.step))
+    tid, ty, tpv, tpa = splits["test"]
+    servable = fused(serving.load(visual_run), serving.load(audio_run), w, {}, f"{visual_run}+{audio_run}")
+    summary = log_method_run(
+        cfg, "fuse", "ctt-tn", test=(tid, ty, fuse(tpv, tpa, w)), val=(vid, vy, fuse(vpv, vpa, w)),
+        params={"visual_run": visual_run, "audio_run": audio_run, "visual_weight": w,
+                "test_without_audio": int(np.isnan(tpa).any(axis=1).sum())},
+        model={"visual_run": visual_run, "audio_run": audio_run, "visual_weight": w},
+        extra={"val_auprc_micro_by_visual_weight": scores}, servable=servable)
+    tracking.log_metrics(summary["run_id"], {"visual_weight": w})
+    summary |= {"visual_weight": w, "val_scores": scores}
+    return summary

@@ -24,7 +24,6 @@ from typing import Any, Iterator
 import mlflow
 import numpy as np
 import pandas as pd
-import torch
 from mlflow.data.dataset_source_registry import resolve_dataset_source
 from mlflow.data.meta_dataset import MetaDataset
 from mlflow.data.sources import LocalArtifactDatasetSource
@@ -35,8 +34,11 @@ from ctt.thresholds import best_f1_thresholds
 from featurize.genres import GENRES, multi_hot, parse_genres
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
-# The MLflow 3 UI opens an experiment with this tag on its "Training runs" (else on GenAI traces).
+# What kind of experiment this is, for the MLflow API and the UIs that read it. The 3.17 UI
+# picks its view from a `workflowType` switch instead (default GenAI traces): `ui_links`
+# gives links that open the "Model training" runs table.
 EXPERIMENT_TAGS = {"mlflow.experimentKind": "custom_model_development"}
+UI_VIEW = "workflowType=machine_learning"
 
 
 class TrackingUnavailable(RuntimeError):
@@ -131,6 +133,16 @@ def open_run(experiment: str, run_name: str, tags: dict[str, str], resume: str =
                           experiment_id=exp_id) as run:
         mlflow.set_tags(context_tags() | tags)
         yield run.info.run_id
+
+
+def ui_links(run_id: str) -> dict[str, str]:
+    """The run's page and its experiment's runs table in the MLflow UI ({} without a server)."""
+    uri = tracking_uri()
+    if not uri.startswith(("http://", "https://")):
+        return {}
+    exp = _client().get_run(run_id).info.experiment_id
+    base = f"{uri.rstrip('/')}/#/experiments/{exp}"
+    return {"experiment_url": f"{base}/runs?{UI_VIEW}", "run_url": f"{base}/runs/{run_id}?{UI_VIEW}"}
 
 
 @dataclass
@@ -288,18 +300,6 @@ def log_evaluation(run_id: str, split: str, trailer_ids: list[str], y_true: np.n
     fig = plots.pr_figure({"this run": (y_true, probs)}, f"{split} precision-recall")
     _client().log_figure(run_id, fig, f"plots/{split}_pr_curves.png")
     plots.plt.close(fig)
-
-
-def log_torch_model(model, model_config: dict[str, Any]) -> str:
-    """Into the active run: the model as an MLflow LoggedModel (eager nn.Module, loadable with
-    mlflow.pytorch.load_model) plus `model/state_dict.pt` and `model/model_config.json`."""
-    info = mlflow.pytorch.log_model(model, name="model", serialization_format="pickle",
-                                    code_paths=[str(PROJECT_ROOT / "ctt"), str(PROJECT_ROOT / "featurize")])
-    with tempfile.TemporaryDirectory() as tmp:
-        torch.save(model.state_dict(), Path(tmp) / "state_dict.pt")
-        (Path(tmp) / "model_config.json").write_text(json.dumps(model_config, indent=2))
-        mlflow.log_artifacts(tmp, "model")
-    return info.model_uri
 
 
 def register(model_uri: str, run_id: str, name: str, alias: str, featurizer: dict, thresholds: dict) -> dict:

@@ -24,7 +24,8 @@ import torch
 from featurize import audio
 from featurize.backbone import FrameEmbedder
 from featurize.config import FeaturizeConfig
-from featurize.pipeline import decode_row, run_featurize
+from featurize.extract import decode_row
+from featurize.pipeline import run_featurize
 from featurize.synthetic import SampleSpec, render_trailer
 from featurize.video import decode_trailer
 

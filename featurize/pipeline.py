@@ -11,23 +11,19 @@ from __future__ import annotations
 
 import logging
 import time
-import traceback
 from collections import Counter
 from typing import Any
 
 import numpy as np
 import ray
 
-from featurize import backbone, lowlevel, store
-from featurize.audio import spectrograms as audio_spectrograms
+from featurize import backbone, extract, store
 from featurize.backbone import FrameEmbedder
 from featurize.config import FeaturizeConfig, use_gpu
 from featurize.manifest import read_manifest
 from featurize.settings import to_settings
-from featurize.video import decode_trailer, keyframe_size
 
 log = logging.getLogger("ctt.featurize")
-SILENCE = 1e-4          # peak amplitude below which an audio track counts as silent (-80 dBFS)
 # One trailer per block, so each decode task is one file, up to this many blocks; beyond,
 # blocks hold several trailers (100,000 trailers: 2,000 blocks of 50), which keeps the
 # plan small while leaving more decode tasks than any cluster has cores.
@@ -39,63 +35,14 @@ MAX_BLOCKS = 2000
 EMBED_MEMORY = 1024**3
 
 
-def _audio_features(d, stft_in_actor: bool) -> dict[str, Any]:
-    """Spectrograms and the audio descriptors that read them; with `stft_in_actor` the raw
-    audio goes to the actors instead, which transform it again on their device."""
-    silent = d.audio is None or len(d.audio) == 0 or max(float(d.audio.max()), -float(d.audio.min())) < SILENCE
-    out: dict[str, Any] = {}
-    S = None
-    if not silent:
-        S, padded = audio_spectrograms(d.audio)
-    if not silent and stft_in_actor:
-        out["audio"] = d.audio
-    elif not silent:
-        out.update(spectrograms=store.to_float16(S.reshape(len(S), -1)), audio_padded=padded)
-    desc = lowlevel.audio_descriptors(None if silent else d.audio, S)
-    v = lowlevel.vllf(d.keyframes, d.shot_lengths_s, d.motion)
-    return out | {"has_audio": not silent, "sample_rate": d.sample_rate, "audio_codec": d.audio_codec,
-                  "vllf": v, "av": np.concatenate([v, desc])}
-
-
 def node_id() -> str:
     """The Ray node this process runs on ("" outside Ray): the summary says where work ran."""
     return ray.get_runtime_context().get_node_id() if ray.is_initialized() else ""
 
 
-def decode_row(row: dict[str, Any], cfg: FeaturizeConfig, stft_in_actor: bool = False) -> dict[str, Any]:
-    """A manifest row -> a store row without `frames` (the keyframe images instead, for the
-    embedder; the raw audio too with `stft_in_actor`), or with the error that stopped it."""
-    size = keyframe_size(cfg)[1]
-    out = store.trailer_row(trailer_id=row["trailer_id"], split=row["split"], genres=list(row["genres"]),
-                            source_path=row["path"]) | {
-        "decode_node": node_id(), "error_stage": "", "error_type": "", "error_message": "",
-        "keyframes": np.zeros((0, size, size, 3), np.uint8), "audio": np.zeros(0, np.float32)}
-    del out["frames"]                                    # the embedder's output
-    stage = "decode"
-    try:
-        d = decode_trailer(row["path"], cfg)
-        out.update(keyframes=d.keyframes, frame_times=d.frame_times,
-                   shot_starts=np.asarray(d.shot_starts, np.int32), duration_s=d.duration_s,
-                   n_frames=d.n_frames, fps=d.fps, width=d.width, height=d.height, video_codec=d.video_codec)
-        stage = "audio"
-        out.update(_audio_features(d, stft_in_actor))
-    except Exception as e:  # any unreadable input becomes an errors-table row, never a crash
-        out.update(error_stage=stage, error_type=type(e).__name__,
-                   error_message=(str(e) or traceback.format_exc(limit=1)).strip()[:2000])
-    return out
-
-
 def write_batch(batch: dict[str, Any], output: str, dim: int) -> dict[str, Any]:
     """Embedded rows into one store file, failed ones into `_errors`; a summary row each."""
-    n = len(batch["trailer_id"])
-    ok, failed = [], []
-    for i in range(n):
-        if batch["error_stage"][i]:
-            failed.append({"trailer_id": batch["trailer_id"][i], "path": batch["source_path"][i],
-                           "stage": batch["error_stage"][i], "error_type": batch["error_type"][i],
-                           "message": batch["error_message"][i]})
-        else:
-            ok.append(store.trailer_row(dim, **{k: batch[k][i] for k in store.COLUMNS if k in batch}))
+    ok, failed = extract.split_batch(batch, dim)
     if ok:
         store.write_atomic(store.features_table(ok, dim), output)
     if failed:
@@ -106,8 +53,13 @@ def write_batch(batch: dict[str, Any], output: str, dim: int) -> dict[str, Any]:
         "error_type": np.asarray(batch["error_type"], dtype=object),
         "duration_s": np.asarray(batch["duration_s"], np.float64),
         "decode_node": np.asarray(batch["decode_node"], dtype=object),
-        "embed_node": np.array([node_id()] * n, dtype=object),
+        "embed_node": np.array([node_id()] * len(batch["trailer_id"]), dtype=object),
     }
+
+
+def decode_task(row: dict[str, Any], cfg: FeaturizeConfig, stft_in_actor: bool = False) -> dict[str, Any]:
+    """`extract.decode_row` as a Ray Data task, which records the node it ran on."""
+    return extract.decode_row(row, cfg, stft_in_actor, node_id())
 
 
 class EmbedAndWrite(FrameEmbedder):
@@ -163,7 +115,7 @@ def run_featurize(input: str, output: str, cfg: FeaturizeConfig, retry_errors: b
         stft_in_actor = cfg.spectrograms_on == "actor"      # auto: the decode task has them already
         rows = todo.to_dict("records")
         ds = ray.data.from_items(rows, override_num_blocks=min(len(rows), MAX_BLOCKS))
-        ds = ds.map(decode_row, fn_kwargs={"cfg": cfg, "stft_in_actor": stft_in_actor}, num_cpus=cfg.decode_cpus)
+        ds = ds.map(decode_task, fn_kwargs={"cfg": cfg, "stft_in_actor": stft_in_actor}, num_cpus=cfg.decode_cpus)
         ds = ds.map_batches(
             EmbedAndWrite, batch_size=cfg.trailers_per_batch,
             compute=ray.data.ActorPoolStrategy(min_size=1, max_size=actors),

@@ -41,7 +41,7 @@ def main(argv: list[str] | None = None) -> int:
             init_ray(progress=False)
         for method in args.method:
             summary = run_baseline(args.features, method, cfg)
-            print(f"{method} summary: " + json.dumps({k: summary[k] for k in ("run_id", "run_name", "wall_s")}))
+            print(f"{method} summary: " + json.dumps({k: summary[k] for k in ("run_id", "run_name", "wall_s", "run_url") if k in summary}))
             rows.append((method, summary["test"]))
     except (TrackingUnavailable, BaselineError) as e:
         fail(str(e))

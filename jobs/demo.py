@@ -36,6 +36,11 @@ def submit(ray_url: str, mlflow_url: str, args: list[str]) -> None:
 AUDIO_DEMO = ["model.parts=4", "train.max_epochs=30"]
 
 
+def tracking_links(run_id: str) -> dict[str, str]:
+    from ctt import tracking  # lazy: imports MLflow and torch (5 s); --help answers without them
+    return tracking.ui_links(run_id)
+
+
 def latest_run_id(experiment: str, method: str) -> str:
     from ctt import tracking  # lazy: imports MLflow and torch (5 s); --help answers without them
     runs = tracking.find_runs(experiment, f"tags.method = '{method}'", max_results=1)
@@ -112,7 +117,9 @@ def main(argv: list[str] | None = None) -> int:
           f"{' '.join(AUDIO_DEMO)} (short, for the demo; the paper trains up to 200 epochs with patience 20, p=11)")
     print("wall time per step (s): " + ", ".join(f"{k} {v:.0f}" for k, v in timings.items()))
     print(f"report: {report_dir / 'report.md'}")
-    print(f"\nMLflow UI:     {mlflow_url}  (experiment '{exp}')")
+    print(f"\nMLflow UI:     {tracking_links(latest_run_id(exp, 'ctt-c')).get('experiment_url', mlflow_url)}"
+          f"  (experiment '{exp}', Model training view)")
+    print(f"served model:  mlflow.pyfunc.load_model('runs:/{latest_run_id(exp, 'ctt-tn')}/model')  (the fused run)")
     print(f"Ray dashboard: {ray_url}")
     print(f"demo wall time: {time.time() - t0:.0f} s.  Stop the local cluster with: make cluster-down")
     return 0

@@ -28,15 +28,17 @@ def main(argv: list[str] | None = None) -> int:
     args.overrides += [f"tracking.experiment={args.experiment}"] * bool(args.experiment)
     cfg = config_from(args, "fuse")
     # lazy: Ray, torch and MLflow take about 7 s to import; --help and usage errors answer without them
-    from ctt.fusion import run_fusion
+    from ctt.runs import run_fusion
     from ctt.tables import metrics_table
+    from ctt.predictor import NotAGenreModel
     from ctt.tracking import TrackingUnavailable
     try:
         summary = run_fusion(args.visual, args.audio, cfg)
-    except (TrackingUnavailable, FileNotFoundError) as e:
+    except (TrackingUnavailable, FileNotFoundError, NotAGenreModel) as e:
         fail(str(e))
     print(f"visual weight chosen on val: {summary['visual_weight']:.2f}")
-    print("fuse summary: " + json.dumps({k: summary[k] for k in ("run_id", "run_name")}, indent=2))
+    shown = ("run_id", "run_name", "registered", "run_url")
+    print("fuse summary: " + json.dumps({k: summary[k] for k in shown if k in summary}, indent=2))
     print(metrics_table([("ctt-tn", summary["test"])]))
     return 0
 

@@ -106,6 +106,25 @@ def mlflow_server(tmp_path_factory):
     srv.stop()
 
 
+# Chromium from the system (make browser), started as a machine with no network beyond loopback
+# needs: without the background-networking flags it keeps dialling out and is refused.
+CHROMIUM = os.environ.get("CTT_CHROMIUM", "/usr/bin/chromium")
+CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
+                 "--disable-component-update", "--disable-sync"]
+
+
+@pytest.fixture(scope="session")
+def browser():
+    """Headless Chromium driven by Playwright, one for the session."""
+    from playwright.sync_api import sync_playwright
+    if not Path(CHROMIUM).exists():
+        pytest.fail(f"no Chromium at {CHROMIUM}: run `make browser` (or set CTT_CHROMIUM)")
+    with sync_playwright() as pw:
+        b = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        yield b
+        b.close()
+
+
 @pytest.fixture(scope="session")
 def store(samples, ray_head, tmp_path_factory) -> tuple[Path, dict]:
     """The sample trailers featurized once on the Ray head (tiny backbone)."""

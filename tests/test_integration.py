@@ -70,11 +70,14 @@ def test_train_two_epochs_two_workers_logs_to_mlflow(trained, mlflow_server, mon
     assert len(client.get_metric_history(run.info.run_id, "val_auprc_micro")) == 2
     arts = {a.path for d in ("predictions", "metrics", "plots", "model") for a in client.list_artifacts(run.info.run_id, d)}
     assert {"predictions/test_predictions.csv", "metrics/test_metrics.json", "plots/test_pr_curves.png",
-            "model/state_dict.pt"} <= arts
+            "model/thresholds.json"} <= arts
     preds = pd.read_csv(client.download_artifacts(run.info.run_id, "predictions/test_predictions.csv", str(tmp_path)))
     assert list(preds.columns) == ["trailer_id", *GENRES, "true_genres"] and preds[list(GENRES)].stack().between(0, 1).all()
-    model = mlflow.pytorch.load_model(summary["model_uri"])
-    assert sum(p.numel() for p in model.parameters()) == summary["num_params"]
+    model = mlflow.pyfunc.load_model(summary["model_uri"])          # the servable model, with its signature
+    assert [c.name for c in model.metadata.signature.inputs] == ["trailer_id", "path", "frames", "spectrograms"]
+    assert [c.name for c in model.metadata.signature.outputs] == ["trailer_id", *GENRES, "genres", "error"]
+    net = model.unwrap_python_model().predictor.members["visual"].scorer.model
+    assert sum(p.numel() for p in net.parameters() if p.requires_grad) == summary["num_params"]
 
 
 def test_training_run_records_its_lineage(trained, store, mlflow_server):

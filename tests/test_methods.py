@@ -106,11 +106,15 @@ def test_audio_and_lstm_runs_are_logged(runs, tracking_env, medium_store, tmp_pa
         assert set(json.loads(Path(th).read_text())) == set(GENRES)
 
 
-def test_fuse_is_its_own_run(runs, tracking_env, capsys):
+def test_fuse_is_its_own_run(runs, tracking_env, medium_store, capsys):
+    import mlflow
+
     from ctt.tracking import read_predictions
+    from featurize.store import read_table
     from jobs import fuse
     assert fuse.main(["--visual", runs["ctt-c"]["run_id"], "--audio", runs["ctt-s"]["run_id"],
-                      "tracking.experiment=methods"]) == 0
+                      "tracking.experiment=methods", "tracking.register_as=ctt-mmc-tn",
+                      "tracking.register_alias=champion"]) == 0
     out = capsys.readouterr().out
     c = _client(tracking_env)
     exp = c.get_experiment_by_name("methods")
@@ -129,6 +133,15 @@ def test_fuse_is_its_own_run(runs, tracking_env, capsys):
     for key in ("test_auprc_micro", "test_auprc_macro", "test_auprc_weighted", "test_ranking_loss",
                 "visual_weight"):
         assert key in run.data.metrics
+    # one registered pyfunc model holds both members and the weight: it gives the run's test
+    # probabilities from the store's frames and spectrograms (the mute trailer: visual only)
+    model = mlflow.pyfunc.load_model("models:/ctt-mmc-tn@champion")
+    pick = ["mute1", aids[0], aids[1]]
+    rows = read_table(str(medium_store)).to_pandas().set_index("trailer_id").loc[pick]
+    df = pd.DataFrame({"trailer_id": pick, "frames": list(rows.frames), "spectrograms": list(rows.spectrograms)})
+    served = model.predict(df)
+    np.testing.assert_allclose(served[list(GENRES)].to_numpy(), fused[[ids.index(t) for t in pick]], atol=1e-5)
+    assert model.unwrap_python_model().predictor.visual_weight == w
 
 
 def test_baselines_log_runs(medium_store, tracking_env, ray_head):
@@ -146,6 +159,36 @@ def test_baselines_log_runs(medium_store, tracking_env, ray_head):
         assert len(ids) == 13 and np.all((probs >= 0) & (probs <= 1))
         if method != "random":
             assert int(run.data.params["grid_points"]) == 2 * (1 + 2)
+
+
+def test_mlflow_ui_lists_runs_with_their_stores(runs, store, tracking_env, browser, ray_head):
+    """The runs table of the MLflow UI (headless Chromium), opened from a job's link: the training
+    runs on one store and a baseline on another, each with its store in the Dataset column; the
+    two stores' runs differ in their params."""
+    from jobs import baselines
+    assert baselines.main(["--features", str(store[0]), "--method", "random", "tracking.experiment=methods",
+                           "tracking.run_name=random-on-small-store"]) == 0
+    c = _client(tracking_env)
+    exp = c.get_experiment_by_name("methods")
+    small = c.search_runs([exp.experiment_id], "attributes.run_name = 'random-on-small-store'")[0]
+    big = c.get_run(runs["ctt-c"]["run_id"])
+    digests = {r.info.run_name: r.inputs.dataset_inputs[0].dataset.digest for r in (small, big)}
+    assert len(set(digests.values())) == 2
+    assert small.data.params["features"] != big.data.params["features"]
+    page = browser.new_page(viewport={"width": 1600, "height": 1000})
+    errors = []
+    page.on("pageerror", lambda e: errors.append(str(e)))
+    try:
+        page.goto(runs["ctt-c"]["experiment_url"], wait_until="load", timeout=90_000)
+        for name in (small.info.run_name, big.info.run_name):
+            page.get_by_text(name).first.wait_for(timeout=60_000)
+        for name, digest in digests.items():
+            row = page.locator("[role=row]", has_text=name).first
+            row.get_by_text(digest).wait_for(timeout=30_000)          # the Dataset column: store (digest)
+        assert "Model training" in page.inner_text("body")
+    finally:
+        page.close()
+    assert not errors, errors
 
 
 def test_report_renders_from_the_runs(runs, tracking_env, tmp_path, capsys):

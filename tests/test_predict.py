@@ -1,8 +1,10 @@
 """Classify new trailers: a trained model, featurized inputs, thresholds, errors."""
 import json
+import urllib.request
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import pytest
 
 from featurize.genres import GENRES
@@ -48,6 +50,41 @@ def test_predict_matches_stored_features_and_reports_errors(trained, samples, st
     for t in out["trailers"]:
         assert t["genres"] == [g for g in GENRES if t["probabilities"][g] >= run_th[g]]
     assert sorted(Path(p).name for p in out["plots"]) == sorted(f"{v.stem}.png" for v in videos)
+    # the registered pyfunc model: the same probabilities from paths (featurized in this process,
+    # no Ray) and from the store's precomputed features; the broken file is an error row
+    model = mlflow.pyfunc.load_model("models:/ctt-mmc-visual@champion")
+    paths = [str(v) for v in videos] + [str(samples / "videos" / "broken.mp4")]
+    served = model.predict(pd.DataFrame({"trailer_id": ids + ["broken"], "path": paths}))
+    assert list(served.columns) == ["trailer_id", *GENRES, "genres", "error"]
+    np.testing.assert_allclose(served[list(GENRES)].to_numpy()[:3], probs, atol=1e-5)
+    assert [list(g) for g in served.genres[:3]] == [t["genres"] for t in out["trailers"]]
+    assert served.error[3].startswith("decode: ") and served[list(GENRES)].iloc[3].isna().all()
+    frames = model.predict(pd.DataFrame({"frames": [np.asarray(f.as_py()).tolist() for f in table.column("frames")]}))
+    np.testing.assert_allclose(frames[list(GENRES)].to_numpy(), probs, atol=1e-5)
+    assert list(frames.trailer_id) == ["0", "1", "2"] and set(frames.error) == {""}
+
+
+def test_mlflow_models_serve_answers_with_the_same_probabilities(trained, samples, mlflow_server, tmp_path,
+                                                                 monkeypatch):
+    import mlflow
+
+    from cluster.local import start_model_server
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", mlflow_server.url)
+    video = str(sorted((samples / "videos").glob("synth*.mp4"))[0])
+    want = mlflow.pyfunc.load_model("models:/ctt-mmc-visual@champion").predict(
+        pd.DataFrame({"trailer_id": ["t"], "path": [video]}))
+    server = start_model_server(tmp_path, "models:/ctt-mmc-visual@champion", mlflow_server.url)
+    try:
+        body = json.dumps({"dataframe_records": [{"trailer_id": "t", "path": video}]}).encode()
+        opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+        req = urllib.request.Request(f"{server.url}/invocations", body, {"Content-Type": "application/json"})
+        with opener.open(req, timeout=120) as r:
+            got = json.loads(r.read())["predictions"]
+    finally:
+        server.stop()
+    assert len(got) == 1 and got[0]["trailer_id"] == "t" and got[0]["error"] == ""
+    np.testing.assert_allclose([got[0][g] for g in GENRES], want[list(GENRES)].to_numpy()[0], atol=1e-6)
+    assert got[0]["genres"] == list(want.genres[0])
 
 
 def test_predict_threshold_override_and_run_id(trained, samples, mlflow_server, capsys, monkeypatch):

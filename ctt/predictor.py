@@ -1,0 +1,147 @@
+"""A trained genre model as predict and the served model use it: one network, or the two
+members of a fused CTT-MMC-TN run with its visual weight, plus the per-genre thresholds
+and the featurizer settings its store was made with.
+
+It is saved as one folder, the bundle inside every run's MLflow pyfunc model:
+
+    BUNDLE/predictor.json          members, visual weight, thresholds, genres
+    BUNDLE/<visual|audio>/         state_dict.pt, model_config.json (with feature_dim),
+                                   resolved_config.json, featurizer.json
+"""
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+import torch
+
+from ctt.config import AUDIO_MODELS, Config, ModelConfig, from_dict, to_dict
+from ctt.evaluation import Scorer
+from ctt.fusion import fuse
+from ctt.models import build_model
+from featurize import store
+from featurize.audio import SPEC_SIZE
+from featurize.genres import GENRES
+
+BUNDLE_FILE = "predictor.json"
+KINDS = ("visual", "audio")
+
+
+class NotAGenreModel(LookupError):
+    """A model reference or folder that holds no CTT-MMC genre model."""
+
+
+@dataclass
+class Member:
+    """One trained network with the config it was trained and featurized with."""
+    run_id: str
+    cfg: Config
+    scorer: Scorer
+    featurizer: dict[str, Any]
+    feature_dim: int
+
+    @property
+    def kind(self) -> str:
+        return "audio" if self.cfg.model.name in AUDIO_MODELS else "visual"
+
+    def save(self, folder: Path) -> None:
+        folder.mkdir(parents=True, exist_ok=True)
+        torch.save(self.scorer.model.state_dict(), folder / "state_dict.pt")
+        (folder / "model_config.json").write_text(json.dumps({"feature_dim": self.feature_dim,
+                                                              **to_dict(self.cfg.model)}, indent=2))
+        (folder / "resolved_config.json").write_text(json.dumps(to_dict(self.cfg), indent=2))
+        (folder / "featurizer.json").write_text(json.dumps(self.featurizer, indent=2))
+
+
+def member(model: torch.nn.Module, cfg: Config, feature_dim: int, featurizer: dict[str, Any],
+           run_id: str = "") -> Member:
+    return Member(run_id, cfg, Scorer(model, cfg.model, cfg.train.seed), featurizer, feature_dim)
+
+
+def load_member(folder: Path, run_id: str = "") -> Member:
+    mc = json.loads((folder / "model_config.json").read_text())
+    dim = int(mc.pop("feature_dim"))
+    cfg = from_dict(json.loads((folder / "resolved_config.json").read_text()))
+    cfg.model = ModelConfig(**mc)
+    model = build_model(cfg.model, dim)
+    model.load_state_dict(torch.load(folder / "state_dict.pt", map_location="cpu", weights_only=True))
+    return member(model, cfg, dim, json.loads((folder / "featurizer.json").read_text()), run_id)
+
+
+@dataclass
+class Predictor:
+    source: str
+    members: dict[str, Member]                      # "visual" and/or "audio"
+    visual_weight: float = 1.0
+    thresholds: dict[str, float] = field(default_factory=dict)
+
+    @property
+    def featurizer(self) -> dict[str, Any]:
+        return next(iter(self.members.values())).featurizer
+
+    @property
+    def feature_dim(self) -> int:
+        return next(iter(self.members.values())).feature_dim
+
+    def probabilities(self, table: pa.Table) -> np.ndarray:
+        """Store rows -> (N, C); a fused model keeps the visual probabilities where the audio
+        member cannot read a trailer, a lone audio model gives NaN rows there."""
+        out = {k: m.scorer.where_readable(table) for k, m in self.members.items()}
+        if set(out) == set(KINDS):
+            return fuse(out["visual"], out["audio"], self.visual_weight)
+        return next(iter(out.values()))
+
+    def save(self, folder: Path) -> Path:
+        folder.mkdir(parents=True, exist_ok=True)
+        for kind, m in self.members.items():
+            m.save(folder / kind)
+        (folder / BUNDLE_FILE).write_text(json.dumps({
+            "members": {k: m.run_id for k, m in self.members.items()}, "visual_weight": self.visual_weight,
+            "thresholds": self.thresholds, "genres": list(GENRES)}, indent=2))
+        return folder
+
+
+def load_bundle(folder: Path, source: str = "") -> Predictor:
+    if not (folder / BUNDLE_FILE).exists():
+        raise NotAGenreModel(f"{source or folder} holds no CTT-MMC genre model ({BUNDLE_FILE} missing)")
+    spec = json.loads((folder / BUNDLE_FILE).read_text())
+    members = {k: load_member(folder / k, run_id) for k, run_id in spec["members"].items()}
+    return Predictor(source or str(folder), members, float(spec["visual_weight"]), spec["thresholds"])
+
+
+def fused(visual: Predictor, audio: Predictor, weight: float, thresholds: dict[str, float],
+          source: str = "") -> Predictor:
+    """The CTT-MMC-TN predictor of a visual and an audio run (both made from one store)."""
+    if visual.featurizer != audio.featurizer:
+        raise NotAGenreModel(f"{source}: the fused runs were trained on stores made with different featurizers")
+    return Predictor(source, {"visual": visual.members["visual"], "audio": audio.members["audio"]}, weight,
+                     thresholds)
+
+
+def _matrix(cell: Any, width: int, name: str) -> np.ndarray:
+    """A `frames` / `spectrograms` cell (nested lists or arrays, or None) -> (t, width)."""
+    if cell is None or not len(cell):
+        return np.zeros((0, width), np.float32)
+    rows = np.asarray([np.asarray(r, np.float32).ravel() for r in cell]) if not isinstance(cell, np.ndarray) \
+        or cell.dtype == object else np.asarray(cell, np.float32)
+    rows = rows.reshape(len(rows), -1)
+    if rows.shape[1] != width:
+        raise ValueError(f"{name}: each item must have {width} values, got {rows.shape[1]}")
+    if not np.isfinite(rows).all():
+        raise ValueError(f"{name}: non-finite values")
+    return rows
+
+
+def table_from_features(ids: list[str], frames: list[Any], spectrograms: list[Any], dim: int) -> pa.Table:
+    """Precomputed features (a `frames` cell of (t, dim) and a `spectrograms` cell of (s, 130 x 513)
+    per trailer, either may be None) -> store rows the members can score."""
+    rows = []
+    for tid, f, s in zip(ids, frames, spectrograms):
+        spec = _matrix(s, SPEC_SIZE, "spectrograms")
+        rows.append(store.trailer_row(dim, trailer_id=tid, frames=_matrix(f, dim, "frames"),
+                                      spectrograms=spec, has_audio=bool(len(spec))))
+    return store.features_table(rows, dim)

@@ -1,0 +1,90 @@
+"""A trailer file -> its store row, in any process: the decode and split steps the Ray
+pipeline runs as tasks and actors, and `extract`, which runs them here for a few files
+(a served model featurizing the paths it is sent, with no Ray and no store).
+
+Decoding never raises: a file that cannot be read becomes a row with an error stage,
+type and message, which the caller routes to the errors table.
+"""
+from __future__ import annotations
+
+import traceback
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+
+from featurize import lowlevel, store
+from featurize.audio import spectrograms as audio_spectrograms
+from featurize.backbone import FrameEmbedder, feature_dim
+from featurize.config import FeaturizeConfig
+from featurize.video import decode_trailer, keyframe_size
+
+SILENCE = 1e-4          # peak amplitude below which an audio track counts as silent (-80 dBFS)
+
+
+def _audio_features(d, stft_in_actor: bool) -> dict[str, Any]:
+    """Spectrograms and the audio descriptors that read them; with `stft_in_actor` the raw
+    audio goes to the actors instead, which transform it again on their device."""
+    silent = d.audio is None or len(d.audio) == 0 or max(float(d.audio.max()), -float(d.audio.min())) < SILENCE
+    out: dict[str, Any] = {}
+    S = None
+    if not silent:
+        S, padded = audio_spectrograms(d.audio)
+    if not silent and stft_in_actor:
+        out["audio"] = d.audio
+    elif not silent:
+        out.update(spectrograms=store.to_float16(S.reshape(len(S), -1)), audio_padded=padded)
+    desc = lowlevel.audio_descriptors(None if silent else d.audio, S)
+    v = lowlevel.vllf(d.keyframes, d.shot_lengths_s, d.motion)
+    return out | {"has_audio": not silent, "sample_rate": d.sample_rate, "audio_codec": d.audio_codec,
+                  "vllf": v, "av": np.concatenate([v, desc])}
+
+
+def decode_row(row: dict[str, Any], cfg: FeaturizeConfig, stft_in_actor: bool = False,
+               node: str = "") -> dict[str, Any]:
+    """A manifest row -> a store row without `frames` (the keyframe images instead, for the
+    embedder; the raw audio too with `stft_in_actor`), or with the error that stopped it."""
+    size = keyframe_size(cfg)[1]
+    out = store.trailer_row(trailer_id=row["trailer_id"], split=row.get("split", ""),
+                            genres=list(row.get("genres", [])), source_path=row["path"]) | {
+        "decode_node": node, "error_stage": "", "error_type": "", "error_message": "",
+        "keyframes": np.zeros((0, size, size, 3), np.uint8), "audio": np.zeros(0, np.float32)}
+    del out["frames"]                                    # the embedder's output
+    stage = "decode"
+    try:
+        d = decode_trailer(row["path"], cfg)
+        out.update(keyframes=d.keyframes, frame_times=d.frame_times,
+                   shot_starts=np.asarray(d.shot_starts, np.int32), duration_s=d.duration_s,
+                   n_frames=d.n_frames, fps=d.fps, width=d.width, height=d.height, video_codec=d.video_codec)
+        stage = "audio"
+        out.update(_audio_features(d, stft_in_actor))
+    except Exception as e:  # any unreadable input becomes an errors-table row, never a crash
+        out.update(error_stage=stage, error_type=type(e).__name__,
+                   error_message=(str(e) or traceback.format_exc(limit=1)).strip()[:2000])
+    return out
+
+
+def split_batch(batch: dict[str, Any], dim: int) -> tuple[list[dict[str, Any]], list[dict[str, str]]]:
+    """An embedded batch -> (complete store rows, errors-table rows)."""
+    ok, failed = [], []
+    for i in range(len(batch["trailer_id"])):
+        if batch["error_stage"][i]:
+            failed.append({"trailer_id": batch["trailer_id"][i], "path": batch["source_path"][i],
+                           "stage": batch["error_stage"][i], "error_type": batch["error_type"][i],
+                           "message": batch["error_message"][i]})
+        else:
+            ok.append(store.trailer_row(dim, **{k: batch[k][i] for k in store.COLUMNS if k in batch}))
+    return ok, failed
+
+
+def extract(rows: list[dict[str, Any]], cfg: FeaturizeConfig,
+            embedder: FrameEmbedder) -> tuple[pa.Table, list[dict[str, str]]]:
+    """Manifest rows (trailer_id, path) -> (their store rows as a table, errors-table rows),
+    decoded and embedded in this process, exactly as `jobs/featurize.py` would store them."""
+    decoded = [decode_row(r, cfg) for r in rows]
+    batch = {k: [d[k] for d in decoded] for k in decoded[0]} if decoded else {"trailer_id": []}
+    if decoded:
+        batch = embedder(batch)
+    dim = feature_dim(cfg.backbone.name)
+    ok, failed = split_batch(batch, dim) if decoded else ([], [])
+    return store.features_table(ok, dim), failed
