@@ -36,7 +36,7 @@ from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 from tqdm.auto import tqdm
 
 from ctt import metrics as M
-from ctt import serving, tracking
+from ctt import tracking
 from ctt.config import Config, flatten, from_dict, sections_of, to_dict
 from ctt.data import (Collate, FeatureStoreError, ShardCache, StoreInfo, columns_of, describe, draw_seed,
                       dropout_seed, mean_spectrogram, sort_by_id)
@@ -356,7 +356,7 @@ def _evaluate_and_log(model: torch.nn.Module, info: StoreInfo, cfg: Config, run_
         "s_per_epoch": fit_s / max(1, state.epoch + 1)},
         extra={"random_baseline": random_baseline, "model": cfg.model.name})
     trained = member(model, cfg, info.feature_dim, info.settings, run_id)
-    model_uri = serving.log_model(Predictor(run_id, {trained.kind: trained}, 1.0, thresholds))
+    model_uri = tracking.log_servable(Predictor(run_id, {trained.kind: trained}, 1.0, thresholds))
     registered = (tracking.register(model_uri, run_id, cfg.tracking.register_as, cfg.tracking.register_alias,
                                     info.settings, thresholds) if cfg.tracking.register_as else None)
     return {"model_uri": model_uri, "epochs_trained": state.epoch + 1, "best_epoch": state.best_epoch,

@@ -15,7 +15,7 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 
-from ctt import plots, serving, tracking
+from ctt import plots, tracking
 from ctt.distributed import score_dataset
 from ctt.predictor import NotAGenreModel, Predictor
 from ctt.thresholds import predicted_genres
@@ -32,11 +32,11 @@ ROW_COLUMNS = ["trailer_id", "genres", "source_path", "frames", "spectrograms", 
 
 
 def load_predictor(ref: str) -> Predictor:
-    """A model reference -> its predictor, through the run's pyfunc model (`ctt.serving`)."""
+    """A model reference -> its predictor, through the run's pyfunc model (`tracking.load_servable`)."""
     if not Path(ref).is_dir():
         tracking.resolve_model(ref)            # an unknown run or model says so before anything loads
     try:
-        return serving.load(ref)
+        return tracking.load_servable(ref)
     except NotAGenreModel as e:
         raise ModelNotFound(str(e)) from None
 

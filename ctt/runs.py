@@ -10,7 +10,7 @@ from typing import Any
 import numpy as np
 
 from ctt import metrics as M
-from ctt import serving, tracking
+from ctt import tracking
 from ctt.config import Config, flatten, sections_of, to_dict
 from ctt.fusion import Split, align, choose_weight, fuse, weight_grid
 from ctt.predictor import Predictor, fused
@@ -53,7 +53,7 @@ def log_method_run(cfg: Config, job: str, method: str, test: Split, val: Split |
             tracking.log_dict(run_id, model, f"model/{method}.json")
         if servable is not None:
             servable.source, servable.thresholds = run_id, thresholds or servable.thresholds
-            uri = serving.log_model(servable)
+            uri = tracking.log_servable(servable)
             if cfg.tracking.register_as:
                 registered = tracking.register(uri, run_id, cfg.tracking.register_as, cfg.tracking.register_alias,
                                                servable.featurizer, servable.thresholds)
@@ -96,7 +96,7 @@ def run_fusion(visual_run: str, audio_run: str, cfg: Config) -> dict[str, Any]:
     vid, vy, vpv, vpa = splits["val"]
     w, scores = choose_weight(vy, vpv, vpa, weight_grid(cfg.fusion.step))
     tid, ty, tpv, tpa = splits["test"]
-    servable = fused(serving.load(visual_run), serving.load(audio_run), w, {}, f"{visual_run}+{audio_run}")
+    servable = fused(tracking.load_servable(visual_run), tracking.load_servable(audio_run), w, {}, f"{visual_run}+{audio_run}")
     summary = log_method_run(
         cfg, "fuse", "ctt-tn", test=(tid, ty, fuse(tpv, tpa, w)), val=(vid, vy, fuse(vpv, vpa, w)),
         params={"visual_run": visual_run, "audio_run": audio_run, "visual_weight": w,

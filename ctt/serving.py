@@ -1,6 +1,7 @@
-"""The servable model, MLflow's second door: every train and fuse run logs a pyfunc model
-(artifact `model`) that `mlflow.pyfunc.load_model`, `mlflow models serve` and batch
-scoring use as they use any MLflow model, and `jobs/predict.py` loads too.
+"""What the servable model does, without MLflow: every train and fuse run logs a pyfunc model
+(artifact `model`; its MLflow wrapper, signature and logging are in `ctt.tracking`) that
+`mlflow.pyfunc.load_model`, `mlflow models serve` and batch scoring use as they use any
+MLflow model, and `jobs/predict.py` loads too.
 
     model.predict(df)   df: one row per trailer, with a `path` (a video to featurize here,
                         as the training store was) or precomputed `frames` (t x feature_dim)
@@ -15,17 +16,13 @@ the serving process (no Ray), with the backbone weights the featurizer settings 
 from __future__ import annotations
 
 import importlib.metadata
-import tempfile
 from pathlib import Path
 from typing import Any
 
-import mlflow
 import numpy as np
 import pandas as pd
-from mlflow.models import ModelSignature
-from mlflow.types.schema import Array, ColSpec, Schema
 
-from ctt.predictor import NotAGenreModel, Predictor, load_bundle, table_from_features
+from ctt.predictor import Predictor, table_from_features
 from ctt.thresholds import predicted_genres
 from featurize.audio import SPEC_SIZE
 from featurize.backbone import FrameEmbedder
@@ -39,15 +36,7 @@ ARTIFACT = "model"
 SERVING_REQUIREMENTS = ("torch", "torchvision", "numpy", "pandas", "pyarrow", "av", "librosa", "numba", "soxr",
                         "scipy", "scikit-learn", "fsspec", "s3fs", "matplotlib", "pyyaml", "mlflow")
 
-SIGNATURE = ModelSignature(
-    inputs=Schema([ColSpec("string", "trailer_id", required=False), ColSpec("string", "path", required=False),
-                   ColSpec(Array(Array("double")), "frames", required=False),
-                   ColSpec(Array(Array("double")), "spectrograms", required=False)]),
-    outputs=Schema([ColSpec("string", "trailer_id")] + [ColSpec("double", g) for g in GENRES]
-                   + [ColSpec(Array("string"), "genres"), ColSpec("string", "error")]))
-
-
-def _requirements() -> list[str]:
+def requirements() -> list[str]:
     return [f"{d}=={importlib.metadata.version(d)}" for d in SERVING_REQUIREMENTS]
 
 
@@ -55,25 +44,22 @@ def _cells(df: pd.DataFrame, column: str) -> list[Any]:
     return list(df[column]) if column in df else [None] * len(df)
 
 
-class GenreModel(mlflow.pyfunc.PythonModel):
-    """The pyfunc wrapper of a `Predictor` (state: none until `load_context`)."""
+class Served:
+    """A predictor being served: the backbone loads on the first request with paths."""
 
-    def load_context(self, context) -> None:
-        self.predictor = load_bundle(Path(context.artifacts["bundle"]), "pyfunc")
+    def __init__(self, predictor: Predictor):
+        self.predictor = predictor
         self.featurize_cfg = None
         self.embedder = None
 
-    def _featurize(self, ids: list[str], paths: list[str]):
-        if self.embedder is None:       # the backbone loads on the first request with paths
+    def featurize(self, ids: list[str], paths: list[str]):
+        if self.embedder is None:
             self.featurize_cfg = from_settings(self.predictor.featurizer)
             self.embedder = FrameEmbedder(self.featurize_cfg.backbone)
         return extract([{"trailer_id": t, "path": p} for t, p in zip(ids, paths)], self.featurize_cfg, self.embedder)
 
-    def predict(self, context, model_input: pd.DataFrame, params=None) -> pd.DataFrame:
-        return score_frame(self, model_input)
 
-
-def score_frame(model: GenreModel, df: pd.DataFrame) -> pd.DataFrame:
+def score_frame(model: Served, df: pd.DataFrame) -> pd.DataFrame:
     """The pyfunc contract on one DataFrame (rows may mix paths and precomputed features)."""
     df = df.reset_index(drop=True)
     ids = [str(t) if t is not None and t == t else str(i)
@@ -88,7 +74,7 @@ def score_frame(model: GenreModel, df: pd.DataFrame) -> pd.DataFrame:
     tables = []
     with_path = [i for i, p in enumerate(paths) if p]
     if with_path:
-        table, failed = model._featurize([ids[i] for i in with_path], [paths[i] for i in with_path])
+        table, failed = model.featurize([ids[i] for i in with_path], [paths[i] for i in with_path])
         tables.append(table)
         for f in failed:
             errors[by_id[f["trailer_id"]]] = f"{f['stage']}: {f['error_type']}: {f['message']}"
@@ -121,17 +107,6 @@ def input_example(predictor: Predictor) -> pd.DataFrame:
     return pd.DataFrame([row])
 
 
-def log_model(predictor: Predictor) -> str:
-    """Into the active run: the predictor as a pyfunc model (`model`); its models:/ URI."""
-    with tempfile.TemporaryDirectory() as tmp:
-        bundle = predictor.save(Path(tmp) / "bundle")
-        info = mlflow.pyfunc.log_model(
-            name=ARTIFACT, python_model=GenreModel(), artifacts={"bundle": str(bundle)},
-            code_paths=[str(PROJECT_ROOT / "ctt"), str(PROJECT_ROOT / "featurize")],
-            signature=SIGNATURE, input_example=input_example(predictor), pip_requirements=_requirements())
-    return info.model_uri
-
-
 def model_uri(ref: str) -> str:
     """RUN_ID | runs:/RUN_ID[/model] | models:/... | a local pyfunc model folder -> a URI pyfunc loads."""
     if Path(ref).is_dir() or ref.startswith("models:/"):
@@ -139,18 +114,3 @@ def model_uri(ref: str) -> str:
     if ref.startswith("runs:/"):
         return ref if ref.rstrip("/").count("/") >= 2 else f"{ref.rstrip('/')}/{ARTIFACT}"
     return f"runs:/{ref}/{ARTIFACT}"
-
-
-def load(ref: str) -> Predictor:
-    """A model reference -> its predictor, loaded through MLflow's pyfunc loader."""
-    uri = model_uri(ref)
-    try:
-        model = mlflow.pyfunc.load_model(uri)
-    except Exception as e:
-        raise NotAGenreModel(f"no CTT-MMC pyfunc model at {uri} ({type(e).__name__}: {str(e)[:300]}); "
-                             "baselines log no model") from e
-    python_model = model.unwrap_python_model()
-    if not isinstance(python_model, GenreModel):
-        raise NotAGenreModel(f"{uri} is an MLflow model but not a CTT-MMC genre model")
-    python_model.predictor.source = ref
-    return python_model.predictor

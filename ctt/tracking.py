@@ -28,8 +28,11 @@ from mlflow.data.dataset_source_registry import resolve_dataset_source
 from mlflow.data.meta_dataset import MetaDataset
 from mlflow.data.sources import LocalArtifactDatasetSource
 from mlflow.entities import Metric, Param
+from mlflow.models import ModelSignature
+from mlflow.types.schema import Array, ColSpec, Schema
 
-from ctt import plots
+from ctt import plots, serving
+from ctt.predictor import NotAGenreModel, Predictor, load_bundle
 from ctt.thresholds import best_f1_thresholds
 from featurize.genres import GENRES, multi_hot, parse_genres
 
@@ -300,6 +303,55 @@ def log_evaluation(run_id: str, split: str, trailer_ids: list[str], y_true: np.n
     fig = plots.pr_figure({"this run": (y_true, probs)}, f"{split} precision-recall")
     _client().log_figure(run_id, fig, f"plots/{split}_pr_curves.png")
     plots.plt.close(fig)
+
+
+SIGNATURE = ModelSignature(
+    inputs=Schema([ColSpec("string", "trailer_id", required=False), ColSpec("string", "path", required=False),
+                   ColSpec(Array(Array("double")), "frames", required=False),
+                   ColSpec(Array(Array("double")), "spectrograms", required=False)]),
+    outputs=Schema([ColSpec("string", "trailer_id")] + [ColSpec("double", g) for g in GENRES]
+                   + [ColSpec(Array("string"), "genres"), ColSpec("string", "error")]))
+
+
+class GenreModel(mlflow.pyfunc.PythonModel):
+    """The pyfunc wrapper of a `ctt.serving.Served` predictor (no state until `load_context`)."""
+
+    def load_context(self, context) -> None:
+        self.served = serving.Served(load_bundle(Path(context.artifacts["bundle"]), "pyfunc"))
+
+    @property
+    def predictor(self) -> Predictor:
+        return self.served.predictor
+
+    def predict(self, context, model_input: pd.DataFrame, params=None) -> pd.DataFrame:
+        return serving.score_frame(self.served, model_input)
+
+
+def log_servable(predictor: Predictor) -> str:
+    """Into the active run: the predictor as a pyfunc model (`model`); its models:/ URI."""
+    with tempfile.TemporaryDirectory() as tmp:
+        bundle = predictor.save(Path(tmp) / "bundle")
+        info = mlflow.pyfunc.log_model(
+            name=serving.ARTIFACT, python_model=GenreModel(), artifacts={"bundle": str(bundle)},
+            code_paths=[str(PROJECT_ROOT / "ctt"), str(PROJECT_ROOT / "featurize")],
+            signature=SIGNATURE, input_example=serving.input_example(predictor),
+            pip_requirements=serving.requirements())
+    return info.model_uri
+
+
+def load_servable(ref: str) -> Predictor:
+    """A model reference -> its predictor, loaded through MLflow's pyfunc loader."""
+    uri = serving.model_uri(ref)
+    try:
+        model = mlflow.pyfunc.load_model(uri)
+    except Exception as e:
+        raise NotAGenreModel(f"no CTT-MMC pyfunc model at {uri} ({type(e).__name__}: {str(e)[:300]}); "
+                             "baselines log no model") from e
+    python_model = model.unwrap_python_model()
+    if not isinstance(python_model, GenreModel):
+        raise NotAGenreModel(f"{uri} is an MLflow model but not a CTT-MMC genre model")
+    python_model.predictor.source = ref
+    return python_model.predictor
 
 
 def register(model_uri: str, run_id: str, name: str, alias: str, featurizer: dict, thresholds: dict) -> dict:

@@ -44,7 +44,7 @@ def test_a_trailer_scores_the_same_alone_and_in_any_batch():
 
 
 def test_bundle_round_trip_and_pyfunc_contract(tmp_path):
-    from ctt.serving import GenreModel, score_frame
+    from ctt.serving import Served, score_frame
     p = _predictor()
     q = load_bundle(p.save(tmp_path / "bundle"))
     assert q.visual_weight == 0.7 and q.thresholds == p.thresholds and set(q.members) == {"visual", "audio"}
@@ -52,8 +52,7 @@ def test_bundle_round_trip_and_pyfunc_contract(tmp_path):
     frames, specs = _features(4, np.random.default_rng(1))
     table = table_from_features(list("abcd"), frames, specs, DIM)
     np.testing.assert_allclose(q.probabilities(table), p.probabilities(table), atol=1e-6)
-    gm = GenreModel()
-    gm.predictor = q
+    gm = Served(q)
     out = score_frame(gm, pd.DataFrame({"trailer_id": list("abcd"), "frames": [f.tolist() for f in frames],
                                         "spectrograms": specs}))
     visual = p.members["visual"].scorer.where_readable(table)
@@ -74,18 +73,19 @@ def test_logged_model_loads_through_pyfunc(tmp_path, monkeypatch):
     import mlflow
 
     from ctt import serving, tracking
+    from ctt.predictor import NotAGenreModel
     monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{tmp_path / 'mlflow.db'}")
     p = _predictor(("visual",))
     tracking.connect("serving-unit")
     with mlflow.start_run() as run:
-        uri = serving.log_model(p)
+        uri = tracking.log_servable(p)
     for ref in (run.info.run_id, f"runs:/{run.info.run_id}", uri):
         assert serving.model_uri(ref).endswith("/model") or ref == uri
-        q = serving.load(ref)
+        q = tracking.load_servable(ref)
         assert q.members["visual"].run_id == "run-visual" and q.source == ref
     frames, _ = _features(3, np.random.default_rng(2))
     out = mlflow.pyfunc.load_model(uri).predict(pd.DataFrame({"frames": [f.tolist() for f in frames]}))
     ref = p.probabilities(table_from_features(["0", "1", "2"], frames, [None] * 3, DIM))
     np.testing.assert_allclose(out[list(GENRES)].to_numpy(), ref, atol=1e-6)
-    with pytest.raises(serving.NotAGenreModel):
-        serving.load(str(tmp_path))
+    with pytest.raises(NotAGenreModel):
+        tracking.load_servable(str(tmp_path))
