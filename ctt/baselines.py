@@ -33,7 +33,7 @@ def load_split(store_path: str, split: str, column: str | None) -> tuple[list[st
     ids = t.column("trailer_id").to_pylist()
     y = multi_hot(t.column("genres").to_pylist())
     X = np.array(t.column(column).to_pylist(), np.float64) if column else np.zeros((len(ids), 0))
-    return ids, X, y
+    return ids, np.nan_to_num(X, nan=0.0, posinf=0.0, neginf=0.0), y     # a store by another tool may hold NaN
 
 
 def _grid_point(data, params: dict[str, Any], seed: int, max_iter: int) -> np.ndarray:

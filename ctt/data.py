@@ -80,21 +80,29 @@ def sort_by_id(table: pa.Table) -> pa.Table:
     return table.take(pc.sort_indices(table, sort_keys=[("trailer_id", "ascending")]))
 
 
-def flat_sequences(column: pa.ChunkedArray | pa.Array) -> tuple[np.ndarray, np.ndarray]:
-    """A list<fixed_size_list<d>> column -> ((sum of lengths, d) values, lengths)."""
+def flat_sequences(column: pa.ChunkedArray | pa.Array, finite: bool = True) -> tuple[np.ndarray, np.ndarray]:
+    """A list<fixed_size_list<d>> column -> ((sum of lengths, d) values, lengths).
+
+    With `finite`, a NaN or inf (only a store written by another tool can hold one) reads
+    as 0, so no model input is ever non-finite."""
     col = column.combine_chunks() if isinstance(column, pa.ChunkedArray) else column
     offsets = col.offsets.to_numpy()
     values = col.values.slice(offsets[0], offsets[-1] - offsets[0])   # the rows' items only
     dim = values.type.list_size
     flat = values.flatten().to_numpy(zero_copy_only=False).reshape(-1, dim)
+    if finite and not np.isfinite(flat).all():
+        flat = np.nan_to_num(flat, nan=0.0, posinf=0.0, neginf=0.0)
     return flat, np.diff(offsets)
 
 
 def mean_spectrogram(store_path: str, split: str = "train") -> np.ndarray:
-    """The split's mean spectrogram (130 x 513) over every window, read in batches (paper 3.3)."""
+    """The split's mean spectrogram (130 x 513) over every window, read in batches (paper 3.3);
+    a window with a non-finite value is left out of the mean."""
     total, count = np.zeros(SPEC_SIZE, np.float64), 0
     for t in store.iter_batches(store_path, ["spectrograms"], store.split_filter(split, "spectrograms"), 16):
-        flat, _ = flat_sequences(t.column("spectrograms"))
+        flat, _ = flat_sequences(t.column("spectrograms"), finite=False)
+        keep = np.isfinite(flat).all(1)
+        flat = flat if keep.all() else flat[keep]
         total += flat.astype(np.float64).sum(0)
         count += len(flat)
     return (total / max(count, 1)).astype(np.float32).reshape(FRAMES, BINS)

@@ -55,7 +55,9 @@ def decode_row(row: dict[str, Any], cfg: FeaturizeConfig, stft_in_actor: bool = 
         d = decode_trailer(row["path"], cfg)
         out.update(keyframes=d.keyframes, frame_times=d.frame_times,
                    shot_starts=np.asarray(d.shot_starts, np.int32), duration_s=d.duration_s,
-                   n_frames=d.n_frames, fps=d.fps, width=d.width, height=d.height, video_codec=d.video_codec)
+                   n_frames=d.n_frames, fps=d.fps, width=d.width, height=d.height, video_codec=d.video_codec,
+                   video_stream=d.video_stream, audio_stream=d.audio_stream, decode_errors=d.decode_errors,
+                   frames_lost=d.frames_lost, audio_repaired=d.audio_repaired)
         stage = "audio"
         out.update(_audio_features(d, stft_in_actor))
     except Exception as e:  # any unreadable input becomes an errors-table row, never a crash
@@ -65,15 +67,26 @@ def decode_row(row: dict[str, Any], cfg: FeaturizeConfig, stft_in_actor: bool = 
 
 
 def split_batch(batch: dict[str, Any], dim: int) -> tuple[list[dict[str, Any]], list[dict[str, str]]]:
-    """An embedded batch -> (complete store rows, errors-table rows)."""
+    """An embedded batch -> (complete store rows, errors-table rows). A row holding a NaN or
+    an inf anywhere (a backbone gone wrong, say) fails at stage "store": no store keeps one.
+    The batch's error columns are updated to match, for the caller's summary."""
     ok, failed = [], []
+    for k in ("error_stage", "error_type", "error_message"):
+        batch[k] = list(batch[k])
     for i in range(len(batch["trailer_id"])):
+        row = None
+        if not batch["error_stage"][i]:
+            row = store.trailer_row(dim, **{k: batch[k][i] for k in store.COLUMNS if k in batch})
+            bad = store.nonfinite_columns(row)
+            if bad:
+                batch["error_stage"][i], batch["error_type"][i] = "store", store.NonFiniteValue.__name__
+                batch["error_message"][i] = f"non-finite values in {', '.join(bad)}"
         if batch["error_stage"][i]:
             failed.append({"trailer_id": batch["trailer_id"][i], "path": batch["source_path"][i],
                            "stage": batch["error_stage"][i], "error_type": batch["error_type"][i],
                            "message": batch["error_message"][i]})
         else:
-            ok.append(store.trailer_row(dim, **{k: batch[k][i] for k in store.COLUMNS if k in batch}))
+            ok.append(row)
     return ok, failed
 
 

@@ -106,11 +106,12 @@ def _check(tid: str, arr: Any, labels: dict | None, dim: int) -> tuple[np.ndarra
 
 def _row(tid: str, frames: np.ndarray, labels: dict, source: str) -> dict[str, Any]:
     """A release entry as a store row: keyframe features and labels only; times, shots and
-    the source's geometry are unknown (NaN / -1), and there is no audio."""
+    the source's geometry are unknown (-1 for times and shots, 0 for duration and rate: a
+    store holds no NaN), and there is no audio."""
     t = len(frames)
     return store.trailer_row(frames.shape[1], trailer_id=tid, split=labels["split"], genres=labels["genres"],
-                             frames=frames, frame_times=np.full(t, np.nan, np.float32),
-                             shot_starts=np.full(t, -1, np.int32), duration_s=float("nan"), fps=float("nan"),
+                             frames=frames, frame_times=np.full(t, -1.0, np.float32),
+                             shot_starts=np.full(t, -1, np.int32), duration_s=0.0, fps=0.0,
                              source_path=source)
 
 

@@ -27,7 +27,7 @@ import torch
 
 from featurize.audio import SPEC_SIZE
 
-FEATURIZER_VERSION = "1"
+FEATURIZER_VERSION = "2"          # 2: stream choice, display geometry, one timeline, damage counts
 ERRORS_DIR = "_errors"
 TMP_DIR = "_tmp"
 SETTINGS_FILE = "_featurizer.json"
@@ -56,6 +56,9 @@ def _columns(dim: int) -> list[tuple[str, pa.DataType, Any]]:
         ("width", pa.int32(), 0),
         ("height", pa.int32(), 0),
         ("video_codec", pa.string(), ""),
+        ("video_stream", pa.int32(), 0),                             # index of the stream decoded
+        ("decode_errors", pa.int32(), 0),                            # packets skipped as undecodable
+        ("frames_lost", pa.int32(), 0),                              # video packets that gave no frame
         ("spectrograms", pa.list_(pa.list_(pa.float16(), SPEC_SIZE)),        # (s, 130 * 513) magnitudes
          np.zeros((0, SPEC_SIZE), np.float16)),
         ("num_windows", pa.int32(), 0),                              # len(spectrograms), set by features_table
@@ -63,6 +66,8 @@ def _columns(dim: int) -> list[tuple[str, pa.DataType, Any]]:
         ("audio_padded", pa.bool_(), False),                         # True: shorter than one window, zero-padded
         ("sample_rate", pa.int32(), 0),                              # of the source audio stream
         ("audio_codec", pa.string(), ""),
+        ("audio_stream", pa.int32(), -1),                            # -1: none
+        ("audio_repaired", pa.int32(), 0),                           # non-finite samples replaced by silence
         ("vllf", pa.list_(pa.float32()), np.zeros(0, np.float32)),   # names in _featurizer.json
         ("av", pa.list_(pa.float32()), np.zeros(0, np.float32)),
         ("source_path", pa.string(), ""),
@@ -74,8 +79,21 @@ _DERIVED = {"num_keyframes": "frames", "num_windows": "spectrograms"}   # counte
 FILTER_COLUMNS = ["split", "has_audio", "num_windows"]                  # what `split_filter` reads
 
 
+FLOAT_COLUMNS = ("frames", "frame_times", "duration_s", "fps", "spectrograms", "vllf", "av")
+
+
 class StoreMismatch(ValueError):
     pass
+
+
+class NonFiniteValue(ValueError):
+    """A row holding NaN or inf: no store ever keeps one."""
+
+
+def nonfinite_columns(row: dict[str, Any]) -> list[str]:
+    """The float columns of a store row that hold a NaN or an inf (none: the row may be stored)."""
+    return [name for name in FLOAT_COLUMNS if name in row
+            and not np.isfinite(np.asarray(row[name], dtype=None if isinstance(row[name], np.ndarray) else float)).all()]
 
 
 def store_schema(dim: int) -> pa.Schema:
@@ -127,7 +145,11 @@ def _flat_list_of_vectors(seqs: list[np.ndarray], dim: int, dtype: pa.DataType) 
 
 def features_table(rows: list[dict[str, Any]], dim: int) -> pa.Table:
     """Rows of plain Python/NumPy values (as `trailer_row` makes them) -> a table with
-    exactly `store_schema(dim)`."""
+    exactly `store_schema(dim)`. A row with a non-finite value is refused (NonFiniteValue):
+    writers route such rows to the errors table first (`nonfinite_columns`)."""
+    bad = {str(r.get("trailer_id")): cols for r in rows if (cols := nonfinite_columns(r))}
+    if bad:
+        raise NonFiniteValue(f"non-finite values in {bad}")
     cols: dict[str, Any] = {}
     for name, typ, _ in _columns(dim):
         if name in _DERIVED:
@@ -218,6 +240,10 @@ def claim(store: str, settings: dict) -> None:
     """Record the settings of a new store, or refuse to add to a store made differently."""
     current = settings_of(store)
     if current is not None:
+        if current.get("version") != FEATURIZER_VERSION:
+            raise StoreMismatch(
+                f"{store} was made by featurizer version {current.get('version')} (this is "
+                f"{FEATURIZER_VERSION}); write to a new store")
         if current.get("settings") != settings:
             diff = sorted(k for k in set(current.get("settings", {})) | set(settings)
                           if current.get("settings", {}).get(k) != settings.get(k))

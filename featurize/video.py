@@ -18,6 +18,7 @@ import fsspec
 import numba
 import numpy as np
 import soxr
+from av.stream import Disposition
 from av.video.reformatter import VideoReformatter
 
 from featurize.config import FeaturizeConfig
@@ -46,6 +47,11 @@ class DecodedTrailer:
     audio: np.ndarray | None = None       # mono float32 at 44.1 kHz; None: no audio stream
     audio_codec: str = ""
     sample_rate: int = 0                  # of the source audio stream
+    video_stream: int = 0                 # index of the stream decoded
+    audio_stream: int = -1                # -1: no audio stream
+    decode_errors: int = 0                # packets skipped as undecodable (video and audio)
+    frames_lost: int = 0                  # video packets that gave no frame
+    audio_repaired: int = 0               # non-finite audio samples replaced by silence
 
 
 @contextlib.contextmanager
@@ -73,16 +79,39 @@ def subsample(n: int, cap: int) -> np.ndarray:
     return np.unique(np.round(np.linspace(0, n - 1, cap)).astype(int))
 
 
-def keyframe_array(frame: av.VideoFrame, size: int, short: int) -> np.ndarray:
-    """Short side to `short` (scaled by FFmpeg, area averaging), then a centre crop size x size."""
-    w, h = frame.width, frame.height
+def display_size(width: int, height: int, sar: float = 1.0, rotation: int = 0) -> tuple[int, int]:
+    """(width, height) as a player shows the picture: non-square pixels stretched to the
+    sample aspect ratio, then turned by the display matrix (a multiple of 90 degrees)."""
+    w = max(1, int(round(width * sar))) if sar and sar > 0 else width
+    return (height, w) if rotation % 180 else (w, height)
+
+
+def quarter_turns(rotation: float) -> int:
+    """The display matrix's angle (degrees counter-clockwise, as FFmpeg reports it) as the
+    number of counter-clockwise quarter turns np.rot90 makes; other angles are rare and
+    rounded to the nearest quarter."""
+    return int(round((rotation or 0) / 90.0)) % 4
+
+
+def keyframe_array(frame: av.VideoFrame, size: int, short: int, sar: float = 1.0,
+                   rotation: int | None = None) -> np.ndarray:
+    """Short side to `short` at the display aspect (scaled by FFmpeg, area averaging),
+    turned upright by the display matrix, then a centre crop size x size.
+
+    `sar`: the stream's sample aspect ratio (anamorphic sources have wide pixels);
+    `rotation`: the display matrix angle, read from the frame when not given."""
+    turns = quarter_turns(frame.rotation if rotation is None else rotation)
+    w, h = display_size(frame.width, frame.height, sar)
     scale = short / min(w, h)
     nw, nh = max(size, int(round(w * scale))), max(size, int(round(h * scale)))
     # Planar RGB out of swscale: the pixels of packed rgb24 (to one level of rounding) at about
     # half the cost (swscale's packed-RGB output path is slower); PyAV stacks the planes into
     # (h, w, 3) RGB.
     img = frame.reformat(format="gbrp", width=nw, height=nh, interpolation="AREA").to_ndarray()
-    top, left = (nh - size) // 2, (nw - size) // 2
+    if turns:
+        img = np.rot90(img, turns)
+    ih, iw = img.shape[:2]
+    top, left = (ih - size) // 2, (iw - size) // 2
     return np.ascontiguousarray(img[top:top + size, left:left + size])
 
 
@@ -233,6 +262,52 @@ def _channels(frame: av.AudioFrame) -> np.ndarray:
     return ((a.astype(np.float32) - offset) / scale) if scale != 1.0 else a.astype(np.float32)
 
 
+MAX_GAP_S = 5.0         # a forward jump in timestamps longer than this is a discontinuity, not a pause
+AUDIO_GAP_S = 0.05      # audio that resumes later than this after the last samples gets silence between
+PEAK = 1.0              # audio samples are clipped to [-PEAK, PEAK]: full scale
+
+
+class Timeline:
+    """Raw presentation times -> one increasing timeline that starts at 0 with the stream's
+    first item. A timestamp that goes back (joined segments, a clock reset) or leaps ahead
+    by more than `max_gap` is a discontinuity: the item is placed right after the previous
+    one and later items keep the new offset. Items without a timestamp follow the last."""
+
+    def __init__(self, max_gap: float = MAX_GAP_S):
+        self.max_gap = max_gap
+        self.first: float | None = None       # raw time of the first item
+        self.end = 0.0                        # where the next item is due
+        self._shift = 0.0
+        self.discontinuities = 0
+
+    def place(self, raw: float | None, duration: float) -> float:
+        if raw is None or not math.isfinite(raw):
+            t = self.end
+        elif self.first is None:                  # the first timestamp: items before it had none
+            self.first, self._shift, t = raw - self.end, self.end - raw, self.end
+        else:
+            t = raw + self._shift
+            if t < self.end - max(duration, 1e-6) / 2 or t > self.end + self.max_gap:
+                self._shift += self.end - t
+                self.discontinuities += 1
+                t = self.end
+        self.end = max(self.end, t + duration)
+        return t
+
+
+def clean_audio(y: np.ndarray) -> int:
+    """Replace non-finite samples by silence and clip to full scale, in place, before any
+    transform sees them (a resampler would smear one NaN over its whole filter length, and
+    full scale keeps every spectrogram magnitude finite in float16). -> samples replaced."""
+    bad = 0
+    if not np.isfinite(y).all():
+        mask = ~np.isfinite(y)
+        bad = int(mask.sum())
+        y[mask] = 0.0
+    np.clip(y, -PEAK, PEAK, out=y)
+    return bad
+
+
 class AudioTrack:
     """The audio stream gathered as it is demuxed: mono and stereo frames are mixed straight
     from the decoder's buffers, and the whole track is resampled to 44.1 kHz once, at the end
@@ -240,11 +315,20 @@ class AudioTrack:
 
     The mix is FFmpeg's (what `av.AudioResampler` gives): stereo is (L + R) / sqrt(2), and
     other layouts (5.1...) go through its rematrixing. A sample rate change mid-stream starts
-    a new run, resampled on its own."""
+    a new run, resampled on its own. Frames are placed on their own `Timeline`: where the
+    container has no audio for a while, silence fills the gap; `first` is the raw time of
+    the first sample, for placing the track on the video's timeline."""
 
     def __init__(self) -> None:
         self._runs: list[tuple[int, list[np.ndarray]]] = []
         self._rematrix: av.AudioResampler | None = None
+        self.timeline = Timeline()
+        self._written = 0.0                   # seconds of samples gathered so far
+        self.repaired = 0                     # non-finite samples replaced by silence
+
+    @property
+    def first(self) -> float | None:
+        return self.timeline.first
 
     def _mono(self, frame: av.AudioFrame) -> np.ndarray:
         x = _channels(frame) if frame.layout.nb_channels <= 2 else None
@@ -256,76 +340,166 @@ class AudioTrack:
                                   or [np.zeros(0, np.float32)])
         return x[0] if len(x) == 1 else (x[0] + x[1]) * np.float32(np.sqrt(0.5))
 
-    def push(self, frame: av.AudioFrame) -> None:
+    def push(self, frame: av.AudioFrame, time: float | None = None) -> None:
+        """Add a decoded frame; `time`: its presentation time in seconds (None: unknown)."""
         if not frame.samples:
             return
         rate = int(frame.sample_rate)
         if not self._runs or self._runs[-1][0] != rate:
             self._runs.append((rate, []))
             self._rematrix = None
-        self._runs[-1][1].append(self._mono(frame))
+        blocks = self._runs[-1][1]
+        t = self.timeline.place(time, frame.samples / rate)
+        if t > self._written + AUDIO_GAP_S:                        # the container has no audio here
+            gap = np.zeros(int(round((t - self._written) * rate)), np.float32)
+            blocks.append(gap)
+            self._written += len(gap) / rate
+        y = self._mono(frame)
+        blocks.append(y)
+        self._written += len(y) / rate
 
-    def finish(self) -> np.ndarray | None:
-        """Mono float32 at 44.1 kHz, or None when no audio frame was decoded."""
+    def finish(self, lead: float = 0.0) -> np.ndarray | None:
+        """Mono float32 at 44.1 kHz, finite and within full scale, or None when no audio frame
+        was decoded. `lead`: seconds from the video's first frame to the audio's first sample
+        (silence is put before a late track, a track that starts early is cut)."""
         parts = []
         for rate, blocks in self._runs:
             y = np.concatenate(blocks)
+            self.repaired += clean_audio(y)
             parts.append(y if rate == SAMPLE_RATE else soxr.resample(y, rate, SAMPLE_RATE, quality="HQ"))
         self._runs = []
         if not parts:
             return None
-        return (parts[0] if len(parts) == 1 else np.concatenate(parts)).astype(np.float32, copy=False)
+        y = (parts[0] if len(parts) == 1 else np.concatenate(parts)).astype(np.float32, copy=False)
+        shift = int(round(lead * SAMPLE_RATE))
+        if shift > 0:
+            y = np.concatenate([np.zeros(shift, np.float32), y])
+        elif shift < 0:
+            y = y[-shift:]
+        np.clip(y, -PEAK, PEAK, out=y)                                  # the resampler's overshoot
+        return y
+
+
+def seconds(frame: av.frame.Frame, time_base) -> float | None:
+    """A decoded frame's presentation time in seconds, from its stream's time base (frames
+    drained from a decoder at the end of a file carry no time base of their own)."""
+    return None if frame.pts is None or time_base is None else float(frame.pts * time_base)
+
+
+def _is(stream, flag: Disposition) -> bool:
+    return bool(int(stream.disposition) & int(flag))
+
+
+def choose_stream(streams, best):
+    """The stream a player would show: never an attached picture (cover art, thumbnails);
+    among the rest, one marked default, FFmpeg's own best choice (`av_find_best_stream`:
+    most decoded frames, then bit rate) first. None when no stream is left."""
+    usable = [s for s in streams if not _is(s, Disposition.attached_pic)]
+    pool = [s for s in usable if _is(s, Disposition.default)] or usable
+    if not pool:
+        return None
+    return best if best is not None and any(s.index == best.index for s in pool) else pool[0]
+
+
+@dataclass
+class Damage:
+    """What decoding through damage skipped."""
+    errors: int = 0               # packets the decoders refused, and a demuxer that gave up
+    video_packets: int = 0
+    message: str = ""             # the first error, for a file where nothing is left
+
+    def note(self, e: Exception) -> None:
+        self.errors += 1
+        self.message = self.message or f"{type(e).__name__}: {e}"
+
+
+def _packets(container, streams, damage: Damage):
+    """Demuxed packets of `streams`, then one empty packet per stream to drain its decoder.
+    A demuxer error ends the file where it stands: what came before is kept."""
+    try:
+        for packet in container.demux(*streams):
+            if packet.size:
+                yield packet
+    except av.error.FFmpegError as e:
+        damage.note(e)
+    for s in streams:
+        yield s, None
 
 
 def decode_trailer(path: str, cfg: FeaturizeConfig, audio: bool = True) -> DecodedTrailer:
     """One pass over the file: video frames feed the shot tracker (and motion meter), audio
-    is resampled to 44.1 kHz mono. Any decode error propagates: the caller records it."""
+    is resampled to 44.1 kHz mono. Packets are decoded one by one, and those a decoder
+    refuses are skipped and counted, so damage costs the frames it hits, not the trailer;
+    the file fails (DecodeError, or the error that opened it) only when no frame decodes."""
     sc = cfg.shots
     short, size = keyframe_size(cfg)
     bins = (sc.hue_bins, sc.sat_bins, sc.val_bins)
-    tracker = ShotTracker(smooth=sc.smooth, radius=sc.radius, threshold=sc.threshold,
-                          max_candidates=sc.max_candidates,
-                          keep=lambda frame: keyframe_array(frame, size, short))   # full frames are not held
     motion = MotionMeter()
+    damage = Damage()
     with open_media(path) as container:
-        if not container.streams.video:
-            raise DecodeError("no video stream" + (" (audio only)" if container.streams.audio else ""))
-        stream = container.streams.video[0]
+        stream = choose_stream(container.streams.video, container.streams.best("video"))
+        if stream is None:
+            what = "only an attached picture" if container.streams.video else "no video stream"
+            raise DecodeError(what + (" (audio only)" if container.streams.audio else ""))
         stream.thread_type = "AUTO"
         stream.codec_context.thread_count = cfg.decode_threads or math.ceil(cfg.decode_cpus)
         rate = stream.average_rate or stream.guessed_rate
-        fps = float(rate) if rate else 0.0
+        fps = float(rate) if rate and float(rate) < 1000 else 0.0
         width, height = stream.codec_context.width, stream.codec_context.height
         if not width or not height:
             raise DecodeError("video stream has no frame size")
-        astream = container.streams.audio[0] if audio and container.streams.audio else None
+        ratio = stream.codec_context.sample_aspect_ratio
+        sar = float(ratio) if ratio and float(ratio) > 0 else 1.0
+        tracker = ShotTracker(smooth=sc.smooth, radius=sc.radius, threshold=sc.threshold,
+                              max_candidates=sc.max_candidates,
+                              keep=lambda frame: keyframe_array(frame, size, short, sar))  # full frames are not held
+        astream = choose_stream(container.streams.audio, container.streams.best("audio")) if audio else None
         track = AudioTrack()
         batcher = FrameBatcher(PlaneSampler(sc.thumb_height), tracker, motion, bins)
-        n, last_time = 0, 0.0
-        for frame in container.decode(*[s for s in (stream, astream) if s is not None]):
-            if isinstance(frame, av.AudioFrame):
-                track.push(frame)
+        frame_dur = 1.0 / fps if fps else 1.0 / 25
+        timeline = Timeline()
+        vtb, atb = stream.time_base, astream.time_base if astream else None
+        n, rotation = 0, 0
+        for packet in _packets(container, [s for s in (stream, astream) if s is not None], damage):
+            if isinstance(packet, tuple):                          # end of file: drain that decoder
+                s, packet = packet
+            else:
+                s = packet.stream
+                damage.video_packets += s is stream
+            try:
+                frames = s.codec_context.decode(packet)
+            except av.error.FFmpegError as e:
+                damage.note(e)
                 continue
-            t = frame.time if frame.time is not None else (n / fps if fps else float(n))
-            batcher.push(frame, float(t))
-            n, last_time = n + 1, float(t)
+            for frame in frames:
+                if s is not stream:
+                    track.push(frame, seconds(frame, atb))
+                    continue
+                if n == 0:
+                    rotation = int(frame.rotation or 0)
+                batcher.push(frame, timeline.place(seconds(frame, vtb), frame_dur))
+                n += 1
         batcher.flush()
         codec = stream.codec_context.name
         acodec = astream.codec_context.name if astream else ""
         src_rate = int(astream.codec_context.sample_rate or 0) if astream else 0
+        indices = stream.index, astream.index if astream else -1
     if n == 0:
-        raise DecodeError("no decodable video frames")
+        raise DecodeError("no decodable video frames" + (f" ({damage.message})" if damage.message else ""))
     kfs = tracker.finish()
     kfs = [kfs[i] for i in subsample(len(kfs), cfg.max_keyframes)]
     keyframes = np.stack([k.payload for k in kfs])
-    frame_dur = 1.0 / fps if fps else 0.0
-    duration = last_time + frame_dur
-    y = track.finish()
+    lead = (track.first - timeline.first) if track.first is not None and timeline.first is not None else 0.0
+    y = track.finish(lead=max(-MAX_GAP_S, min(lead, timeline.end)))
+    w, h = display_size(int(width), int(height), sar, quarter_turns(rotation))
     return DecodedTrailer(
         keyframes=keyframes,
         frame_times=np.array([k.time for k in kfs], np.float32),
         shot_starts=[k.shot[0] for k in kfs],
-        n_frames=n, duration_s=duration, fps=fps, width=int(width), height=int(height), video_codec=codec,
+        n_frames=n, duration_s=timeline.end, fps=fps, width=w, height=h, video_codec=codec,
         shot_lengths_s=np.array([(k.shot[1] - k.shot[0]) * frame_dur for k in kfs], np.float32),
         motion=motion.value, audio=y, audio_codec=acodec, sample_rate=src_rate,
+        video_stream=indices[0], audio_stream=indices[1],
+        decode_errors=damage.errors, frames_lost=max(0, damage.video_packets - n),
+        audio_repaired=track.repaired,
     )

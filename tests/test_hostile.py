@@ -10,9 +10,11 @@ from pathlib import Path
 import av
 import numpy as np
 import pandas as pd
+import pyarrow as pa
 import pyarrow.dataset as pads
 import pytest
 
+from tests import media
 from tests.conftest import TINY
 from tests.test_featurize_audio import _write
 
@@ -62,9 +64,19 @@ def hostile(tmp_path_factory):
                 out.mux(p)
         for p in s.encode():
             out.mux(p)
+    media.write_clip(d / "damaged.mp4", 6.0)
+    media.damage(d / "damaged.mp4", at=0.5, nbytes=4000)
+    media.write_cover_art_first(d / "cover_art.mp4", 3.0)
+    media.write_float_pcm(d / "float_nan.mkv", 4.0)
+    media.write_clip(d / "rotated.mp4", 3.0)
+    media.rotate_mp4(d / "rotated.mp4", 90)
+    media.write_clip(d / "late_clock.mp4", 3.0, rate=25, video_start=0.52)
+    media.write_joined_ts(d / "joined.ts", 4.0)
+    media.write_clip(d / "late_audio.mp4", 4.0, audio_start=1.0)
     expect = {
         "good": "store", "zero": "errors", "truncated": "errors", "text": "errors",
-        "corrupt_middle": "either", "no_audio": "store", "audio_only": "errors", "one_frame": "store",
+        "corrupt_middle": "store", "damaged": "store", "cover_art": "store", "float_nan": "store",
+        "rotated": "store", "late_clock": "store", "joined": "store", "late_audio": "store", "no_audio": "store", "audio_only": "errors", "one_frame": "store",
         "half_second": "store", "tiny": "store", "my trailer – été": "store", "vp9": "store", "missing": "errors",
     }
     files = {p.stem: p.name for p in d.iterdir()} | {"missing": "does/not/exist.mp4"}
@@ -103,6 +115,21 @@ def test_every_row_ends_in_exactly_one_table(hostile, ray_head, tmp_path):
     assert r.loc["half_second", "has_audio"] and r.loc["half_second", "audio_padded"]
     assert r.loc["half_second", "num_windows"] == 1 and r.loc["good", "num_windows"] == 1
     assert r.loc["one_frame", "num_keyframes"] == 1 and r.loc["tiny", "width"] == 16
+    assert r.loc["damaged", "decode_errors"] > 0 and r.loc["damaged", "n_frames"] >= 0.9 * 72
+    assert r.loc["corrupt_middle", "decode_errors"] > 0 and r.loc["good", "decode_errors"] == 0
+    assert (r.loc["cover_art", "video_stream"], r.loc["cover_art", "audio_stream"]) == (1, 3)
+    assert r.loc["float_nan", "audio_repaired"] > 0 and r.loc["float_nan", "has_audio"]
+    assert (r.loc["rotated", "width"], r.loc["rotated", "height"]) == (48, 64)
+    for tid, seconds in (("late_clock", 3.0), ("joined", 8.0), ("late_audio", 4.0), ("good", 4.0)):
+        assert r.loc[tid, "duration_s"] == pytest.approx(seconds, abs=0.1), tid
+        assert np.all(np.diff(r.loc[tid, "frame_times"]) > 0), tid
+    table = pads.dataset(str(out)).to_table()
+    for name in table.column_names:                                  # no column holds a NaN or an inf
+        col = table.column(name).combine_chunks()
+        while pa.types.is_list(col.type) or pa.types.is_fixed_size_list(col.type):
+            col = col.flatten()
+        if pa.types.is_floating(col.type):
+            assert np.isfinite(col.to_numpy(zero_copy_only=False)).all(), name
     print("\nhostile-input outcomes:\n" + "\n".join(
         f"  {tid:<18} {'store' if tid in ids_done else 'errors: ' + e.loc[tid, 'error_type']}" for tid in expect))
 
