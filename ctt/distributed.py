@@ -348,7 +348,7 @@ def _evaluate_and_log(model: torch.nn.Module, info: StoreInfo, cfg: Config, run_
     tracking.log_predictions(run_id, "val", val_ids, val_y, val_probs)
     thresholds = tracking.log_thresholds(run_id, val_y, val_probs)
     ids, probs, y = score_split(scorer, info.path, "test")
-    test = M.evaluate(y, probs, prefix="test_")
+    test = M.evaluate(y, probs, prefix="test_", thresholds=thresholds)
     random_baseline = M.evaluate(y, np.random.default_rng(cfg.train.seed).random(y.shape), prefix="test_")
     tracking.log_evaluation(run_id, "test", ids, y, probs, test | {
         "best_epoch": state.best_epoch, "epochs_trained": state.epoch + 1,

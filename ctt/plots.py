@@ -1,6 +1,7 @@
 """The project's figures, one function each: precision-recall curves per genre (the
-paper's Figure 6; a run's own PR plot is the same figure with one method) and genre
-probability bars per trailer (Figure 7; also predict's charts)."""
+paper's Figure 6; a run's own PR plot is the same figure with one method), genre
+probability bars per trailer (Figure 7; also predict's charts), and reliability diagrams
+(calibration, beyond the paper)."""
 from __future__ import annotations
 
 import math
@@ -14,6 +15,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 from sklearn.metrics import average_precision_score, precision_recall_curve  # noqa: E402
 
+from ctt.metrics import calibration_bins, ece  # noqa: E402
 from featurize.genres import GENRES  # noqa: E402
 
 DARK, LIGHT = "#1f5fa8", "#b8c7d9"
@@ -62,6 +64,28 @@ def probability_bars(ids: Sequence[str], probs: np.ndarray, dark: np.ndarray, th
         ax.invert_yaxis()
         ax.set(xlim=(0, 1), title=str(ids[i]))
     fig.suptitle(title)
+    fig.tight_layout()
+    return fig
+
+
+def reliability_figure(curves: Mapping[str, tuple[np.ndarray, np.ndarray]], title: str, bins: int = 10):
+    """label -> (labels (N, C), probabilities (N, C)): the share of positives against the mean
+    probability in each of `bins` equal-width bins, over every (trailer, genre) pair, one
+    line per label (its ECE in the legend), with the diagonal of perfect calibration; below,
+    how many pairs fall in each bin."""
+    fig, (ax, hist) = plt.subplots(2, 1, figsize=(6, 7.5), sharex=True, gridspec_kw={"height_ratios": [3, 1]})
+    ax.plot([0, 1], [0, 1], ls="--", color="grey", lw=1, label="perfectly calibrated")
+    width = 1.0 / bins / max(1, len(curves))
+    for k, (label, (y, probs)) in enumerate(curves.items()):
+        if not len(y):
+            continue
+        count, conf, acc = calibration_bins(y, probs, bins)
+        seen = count > 0
+        ax.plot(conf[seen], acc[seen], marker="o", lw=1.3, label=f"{label} (ECE {ece(y, probs, bins):.3f})")
+        hist.bar(np.arange(bins) / bins + k * width, count, width=width, align="edge", label=label)
+    ax.set(xlim=(0, 1), ylim=(0, 1), ylabel="share of positives", title=title)
+    ax.legend(fontsize=8, loc="upper left")
+    hist.set(xlabel="predicted probability", ylabel="pairs")
     fig.tight_layout()
     return fig
 

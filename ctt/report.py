@@ -1,17 +1,24 @@
 """The comparison of an experiment's runs: Table 3 and Table 4 beside the paper's, the
-precision-recall curves of every method per genre (Figure 6), and per-trailer genre
-probabilities (Figure 7), as Markdown + PNG.
+decisions at each run's thresholds and its calibration (beyond the paper), what differs
+between the runs' configs, the precision-recall curves per genre (Figure 6), reliability
+diagrams, and per-trailer genre probabilities (Figure 7), as Markdown, one HTML page and PNGs.
 
-`collect` reads MLflow (through `ctt.tracking`); everything else works on plain dicts and arrays.
+Every number is computed here from the runs' logged test predictions and thresholds with
+`ctt.metrics` (scikit-learn), so the report says what the artifacts say.
+`collect` reads MLflow (through `ctt.tracking`); everything else works on plain values.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+import html
+import re
+from collections import Counter
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from ctt import metrics as M
 from ctt import plots, tracking
 from ctt.paper import METHOD_LABEL, METHOD_ORDER, TABLE3, TABLE3_MEASURES, TABLE4
 from ctt.tables import fmt as _fmt
@@ -19,51 +26,105 @@ from ctt.tables import metrics_table
 from ctt.thresholds import DEFAULT
 from featurize.genres import GENRES
 
+DECISION_MEASURES = (("precision_micro", "P micro"), ("recall_micro", "R micro"), ("f1_micro", "F1 micro"),
+                     ("f1_macro", "F1 macro"), ("f1_samples", "F1 samples"),
+                     ("subset_accuracy", "subset acc."), ("ece", "ECE"))
+# params that name a run rather than configure it: left out of the config diff
+RUN_ONLY = ("tracking.", "features", "n_test", "n_train", "n_val", "visual_run", "audio_run")
+
 
 @dataclass
-class MethodResult:
+class RunResult:
     method: str
     run_id: str
-    metrics: dict[str, float]
+    run_name: str
     ids: list[str]
     y: np.ndarray
     probs: np.ndarray
     params: dict[str, str]
+    thresholds: dict[str, float] = field(default_factory=dict)
+    label: str = ""                  # how the report names it: the method, or method + run name
+    metrics: dict[str, float] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        self.metrics = M.evaluate(self.y, self.probs, "test_", self.thresholds or None)
+
+    @property
+    def cut(self) -> np.ndarray:
+        return np.array([self.thresholds.get(g, DEFAULT) for g in GENRES])
 
 
-def _order(methods) -> list[str]:
-    known = [m for m in METHOD_ORDER if m in methods]
-    return known + sorted(m for m in methods if m not in METHOD_ORDER)
+def _rank(method: str) -> int:
+    return METHOD_ORDER.index(method) if method in METHOD_ORDER else len(METHOD_ORDER)
 
 
-def table3(results: dict[str, MethodResult]) -> str:
-    head = "| method | run | " + " | ".join(f"{m} | paper" for m in TABLE3_MEASURES) + " |"
-    lines = [head, "|" + "---|" * (2 + 2 * len(TABLE3_MEASURES))]
-    for m in _order(results):
-        r = results[m]
-        paper = TABLE3.get(m, (None,) * 4)
-        cells = " | ".join(f"{_fmt(r.metrics.get('test_' + k))} | {_fmt(p)}" for k, p in zip(TABLE3_MEASURES, paper))
-        lines.append(f"| {METHOD_LABEL.get(m, m)} | `{r.run_id[:8]}` | {cells} |")
-    return "\n".join(lines)
+def ordered(results: list[RunResult]) -> list[RunResult]:
+    return sorted(results, key=lambda r: (_rank(r.method), r.method, r.run_name))
 
 
-def table4(results: dict[str, MethodResult]) -> str:
-    methods = _order(results)
-    lines = ["| genre | " + " | ".join(f"{METHOD_LABEL.get(m, m)} | paper" for m in methods) + " |",
-             "|" + "---|" * (1 + 2 * len(methods))]
+def name_runs(results: list[RunResult]) -> list[RunResult]:
+    """Label each run by its method, with its run name when a method has several runs."""
+    counts = Counter(r.method for r in results)
+    for r in results:
+        base = METHOD_LABEL.get(r.method, r.method)
+        r.label = base if counts[r.method] == 1 else f"{base} · {r.run_name}"
+    return ordered(results)
+
+
+# ---- tables: (header, rows) of plain strings; `code` cells are written `like this`
+
+def table3(results: list[RunResult]) -> tuple[list[str], list[list[str]]]:
+    head = ["method", "run"] + [c for m in TABLE3_MEASURES for c in (m, "paper")]
+    rows = []
+    for r in results:
+        paper = TABLE3.get(r.method, (None,) * 4)
+        rows.append([r.label, f"`{r.run_id[:8]}`"] + [c for k, p in zip(TABLE3_MEASURES, paper)
+                                                      for c in (_fmt(r.metrics.get("test_" + k)), _fmt(p))])
+    return head, rows
+
+
+def table4(results: list[RunResult]) -> tuple[list[str], list[list[str]]]:
+    head = ["genre"] + [c for r in results for c in (r.label, "paper")]
+    rows = []
     for c, g in enumerate(GENRES):
-        cells = " | ".join(f"{_fmt(results[m].metrics.get('test_auprc_' + g))} | "
-                           f"{_fmt(TABLE4[m][c]) if m in TABLE4 else '—'}" for m in methods)
-        lines.append(f"| {g} | {cells} |")
-    return "\n".join(lines)
+        rows.append([g] + [x for r in results for x in (
+            _fmt(r.metrics.get("test_auprc_" + g)), _fmt(TABLE4[r.method][c]) if r.method in TABLE4 else "—")])
+    return head, rows
 
 
-def text_table(results: dict[str, MethodResult]) -> str:
-    """Table 3 for a terminal: this run's numbers, the paper's in brackets."""
-    return metrics_table([(m, results[m].metrics) for m in _order(results)], TABLE3, METHOD_LABEL)
+def decision_table(results: list[RunResult]) -> tuple[list[str], list[list[str]]]:
+    head = ["method", "thresholds"] + [name for _, name in DECISION_MEASURES]
+    rows = [[r.label, "val F1-best" if r.thresholds else "0.5"]
+            + [_fmt(r.metrics.get("test_" + k)) for k, _ in DECISION_MEASURES] for r in results]
+    return head, rows
 
 
-def pick_trailers(r: MethodResult, k: int = 6) -> list[int]:
+def genre_f1_table(results: list[RunResult]) -> tuple[list[str], list[list[str]]]:
+    head = ["genre"] + [c for r in results for c in (f"{r.label} F1", "P", "R", "threshold")]
+    rows = []
+    for g in GENRES:
+        rows.append([g] + [x for r in results for x in (
+            _fmt(r.metrics.get(f"test_f1_{g}")), _fmt(r.metrics.get(f"test_precision_{g}")),
+            _fmt(r.metrics.get(f"test_recall_{g}")), _fmt(r.thresholds.get(g, DEFAULT)))])
+    return head, rows
+
+
+def config_diff(results: list[RunResult], limit: int = 30) -> tuple[list[str], list[list[str]]]:
+    """The params whose values differ between the runs (those that only name a run left out)."""
+    keys = sorted({k for r in results for k in r.params if not k.startswith(RUN_ONLY)})
+    differ = [k for k in keys if len({r.params.get(k, "—") for r in results}) > 1]
+    return ["param"] + [r.label for r in results], [[k] + [f"`{r.params.get(k, '—')}`" for r in results]
+                                                     for k in differ[:limit]]
+
+
+def text_table(results: list[RunResult]) -> str:
+    """Table 3 for a terminal: this run's numbers, the paper's in brackets (by method)."""
+    rows = [(r.label, r.metrics) for r in results]
+    paper = {r.label: TABLE3[r.method] for r in results if r.method in TABLE3}
+    return metrics_table(rows, paper)
+
+
+def pick_trailers(r: RunResult, k: int = 6) -> list[int]:
     """A few test trailers to show: the most and least confident correct ones, spread out."""
     if not len(r.ids):
         return []
@@ -72,60 +133,143 @@ def pick_trailers(r: MethodResult, k: int = 6) -> list[int]:
     return sorted(set(order[np.linspace(0, len(order) - 1, min(k, len(order))).astype(int)].tolist()))
 
 
-def render(results: dict[str, MethodResult], out_dir: Path, experiment: str, trailers: int = 6) -> dict[str, Path]:
-    """Write report.md, pr_curves.png and predictions.png into out_dir."""
+# ---- the page: blocks rendered once as Markdown and once as HTML
+
+def _md_table(head: list[str], rows: list[list[str]]) -> str:
+    esc = [[c.replace("|", "\\|") for c in row] for row in [head, *rows]]
+    return "\n".join(["| " + " | ".join(esc[0]) + " |", "|" + "---|" * len(head)]
+                     + ["| " + " | ".join(row) + " |" for row in esc[1:]])
+
+
+def _html_cell(text: str, tag: str) -> str:
+    inner = re.sub(r"`([^`]*)`", r"<code>\1</code>", html.escape(text))
+    return f"<{tag}>{inner}</{tag}>"
+
+
+def _html_table(head: list[str], rows: list[list[str]]) -> str:
+    return ("<table><thead><tr>" + "".join(_html_cell(h, "th") for h in head) + "</tr></thead><tbody>"
+            + "".join("<tr>" + "".join(_html_cell(c, "td") for c in row) + "</tr>" for row in rows)
+            + "</tbody></table>")
+
+
+CSS = """body{font-family:system-ui,sans-serif;margin:2em auto;max-width:1200px;color:#222}
+table{border-collapse:collapse;margin:1em 0;font-size:0.9em}th,td{border:1px solid #ccc;padding:3px 8px;text-align:right}
+th:first-child,td:first-child{text-align:left}thead{background:#eef2f7}code{font-size:0.95em}
+img{max-width:100%;border:1px solid #eee}"""
+
+
+def to_markdown(blocks: list[tuple[str, Any]]) -> str:
+    out = []
+    for kind, value in blocks:
+        if kind in ("h1", "h2"):
+            out += [("# " if kind == "h1" else "## ") + value, ""]
+        elif kind == "p":
+            out += [value, ""]
+        elif kind == "table":
+            out += [_md_table(*value), ""]
+        elif kind == "img":
+            out += [f"![{value[1]}]({value[0]})", ""]
+    return "\n".join(out)
+
+
+def to_html(blocks: list[tuple[str, Any]], title: str) -> str:
+    body = []
+    for kind, value in blocks:
+        if kind in ("h1", "h2"):
+            body.append(_html_cell(value, kind))
+        elif kind == "p":
+            body.append(_html_cell(value, "p"))
+        elif kind == "table":
+            body.append(_html_table(*value))
+        elif kind == "img":
+            body.append(f'<p><img src="{html.escape(value[0])}" alt="{html.escape(value[1])}"></p>')
+    return (f"<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\"><title>{html.escape(title)}</title>"
+            f"<style>{CSS}</style></head>\n<body>\n" + "\n".join(body) + "\n</body></html>\n")
+
+
+def render(results: list[RunResult], out_dir: Path, experiment: str, trailers: int = 6,
+           chosen: str = "") -> dict[str, Path]:
+    """Write report.md, report.html and the PNGs into out_dir."""
     out_dir.mkdir(parents=True, exist_ok=True)
-    files = {"markdown": out_dir / "report.md", "pr_curves": out_dir / "pr_curves.png",
+    files = {"markdown": out_dir / "report.md", "html": out_dir / "report.html",
+             "pr_curves": out_dir / "pr_curves.png", "reliability": out_dir / "reliability.png",
              "predictions": out_dir / "predictions.png"}
-    plots.save(plots.pr_figure({METHOD_LABEL.get(m, m): (results[m].y, results[m].probs) for m in _order(results)},
-                               "Precision-recall per genre on the test split"), files["pr_curves"])
-    shown = next((m for m in ("ctt-tn", "ctt-c", "ctt-a", "ctt-b") if m in results), _order(results)[-1])
-    r, rows = results[shown], pick_trailers(results[shown], trailers)
-    plots.save(plots.probability_bars([r.ids[i] for i in rows], r.probs[rows], r.y[rows] > 0.5,
-                                      np.full(len(GENRES), DEFAULT),
-                                      f"{METHOD_LABEL.get(shown, shown)}: predicted probabilities (dark: true genres)"),
+    curves = {r.label: (r.y, r.probs) for r in results}
+    plots.save(plots.pr_figure(curves, "Precision-recall per genre on the test split"), files["pr_curves"])
+    plots.save(plots.reliability_figure(curves, "Calibration on the test split"), files["reliability"])
+    shown = next((r for m in ("ctt-tn", "ctt-c", "ctt-a", "ctt-b") for r in results if r.method == m), results[-1])
+    rows = pick_trailers(shown, trailers)
+    plots.save(plots.probability_bars([shown.ids[i] for i in rows], shown.probs[rows], shown.y[rows] > 0.5,
+                                      shown.cut, f"{shown.label}: predicted probabilities (dark: true genres; "
+                                                 "ticks: the run's thresholds)"),
                files["predictions"])
-    n_test = {m: len(r.ids) for m, r in results.items()}
-    md = [f"# CTT-MMC report: experiment `{experiment}`", "",
-          "Test-split results of the latest finished run of each method. The paper's numbers "
-          "(LMTD-9, 772 test trailers) are beside them for reference; they are comparable only "
-          "for runs on LMTD-9 features.", "",
-          "## Table 3: AU(PRC) (higher is better) and ranking loss (lower is better)", "", table3(results), "",
-          "## Table 4: AU(PRC) per genre", "", table4(results), "",
-          "Test trailers per method: " + ", ".join(f"{METHOD_LABEL.get(m, m)} {n}" for m, n in n_test.items())
-          + " (audio models score only trailers with audio).", "",
-          "## Precision-recall curves (Figure 6)", "", "![pr curves](pr_curves.png)", "",
-          f"## Predicted probabilities for a few test trailers (Figure 7, {METHOD_LABEL.get(shown, shown)})", "",
-          "![predictions](predictions.png)", ""]
-    files["markdown"].write_text("\n".join(md))
+    which = chosen or "the latest finished run of each method"
+    blocks: list[tuple[str, Any]] = [
+        ("h1", f"CTT-MMC report: experiment `{experiment}`"),
+        ("p", f"Test-split results of {which}, computed from each run's logged test predictions. "
+              "The paper's numbers (LMTD-9, 772 test trailers) are beside them for reference; they are "
+              "comparable only for runs on LMTD-9 features."),
+        ("h2", "Table 3: AU(PRC) (higher is better) and ranking loss (lower is better)"), ("table", table3(results)),
+        ("h2", "Table 4: AU(PRC) per genre"), ("table", table4(results)),
+        ("p", "Test trailers per run: " + ", ".join(f"{r.label} {len(r.ids)}" for r in results)
+              + " (audio models score only trailers with audio)."),
+        ("h2", "Decisions and calibration (beyond the paper)"),
+        ("p", "A genre is predicted when its probability reaches the run's threshold for it (chosen on "
+              "validation for best F1; 0.5 for runs without). Precision, recall and F1 over every "
+              "(trailer, genre) decision (micro) and averaged over genres (macro); F1 samples: per trailer, "
+              "averaged; subset accuracy: trailers whose whole genre set is right; ECE: expected calibration "
+              f"error over {M.ECE_BINS} probability bins (lower is better)."),
+        ("table", decision_table(results)),
+        ("h2", "F1, precision, recall and threshold per genre"), ("table", genre_f1_table(results)),
+    ]
+    diff = config_diff(results) if len(results) > 1 else None
+    if diff and diff[1]:
+        blocks += [("h2", "What differs between the runs' configs"), ("table", diff)]
+    blocks += [("h2", "Precision-recall curves (Figure 6)"), ("img", ("pr_curves.png", "pr curves")),
+               ("h2", "Reliability diagram"), ("img", ("reliability.png", "reliability")),
+               ("h2", f"Predicted probabilities for a few test trailers (Figure 7, {shown.label})"),
+               ("img", ("predictions.png", "predictions"))]
+    files["markdown"].write_text(to_markdown(blocks))
+    files["html"].write_text(to_html(blocks, f"CTT-MMC report: {experiment}"))
     return files
 
 
-def collect(experiment: str) -> dict[str, MethodResult]:
-    """The latest finished run per method (tag `method`) of an MLflow experiment."""
-    results: dict[str, MethodResult] = {}
-    for run in tracking.find_runs(experiment):
+def collect(experiment: str, filter_string: str = "", run_ids: list[str] | None = None) -> list[RunResult]:
+    """The runs to compare: `run_ids`, or every finished run matching `filter_string`, or by
+    default the latest finished run of each method (tag `method`) of the experiment. Only
+    runs with logged test predictions count; report runs never do."""
+    records = tracking.get_runs(run_ids) if run_ids else tracking.find_runs(experiment, filter_string)
+    results: list[RunResult] = []
+    seen: set[str] = set()
+    for run in records:
         method = run.tags.get("method")
-        if not method or method in results or run.tags.get("kind") == "report":
-            continue
-        if "test_auprc_micro" not in run.metrics:
+        if not method or run.tags.get("kind") == "report" or (not (run_ids or filter_string) and method in seen):
             continue
         try:
             ids, y, probs = tracking.read_predictions(run.run_id, "test")
         except FileNotFoundError:
             continue
-        results[method] = MethodResult(method, run.run_id, run.metrics, ids, y, probs, run.params)
+        seen.add(method)
+        results.append(RunResult(method, run.run_id, run.name, ids, y, probs, run.params,
+                                 tracking.read_thresholds(run.run_id)))
     if not results:
-        raise LookupError(f"experiment {experiment!r} has no finished runs with test metrics")
-    return results
+        what = f"runs {run_ids}" if run_ids else f"experiment {experiment!r}" + (
+            f" (filter {filter_string!r})" if filter_string else "")
+        raise LookupError(f"{what}: no finished runs with test predictions")
+    return name_runs(results)
 
 
-def run_report(experiment: str, out_dir: Path, trailers: int = 6) -> dict[str, Any]:
+def run_report(experiment: str, out_dir: Path, trailers: int = 6, filter_string: str = "",
+               run_ids: list[str] | None = None) -> dict[str, Any]:
     """Collect, render, and log the report as its own MLflow run (tag kind=report)."""
-    results = collect(experiment)
-    files = render(results, out_dir, experiment, trailers)
+    results = collect(experiment, filter_string, run_ids)
+    chosen = (f"the runs {', '.join(r[:8] for r in run_ids)}" if run_ids else
+              f"every finished run matching `{filter_string}`" if filter_string else "")
+    files = render(results, out_dir, experiment, trailers, chosen)
     with tracking.open_run(experiment, "report", {"kind": "report"}) as run_id:
-        tracking.log_params(run_id, {f"run.{m}": r.run_id for m, r in results.items()})
+        tracking.log_params(run_id, {f"run.{r.method}" + (f".{r.run_name}" if " · " in r.label else ""): r.run_id
+                                     for r in results}
+                            | ({"filter": filter_string} if filter_string else {}))
         tracking.log_files(run_id, list(files.values()), "report")
     return {"run_id": run_id, "files": {k: str(v) for k, v in files.items()},
-            "methods": list(_order(results)), "table": text_table(results)}
+            "methods": [r.label for r in results], "table": text_table(results)}

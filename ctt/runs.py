@@ -35,7 +35,6 @@ def log_method_run(cfg: Config, job: str, method: str, test: Split, val: Split |
     `servable`, its pyfunc model at the thresholds chosen on val, registered when the config says."""
     run_name = cfg.tracking.run_name or f"{method}-{time.strftime('%Y%m%d-%H%M%S')}"
     ids, y, probs = test
-    test_metrics = M.evaluate(y, probs, prefix="test_")
     registered = None
     with tracking.open_run(cfg.tracking.experiment, run_name, {"method": method, "kind": "score"}) as run_id:
         settings = store.settings_of(store_path) if store_path else None
@@ -48,6 +47,7 @@ def log_method_run(cfg: Config, job: str, method: str, test: Split, val: Split |
         if val is not None:
             tracking.log_predictions(run_id, "val", *val)
             thresholds = tracking.log_thresholds(run_id, val[1], val[2])
+        test_metrics = M.evaluate(y, probs, prefix="test_", thresholds=thresholds or None)
         tracking.log_evaluation(run_id, "test", ids, y, probs, test_metrics, extra=(extra or {}) | {"method": method})
         if model is not None:
             tracking.log_dict(run_id, model, f"model/{method}.json")

@@ -193,6 +193,10 @@ class RunRecord:
     params: dict[str, str]
 
 
+class BadFilter(ValueError):
+    """A run filter MLflow cannot parse (a usage error)."""
+
+
 def find_runs(experiment: str, filter_string: str = "", max_results: int = 1000) -> list[RunRecord]:
     """Finished runs of an experiment matching an MLflow search expression, newest first."""
     probe(tracking_uri())
@@ -201,10 +205,39 @@ def find_runs(experiment: str, filter_string: str = "", max_results: int = 1000)
     if exp is None:
         raise LookupError(f"no MLflow experiment named {experiment!r} at {tracking_uri()}")
     query = " and ".join(q for q in ("attributes.status = 'FINISHED'", filter_string) if q)
-    runs = client.search_runs([exp.experiment_id], query, order_by=["attributes.start_time DESC"],
-                              max_results=max_results)
+    try:
+        runs = client.search_runs([exp.experiment_id], query, order_by=["attributes.start_time DESC"],
+                                  max_results=max_results)
+    except mlflow.exceptions.MlflowException as e:
+        if filter_string and "INVALID_PARAMETER_VALUE" in str(getattr(e, "error_code", "")):
+            raise BadFilter(f"not an MLflow search expression: {filter_string!r} ({e.message})") from e
+        raise
     return [RunRecord(r.info.run_id, r.info.run_name, dict(r.data.tags), dict(r.data.metrics), dict(r.data.params))
             for r in runs]
+
+
+def get_runs(run_ids: list[str]) -> list[RunRecord]:
+    """The named runs, in the order given (LookupError for an id the server does not know)."""
+    probe(tracking_uri())
+    out = []
+    for rid in run_ids:
+        try:
+            r = _client().get_run(rid)
+        except Exception as e:
+            raise LookupError(f"no MLflow run {rid!r} at {tracking_uri()} ({type(e).__name__})") from e
+        out.append(RunRecord(r.info.run_id, r.info.run_name, dict(r.data.tags), dict(r.data.metrics),
+                             dict(r.data.params)))
+    return out
+
+
+def read_thresholds(run_id: str) -> dict[str, float]:
+    """A run's `model/thresholds.json` ({} for a run that chose none: decisions at 0.5)."""
+    with tempfile.TemporaryDirectory() as tmp:
+        try:
+            path = _client().download_artifacts(run_id, "model/thresholds.json", tmp)
+        except Exception:
+            return {}
+        return {k: float(v) for k, v in json.loads(Path(path).read_text()).items()}
 
 
 def _param_value(v: Any) -> str:
@@ -300,9 +333,10 @@ def log_evaluation(run_id: str, split: str, trailer_ids: list[str], y_true: np.n
     log_predictions(run_id, split, trailer_ids, y_true, probs)
     payload = {"metrics": metrics, "num_trailers": len(trailer_ids)} | (extra or {})
     _client().log_dict(run_id, json.loads(json.dumps(payload, default=float)), f"metrics/{split}_metrics.json")
-    fig = plots.pr_figure({"this run": (y_true, probs)}, f"{split} precision-recall")
-    _client().log_figure(run_id, fig, f"plots/{split}_pr_curves.png")
-    plots.plt.close(fig)
+    for name, fig in (("pr_curves", plots.pr_figure({"this run": (y_true, probs)}, f"{split} precision-recall")),
+                      ("reliability", plots.reliability_figure({"this run": (y_true, probs)}, f"{split} calibration"))):
+        _client().log_figure(run_id, fig, f"plots/{split}_{name}.png")
+        plots.plt.close(fig)
 
 
 SIGNATURE = ModelSignature(

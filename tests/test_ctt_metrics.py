@@ -49,3 +49,44 @@ def test_sample_labels_have_one_to_three_known_genres():
     assert all(1 <= len(g) <= 3 and set(g) <= set(GENRES) for g in labels)
     share = multi_hot(labels).mean(0)
     assert share[GENRES.index("drama")] > share[GENRES.index("scifi")]
+
+
+def _labels_and_scores(seed=3, n=80):
+    rng = np.random.default_rng(seed)
+    y = (rng.random((n, 9)) < 0.3).astype(float)
+    y[:, 4] = 0                                              # a genre with no positive trailer
+    return y, np.clip(0.6 * y + 0.5 * rng.random(y.shape), 0, 1)
+
+
+def test_decisions_at_thresholds_equal_sklearn():
+    from sklearn.metrics import accuracy_score, f1_score, precision_score, recall_score
+    y, s = _labels_and_scores()
+    th = {g: 0.3 + 0.05 * i for i, g in enumerate(GENRES)}
+    pred = (s >= np.array([th[g] for g in GENRES])).astype(int)
+    m = metrics.decisions(y, s, th)
+    present = y.sum(0) > 0
+    assert m["f1_micro"] == pytest.approx(f1_score(y, pred, average="micro"))
+    assert m["precision_micro"] == pytest.approx(precision_score(y, pred, average="micro"))
+    assert m["recall_micro"] == pytest.approx(recall_score(y, pred, average="micro"))
+    assert m["f1_macro"] == pytest.approx(f1_score(y[:, present], pred[:, present], average="macro"))
+    assert m["f1_samples"] == pytest.approx(f1_score(y, pred, average="samples", zero_division=0))
+    assert m["subset_accuracy"] == pytest.approx(accuracy_score(y, pred))
+    assert m["f1_action"] == pytest.approx(f1_score(y[:, 0], pred[:, 0]))
+    assert np.isnan(m[f"f1_{GENRES[4]}"])                    # undefined without positives, as AU(PRC)
+    at_half = metrics.decisions(y, s)                         # no thresholds: 0.5 for every genre
+    assert at_half["f1_micro"] == pytest.approx(f1_score(y, (s >= 0.5).astype(int), average="micro"))
+
+
+def test_ece_by_hand():
+    # bins of width 0.1: probabilities 0.05 (x2, one positive), 0.95 (x2, both positive)
+    y = np.array([[0.0], [1.0], [1.0], [1.0]])
+    s = np.array([[0.05], [0.05], [0.95], [0.95]])
+    # |0.5 - 0.05| * 2/4 + |1.0 - 0.95| * 2/4
+    assert metrics.ece(y, s) == pytest.approx(0.45 * 0.5 + 0.05 * 0.5)
+    count, conf, acc = metrics.calibration_bins(y, s)
+    assert count.tolist() == [2, 0, 0, 0, 0, 0, 0, 0, 0, 2] and acc[9] == 1.0 and np.isnan(conf[1])
+    assert metrics.ece(np.ones((3, 1)), np.ones((3, 1))) == 0.0       # 1.0 falls in the last bin
+    y, s = _labels_and_scores()
+    m = metrics.evaluate(y, s, "test_")
+    assert {"test_ece", "test_ece_action", "test_f1_micro", "test_f1_macro"} <= set(m)
+    assert 0 <= m["test_ece"] <= 1

@@ -190,7 +190,17 @@ def test_mlflow_ui_lists_runs_with_their_stores(runs, store, tracking_env, brows
     assert not errors, errors
 
 
-def test_report_renders_from_the_runs(runs, tracking_env, tmp_path, capsys):
+def _row(md: str, section: str, label: str) -> list[str]:
+    """The cells of `label`'s row in the first table after the heading `section`."""
+    part = md[md.index(section):]
+    line = next(ln for ln in part.splitlines() if ln.startswith(f"| {label} |"))
+    return [c.strip() for c in line.strip("|").split(" | ")]
+
+
+def test_report_renders_from_the_runs(runs, tracking_env, tmp_path, capsys, browser):
+    from sklearn.metrics import accuracy_score, average_precision_score, f1_score, precision_score
+
+    from ctt.tracking import read_predictions, read_thresholds
     from jobs import fuse, report
     fuse.main(["--visual", runs["ctt-c"]["run_id"], "--audio", runs["ctt-s"]["run_id"], "tracking.experiment=methods"])
     assert report.main(["--experiment", "methods", "--output", str(tmp_path / "rep")]) == 0
@@ -201,13 +211,55 @@ def test_report_renders_from_the_runs(runs, tracking_env, tmp_path, capsys):
     c = _client(tracking_env)
     metrics = c.get_run(runs["ctt-c"]["run_id"]).data.metrics
     assert f"{metrics['test_auprc_macro']:.3f}" in md and "0.624" in md        # ours beside the paper's
-    assert md.count("| action |") == 1 and "0.813" in md                        # Table 4 with the paper's
-    for png in ("pr_curves.png", "predictions.png"):
+    assert md.count("| action |") == 2 and "0.813" in md                        # Table 4 with the paper's
+    # every number is scikit-learn's on the run's logged predictions, at the run's thresholds
+    for label, key in (("CTT-MMC-C", "ctt-c"), ("LSTM", "lstm"), ("CTT-MMC-S", "ctt-s")):
+        rid = runs[key]["run_id"]
+        _, y, probs = read_predictions(rid, "test")
+        th = read_thresholds(rid)
+        pred = (probs >= np.array([th[g] for g in GENRES])).astype(int)
+        t3 = _row(md, "## Table 3", label)
+        assert t3[2] == f"{average_precision_score(y[:, y.sum(0) > 0], probs[:, y.sum(0) > 0], average='macro'):.3f}"
+        assert t3[4] == f"{average_precision_score(y, probs, average='micro'):.3f}"
+        dec = _row(md, "## Decisions", label)
+        assert dec[1] == "val F1-best"
+        assert dec[2] == f"{precision_score(y, pred, average='micro', zero_division=0):.3f}"
+        assert dec[4] == f"{f1_score(y, pred, average='micro', zero_division=0):.3f}"
+        assert dec[6] == f"{f1_score(y, pred, average='samples', zero_division=0):.3f}"
+        assert dec[7] == f"{accuracy_score(y, pred):.3f}"
+        assert float(dec[8]) == pytest.approx(c.get_run(rid).data.metrics["test_ece"], abs=5e-4)
+        head = [h.strip() for h in md[md.index("## F1, precision"):].splitlines()[2].strip("|").split(" | ")]
+        assert _row(md, "## F1, precision", "action")[head.index(f"{label} F1")] == \
+            f"{f1_score(y[:, 0], pred[:, 0], zero_division=0):.3f}"
+    for png in ("pr_curves.png", "predictions.png", "reliability.png"):
         assert (tmp_path / "rep" / png).read_bytes()[:4] == b"\x89PNG"
     exp = c.get_experiment_by_name("methods")
     rep = c.search_runs([exp.experiment_id], "tags.kind = 'report'")[0]
     assert {a.path for a in c.list_artifacts(rep.info.run_id, "report")} >= {
-        "report/report.md", "report/pr_curves.png", "report/predictions.png"}
+        "report/report.md", "report/report.html", "report/pr_curves.png", "report/predictions.png",
+        "report/reliability.png"}
+    # the HTML page in a real browser: it renders, its images load, the console stays quiet
+    page, errors = browser.new_page(), []
+    page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
+    page.on("pageerror", lambda e: errors.append(str(e)))
+    try:
+        page.goto((tmp_path / "rep" / "report.html").as_uri(), wait_until="load")
+        images = page.evaluate("Array.from(document.images).map(i => [i.complete, i.naturalWidth])")
+        assert len(images) == 3 and all(done and w > 100 for done, w in images), images
+        assert page.locator("table").count() >= 4 and "CTT-MMC-TN" in page.inner_text("body")
+    finally:
+        page.close()
+    assert not errors, errors
+    # chosen runs: two methods' runs by id, with what differs between their configs
+    ids = [runs["ctt-c"]["run_id"], runs["ctt-s"]["run_id"]]
+    assert report.main(["--experiment", "methods", "--runs", *ids, "--output", str(tmp_path / "two")]) == 0
+    two = (tmp_path / "two" / "report.md").read_text()
+    assert "What differs between the runs' configs" in two and "| model.name | `ctt-c` | `ctt-s` |" in two.replace(
+        "| model.name | `ctt-s` | `ctt-c` |", "| model.name | `ctt-c` | `ctt-s` |")
+    assert "LSTM" not in two
+    with pytest.raises(SystemExit) as bad:
+        report.main(["--experiment", "methods", "--filter", "params.model.name ==== 'x'"])
+    assert bad.value.code == 2 and "search expression" in capsys.readouterr().err
 
 
 def test_seeded_runs_repeat(runs, medium_store, tracking_env, tmp_path):
