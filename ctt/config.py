@@ -33,7 +33,7 @@ BASELINES = ("vllf", "av", "random")  # SVMs on the store's vllf / av vectors, a
 # The config sections each job reads: what it logs as params, and all it accepts overrides for.
 JOB_SECTIONS = {"featurize": ("featurize", "tracking"), "train": ("model", "train", "resources", "tracking"),
                 "baselines": ("baseline", "tracking"), "fuse": ("fusion", "tracking"),
-                "predict": ("featurize",)}         # predict: runtime knobs; the features are made as the model's were
+                "predict": ("featurize",), "inspect": ("featurize",)}         # predict: runtime knobs; the features are made as the model's were
 
 
 def input_column(model_name: str) -> str:

@@ -4,13 +4,15 @@ run, so every method lines up in the MLflow UI and in the report; a featurize ru
 what made a store and what it holds."""
 from __future__ import annotations
 
+import tempfile
 import time
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from ctt import metrics as M
-from ctt import tracking
+from ctt import qa, tracking
 from ctt.config import Config, flatten, sections_of, to_dict
 from ctt.fusion import Split, align, choose_weight, fuse, weight_grid
 from ctt.predictor import Predictor, fused
@@ -80,6 +82,10 @@ def log_featurize_run(cfg: Config, summary: dict[str, Any], problem: str = "") -
             tracking.log_table(run_id, store.read_table(out.rstrip("/") + "/" + store.ERRORS_DIR).to_pandas(),
                                "featurize/errors.csv")
         tracking.log_store_input(out, settings, store.files(out), context="output")
+        if store.files(out):
+            with tempfile.TemporaryDirectory() as tmp:
+                tracking.log_files(run_id, qa.store_pictures(out, cfg.featurize.qa_samples, Path(tmp), cfg.featurize),
+                                   "qa")
         if problem:
             tracking.set_tag(run_id, "failed_because", problem)
     return run_id

@@ -62,6 +62,8 @@ class FeaturizeConfig:
     max_failed_fraction: float = 0.2 # the job fails (exit 1) when a larger share of the trailers it tried
                                      # failed: more than one in five points at something systematic (a
                                      # missing codec, an unreadable bucket), not at a few bad files
+    qa_samples: int = 3              # trailers drawn again (contact sheet, shot curve) into the featurize
+                                     # MLflow run beside the store's histograms; 0: histograms only
 
 
 GPU_FLAGS = ("auto", "true", "false")
@@ -149,7 +151,7 @@ def validate_featurize(cfg: FeaturizeConfig, prefix: str = "featurize.") -> None
     check_range(prefix, cfg, {"max_keyframes": (0, None, True), "trailers_per_batch": (1, None, True),
                               "decode_cpus": (0, None, False), "decode_threads": (0, None, True),
                               "embed_actors": (0, None, True), "embed_cpus": (0, None, False),
-                              "max_failed_fraction": (0, 1, True)})
+                              "max_failed_fraction": (0, 1, True), "qa_samples": (0, None, True)})
     check_range(prefix + "backbone.", cfg.backbone, {"image_size": (32, None, True), "batch_size": (1, None, True)})
     check_range(prefix + "shots.", cfg.shots, {"thumb_height": (8, None, True), "hue_bins": (1, None, True),
                                                "sat_bins": (1, None, True), "val_bins": (1, None, True),

@@ -247,6 +247,11 @@ class ShotTracker:
         """Similarity of frame i and i + 1, for every pair seen so far."""
         return self._sims[:self._n_sims]
 
+    @property
+    def smoothed(self) -> np.ndarray:
+        """The smoothed similarity curve the cuts are judged on (complete after `finish`)."""
+        return self._smoothed[:self._n_smoothed]
+
     def _smooth_upto(self, n: int) -> None:
         if n > self._n_smoothed:
             self._smoothed[self._n_smoothed:n] = _smooth_range(self.sims, self._n_smoothed, n, self.smooth // 2)

@@ -52,6 +52,8 @@ class DecodedTrailer:
     decode_errors: int = 0                # packets skipped as undecodable (video and audio)
     frames_lost: int = 0                  # video packets that gave no frame
     audio_repaired: int = 0               # non-finite audio samples replaced by silence
+    similarity: np.ndarray = field(default_factory=lambda: np.zeros(0, np.float32))  # smoothed, frame i vs i + 1
+    cuts: list[int] = field(default_factory=list)   # frame index where each shot after the first starts
 
 
 @contextlib.contextmanager
@@ -501,5 +503,6 @@ def decode_trailer(path: str, cfg: FeaturizeConfig, audio: bool = True) -> Decod
         motion=motion.value, audio=y, audio_codec=acodec, sample_rate=src_rate,
         video_stream=indices[0], audio_stream=indices[1],
         decode_errors=damage.errors, frames_lost=max(0, damage.video_packets - n),
-        audio_repaired=track.repaired,
+        audio_repaired=track.repaired, similarity=tracker.smoothed.astype(np.float32),
+        cuts=list(tracker.boundaries),
     )

@@ -115,6 +115,11 @@ def test_ray_job_submit_featurize_then_train(samples, ray_head, mlflow_server, t
                      {"MLFLOW_TRACKING_URI": mlflow_server.url})
     assert '"done": 10' in stdout and '"failed": 1' in stdout
     assert pads.dataset(str(out)).count_rows() == 10
+    client = mlflow.MlflowClient(mlflow_server.url)
+    (frun,) = client.search_runs([client.get_experiment_by_name("submitted-featurize").experiment_id])
+    qa = sorted(a.path for a in client.list_artifacts(frun.info.run_id, "qa"))      # what featurize saw
+    assert "qa/store_overview.png" in qa and len([a for a in qa if a.endswith("_keyframes.png")]) == 3
+    assert len([a for a in qa if a.endswith("_shots.png")]) == 3
     stdout = _submit(ray_head, ["jobs/train.py", "--features", str(out), "--model", "ctt-a", "train.max_epochs=1",
                                 "tracking.experiment=submitted", f"tracking.storage_path={tmp_path / 'ckpt'}"],
                      {"MLFLOW_TRACKING_URI": mlflow_server.url})
@@ -128,7 +133,7 @@ def test_ray_job_submit_featurize_then_train(samples, ray_head, mlflow_server, t
 
 def test_jobs_have_help():
     for job in ("featurize", "train", "make_samples", "demo", "fuse", "baselines", "report", "predict",
-                "import_lmtd", "benchmark"):
+                "import_lmtd", "benchmark", "inspect"):
         proc = subprocess.run([sys.executable, f"jobs/{job}.py", "--help"], cwd=ROOT, capture_output=True, text=True)
         assert proc.returncode == 0 and "usage" in proc.stdout
 

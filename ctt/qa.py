@@ -1,0 +1,99 @@
+"""Pictures of what featurize saw, to check it cut a trailer sensibly: a contact sheet of
+the keyframes with their times, the shot detector's smoothed similarity curve with the
+cuts and the threshold, and a store's distributions (keyframes per trailer, shot lengths,
+durations, failures by reason). The store keeps features, not images, so a trailer of a
+store is decoded again from its source, with the settings that made the store."""
+from __future__ import annotations
+
+import logging
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pyarrow.compute as pc
+
+from ctt import plots
+from featurize import store
+from featurize.config import FeaturizeConfig
+from featurize.settings import from_settings
+from featurize.video import decode_trailer
+
+log = logging.getLogger("ctt.qa")
+
+
+class NotInStore(LookupError):
+    pass
+
+
+def source_of(target: str, trailer_id: str, base: FeaturizeConfig | None = None) -> tuple[str, FeaturizeConfig]:
+    """(video path, featurizer config) of `trailer_id`: from a store's row and settings when
+    `target` is a store, else `target` itself is the video, featurized with `base`."""
+    settings = store.settings_of(target)
+    if settings is None:
+        return target, base or FeaturizeConfig()
+    t = store.read_table(target, columns=["trailer_id", "source_path"], filter=pc.field("trailer_id") == trailer_id)
+    if not t.num_rows:
+        raise NotInStore(f"{target} has no trailer {trailer_id!r}")
+    return t.column("source_path")[0].as_py(), from_settings(settings, base)
+
+
+def inspect_trailer(path: str, cfg: FeaturizeConfig, out_dir: Path, name: str) -> dict[str, Any]:
+    """Decode `path` as featurize does and draw `<name>_keyframes.png` and `<name>_shots.png`."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    d = decode_trailer(path, cfg)
+    files = {"keyframes": out_dir / f"{name}_keyframes.png", "shots": out_dir / f"{name}_shots.png"}
+    labels = [f"shot {i + 1}" for i in range(len(d.keyframes))]
+    plots.save(plots.contact_sheet(d.keyframes, d.frame_times.tolist(), f"{name}: {len(d.keyframes)} keyframes, "
+                                   f"{d.duration_s:.1f} s", labels=labels), files["keyframes"])
+    plots.save(plots.shot_curve(d.similarity, d.cuts, cfg.shots.threshold, d.fps, d.frame_times.tolist(),
+                                f"{name}: {len(d.cuts)} cuts in {d.n_frames} frames"), files["shots"])
+    return {"trailer": name, "path": path, "n_frames": d.n_frames, "duration_s": round(d.duration_s, 3),
+            "keyframes": len(d.keyframes), "cuts": len(d.cuts), "decode_errors": d.decode_errors,
+            "files": {k: str(v) for k, v in files.items()}}
+
+
+def shot_lengths(table) -> np.ndarray:
+    """Seconds between the shots of the stored keyframes (the last runs to the end)."""
+    out = []
+    for starts, n, fps in zip(table.column("shot_starts").to_pylist(), table.column("n_frames").to_pylist(),
+                              table.column("fps").to_pylist()):
+        if fps and starts and min(starts) >= 0:
+            edges = np.append(np.asarray(starts, np.float64), n)
+            out.extend(np.diff(edges) / fps)
+    return np.asarray(out, np.float64)
+
+
+def store_overview(store_path: str, out_png: Path) -> dict[str, Any]:
+    """Histograms of a store (and its failures by reason) as one PNG."""
+    t = store.read_table(store_path, columns=["num_keyframes", "duration_s", "shot_starts", "n_frames", "fps"])
+    failures: Counter = Counter()
+    if store.error_ids(store_path):
+        errs = store.read_table(store_path.rstrip("/") + "/" + store.ERRORS_DIR, columns=["error_type"])
+        failures.update(errs.column("error_type").to_pylist())
+    out_png.parent.mkdir(parents=True, exist_ok=True)
+    durations = np.asarray(t.column("duration_s").to_pylist(), np.float64)
+    plots.save(plots.store_histograms(np.asarray(t.column("num_keyframes").to_pylist()), shot_lengths(t),
+                                      durations, dict(failures), f"{store_path}: {t.num_rows} trailers"), out_png)
+    return {"trailers": t.num_rows, "failed": sum(failures.values()), "file": str(out_png)}
+
+
+def sample_ids(store_path: str, n: int) -> list[str]:
+    """`n` stored trailers spread over the sorted ids (the same ones on every call)."""
+    ids = sorted(store.read_table(store_path, columns=["trailer_id"]).column(0).to_pylist())
+    if n <= 0 or not ids:
+        return []
+    return [ids[i] for i in sorted(set(np.linspace(0, len(ids) - 1, min(n, len(ids))).astype(int).tolist()))]
+
+
+def store_pictures(store_path: str, n: int, out_dir: Path, base: FeaturizeConfig | None = None) -> list[Path]:
+    """The overview and `n` sampled trailers' pictures; a trailer that cannot be decoded again
+    (its source moved) is skipped with a warning, never an error of the job."""
+    files = [Path(store_overview(store_path, out_dir / "store_overview.png")["file"])]
+    for tid in sample_ids(store_path, n):
+        try:
+            path, cfg = source_of(store_path, tid, base)
+            files += [Path(f) for f in inspect_trailer(path, cfg, out_dir, tid)["files"].values()]
+        except Exception as e:       # QA pictures are a courtesy: the store is already written
+            log.warning("no QA pictures for %s: %s: %s", tid, type(e).__name__, e)
+    return files
