@@ -86,6 +86,8 @@ class TrainConfig:
     checkpoint_every: int = 1        # epochs between Ray Train reports + checkpoints (the last epoch always)
     cache_shard: bool = True         # each worker keeps its train shard in memory after epoch 0 and
                                      # reshuffles it locally (false: stream it from Ray Data every epoch)
+    seeds: list = field(default_factory=list)   # [0, 1, 2]: one child run per seed under a parent run
+                                     # (mean and std of every metric); empty: one run at `seed`
 
 
 @dataclass
@@ -177,6 +179,9 @@ def validate(cfg: Config) -> None:
     validate_featurize(cfg.featurize)
     if cfg.resources.use_gpu not in GPU_FLAGS:
         raise ConfigError("resources.use_gpu: expected auto, true or false")
+    seeds = cfg.train.seeds
+    if any(not isinstance(x, int) or isinstance(x, bool) for x in seeds) or len(set(seeds)) != len(seeds):
+        raise ConfigError(f"train.seeds={seeds!r}: expected distinct integers, e.g. [0, 1, 2]")
     if cfg.train.checkpoint_every < 1:
         raise ConfigError("train.checkpoint_every must be >= 1")
     if cfg.resources.placement_strategy not in ("PACK", "SPREAD", "STRICT_PACK", "STRICT_SPREAD"):

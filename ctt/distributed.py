@@ -295,10 +295,11 @@ def resume_training(run_id: str, store_path: str | None = None) -> dict[str, Any
     return run_training(store_path, from_dict(state.config), resume=run_id)
 
 
-def run_training(store_path: str, cfg: Config, resume: str = "", info: StoreInfo | None = None) -> dict[str, Any]:
+def run_training(store_path: str, cfg: Config, resume: str = "", info: StoreInfo | None = None,
+                 tags: dict[str, str] | None = None) -> dict[str, Any]:
     """One MLflow run: fit with Ray Train, evaluate the best weights on val and test, log it all.
     `resume`: the id of an unfinished run to continue (`resume_training`); `info`: the store as
-    the caller already described it."""
+    the caller already described it; `tags`: more run tags (a repeat's parent and seed)."""
     t0 = time.time()
     name = cfg.model.name
     info = info or describe(store_path, name)
@@ -312,7 +313,7 @@ def run_training(store_path: str, cfg: Config, resume: str = "", info: StoreInfo
         model.set_mean(torch.from_numpy(mean))
     run_name = cfg.tracking.run_name or f"{name}-{time.strftime('%Y%m%d-%H%M%S')}"
     gpu = use_gpu(cfg.resources.use_gpu, ray.cluster_resources().get("GPU", 0))
-    tags = {"method": name, "model": name, "features": store_path, "kind": "train"}
+    tags = {"method": name, "model": name, "features": store_path, "kind": "train"} | (tags or {})
     with tracking.open_run(cfg.tracking.experiment, run_name, tags, resume=resume) as run_id:
         if not resume:
             _log_inputs(run_id, model, info, cfg, gpu)

@@ -19,7 +19,7 @@ from typing import Any
 import numpy as np
 
 from ctt import metrics as M
-from ctt import plots, tracking
+from ctt import plots, repeats, tracking
 from ctt.paper import METHOD_LABEL, METHOD_ORDER, TABLE3, TABLE3_MEASURES, TABLE4
 from ctt.tables import fmt as _fmt
 from ctt.tables import metrics_table
@@ -45,6 +45,8 @@ class RunResult:
     thresholds: dict[str, float] = field(default_factory=dict)
     label: str = ""                  # how the report names it: the method, or method + run name
     metrics: dict[str, float] = field(default_factory=dict)
+    spread: dict[str, float] = field(default_factory=dict)   # over the run's repeat group: <metric>_mean, _std
+    seeds: int = 0                   # runs in its repeat group (0: not a repeat)
 
     def __post_init__(self) -> None:
         self.metrics = M.evaluate(self.y, self.probs, "test_", self.thresholds or None)
@@ -115,6 +117,30 @@ def config_diff(results: list[RunResult], limit: int = 30) -> tuple[list[str], l
     differ = [k for k in keys if len({r.params.get(k, "—") for r in results}) > 1]
     return ["param"] + [r.label for r in results], [[k] + [f"`{r.params.get(k, '—')}`" for r in results]
                                                      for k in differ[:limit]]
+
+
+SPREAD_MEASURES = (*TABLE3_MEASURES, "f1_micro", "f1_macro", "ece")
+
+
+def spread_table(results: list[RunResult]) -> tuple[list[str], list[list[str]]]:
+    head = ["method", "seeds"] + list(SPREAD_MEASURES)
+    rows = [[r.label, str(r.seeds)] + [f"{_fmt(r.spread.get(f'test_{k}_mean'))} ± {_fmt(r.spread.get(f'test_{k}_std'))}"
+                                        for k in SPREAD_MEASURES] for r in results if r.seeds]
+    return head, rows
+
+
+def within_spread(results: list[RunResult], measure: str = "auprc_micro") -> list[tuple[str, str]]:
+    """Pairs of repeated runs whose means differ by no more than the sum of their standard
+    deviations on `measure`: a difference the seeds alone could make."""
+    rep = [r for r in results if r.seeds > 1]
+    out = []
+    for i, a in enumerate(rep):
+        for b in rep[i + 1:]:
+            ma, mb = a.spread.get(f"test_{measure}_mean"), b.spread.get(f"test_{measure}_mean")
+            sa, sb = a.spread.get(f"test_{measure}_std"), b.spread.get(f"test_{measure}_std")
+            if None not in (ma, mb, sa, sb) and abs(ma - mb) <= sa + sb:
+                out.append((a.label, b.label))
+    return out
 
 
 def text_table(results: list[RunResult]) -> str:
@@ -222,6 +248,15 @@ def render(results: list[RunResult], out_dir: Path, experiment: str, trailers: i
         ("table", decision_table(results)),
         ("h2", "F1, precision, recall and threshold per genre"), ("table", genre_f1_table(results)),
     ]
+    if any(r.seeds for r in results):
+        close = within_spread(results)
+        blocks += [("h2", "Spread over seeds (beyond the paper)"),
+                   ("p", "Mean ± standard deviation of each measure over the runs of a repeat group "
+                         "(`jobs/train.py --seeds N`; fused groups pair their members by seed)."),
+                   ("table", spread_table(results)),
+                   ("p", "Within the spread on micro AU(PRC) (|difference of means| ≤ sum of standard deviations): "
+                         + ("; ".join(f"{a} vs {b}" for a, b in close) if close else
+                            "none: every difference between repeated methods is larger than their spread") + ".")]
     diff = config_diff(results) if len(results) > 1 else None
     if diff and diff[1]:
         blocks += [("h2", "What differs between the runs' configs"), ("table", diff)]
@@ -250,13 +285,29 @@ def collect(experiment: str, filter_string: str = "", run_ids: list[str] | None 
         except FileNotFoundError:
             continue
         seen.add(method)
-        results.append(RunResult(method, run.run_id, run.name, ids, y, probs, run.params,
-                                 tracking.read_thresholds(run.run_id)))
+        r = RunResult(method, run.run_id, run.name, ids, y, probs, run.params, tracking.read_thresholds(run.run_id))
+        group = run.tags.get(repeats.GROUP_TAG)
+        if group:
+            r.spread, r.seeds = group_spread(experiment, group)
+        results.append(r)
     if not results:
         what = f"runs {run_ids}" if run_ids else f"experiment {experiment!r}" + (
             f" (filter {filter_string!r})" if filter_string else "")
         raise LookupError(f"{what}: no finished runs with test predictions")
     return name_runs(results)
+
+
+def group_spread(experiment: str, group: str) -> tuple[dict[str, float], int]:
+    """The spread of the test metrics of a repeat group's finished runs, each computed from
+    its logged predictions at its thresholds."""
+    members = []
+    for run in tracking.find_runs(experiment, f"tags.{repeats.GROUP_TAG} = '{group}'"):
+        try:
+            _, y, probs = tracking.read_predictions(run.run_id, "test")
+        except FileNotFoundError:
+            continue
+        members.append(M.evaluate(y, probs, "test_", tracking.read_thresholds(run.run_id) or None))
+    return repeats.spread(members), len(members)
 
 
 def run_report(experiment: str, out_dir: Path, trailers: int = 6, filter_string: str = "",

@@ -12,7 +12,7 @@ from typing import Any
 import numpy as np
 
 from ctt import metrics as M
-from ctt import qa, tracking
+from ctt import qa, repeats, tracking
 from ctt.config import Config, flatten, sections_of, to_dict
 from ctt.fusion import Split, align, choose_weight, fuse, weight_grid
 from ctt.predictor import Predictor, fused
@@ -30,7 +30,7 @@ def featurizer_params(settings: dict | None) -> dict[str, Any]:
 def log_method_run(cfg: Config, job: str, method: str, test: Split, val: Split | None = None,
                    params: dict[str, Any] | None = None, model: dict[str, Any] | None = None,
                    extra: dict[str, Any] | None = None, servable: Predictor | None = None,
-                   store_path: str = "") -> dict[str, Any]:
+                   store_path: str = "", tags: dict[str, str] | None = None) -> dict[str, Any]:
     """Log a finished method: config + params, test metrics and artifacts, val predictions,
     and `model/<method>.json` (what is needed to apply the method again); with `store_path`,
     the store it read as its dataset input and its featurizer settings as params; with
@@ -38,7 +38,8 @@ def log_method_run(cfg: Config, job: str, method: str, test: Split, val: Split |
     run_name = cfg.tracking.run_name or f"{method}-{time.strftime('%Y%m%d-%H%M%S')}"
     ids, y, probs = test
     registered = None
-    with tracking.open_run(cfg.tracking.experiment, run_name, {"method": method, "kind": "score"}) as run_id:
+    with tracking.open_run(cfg.tracking.experiment, run_name,
+                           {"method": method, "kind": "score"} | (tags or {})) as run_id:
         settings = store.settings_of(store_path) if store_path else None
         tracking.log_params(run_id, flatten(sections_of(cfg, job)) | {"method": method, "n_test": len(ids)}
                             | featurizer_params(settings) | (params or {}))
@@ -91,9 +92,24 @@ def log_featurize_run(cfg: Config, summary: dict[str, Any], problem: str = "") -
     return run_id
 
 
-def run_fusion(visual_run: str, audio_run: str, cfg: Config) -> dict[str, Any]:
+def run_fusion(visual_run: str, audio_run: str, cfg: Config, tags: dict[str, str] | None = None) -> dict[str, Any]:
     """Fuse two logged runs into a CTT-MMC-TN run of its own, whose pyfunc model holds both
-    members' networks and the chosen weight."""
+    members' networks and the chosen weight. Two repeat parents (`ctt.repeats`) are fused
+    child by child, paired by seed, under a CTT-MMC-TN parent."""
+    tracking.connect(cfg.tracking.experiment)
+    vk, ak = repeats.children_by_seed(cfg.tracking.experiment, visual_run), \
+        repeats.children_by_seed(cfg.tracking.experiment, audio_run)
+    if vk or ak:
+        seeds = sorted(set(vk) & set(ak))
+        if not seeds:
+            raise LookupError(f"runs {visual_run} and {audio_run}: no seed repeated in both "
+                              f"(visual {sorted(vk)}, audio {sorted(ak)})")
+        return repeats.run_repeats(cfg, "fuse", "ctt-tn", seeds, lambda c, t: _fuse_pair(
+            vk[c.train.seed], ak[c.train.seed], c, t))
+    return _fuse_pair(visual_run, audio_run, cfg, tags)
+
+
+def _fuse_pair(visual_run: str, audio_run: str, cfg: Config, tags: dict[str, str] | None) -> dict[str, Any]:
     tracking.connect(cfg.tracking.experiment)
     splits = {}
     for split in ("val", "test"):
@@ -108,7 +124,7 @@ def run_fusion(visual_run: str, audio_run: str, cfg: Config) -> dict[str, Any]:
         params={"visual_run": visual_run, "audio_run": audio_run, "visual_weight": w,
                 "test_without_audio": int(np.isnan(tpa).any(axis=1).sum())},
         model={"visual_run": visual_run, "audio_run": audio_run, "visual_weight": w},
-        extra={"val_auprc_micro_by_visual_weight": scores}, servable=servable)
+        extra={"val_auprc_micro_by_visual_weight": scores}, servable=servable, tags=tags)
     tracking.log_metrics(summary["run_id"], {"visual_weight": w})
     summary |= {"visual_weight": w, "val_scores": scores}
     return summary

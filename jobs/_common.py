@@ -33,8 +33,15 @@ USAGE = 2                # exit code of a usage or config error (SPEC section 4)
 OVERRIDE = re.compile(r"[a-z_]+(\.[a-z_0-9]+)+=.*", re.S)
 
 
+class _Parser(argparse.ArgumentParser):
+    """Overrides may come anywhere on the line (`--model ctt-s model.parts=4 --seeds 2`)."""
+
+    def parse_args(self, args=None, namespace=None):
+        return self.parse_intermixed_args(args, namespace)
+
+
 def parser(description: str) -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(description=description, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = _Parser(description=description, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--config", help="YAML config (see configs/); defaults are the paper's settings")
     p.add_argument("--print-config", action="store_true", help="print the resolved config as YAML and exit")
     p.add_argument("overrides", nargs="*", metavar="key=value",

@@ -4,7 +4,8 @@
 
 The visual weight is chosen on the validation split from {1.0, 0.95, ..., 0.0}
 (fusion.step); trailers without audio keep their visual probabilities. Needs no
-Ray: it reads the two runs' logged predictions.
+Ray: it reads the two runs' logged predictions. Two parents of repeats over seeds
+(`jobs/train.py --seeds N`) are fused child by child, paired by seed, under a parent run.
 """
 from __future__ import annotations
 
@@ -29,13 +30,18 @@ def main(argv: list[str] | None = None) -> int:
     cfg = config_from(args, "fuse")
     # lazy: Ray, torch and MLflow take about 7 s to import; --help and usage errors answer without them
     from ctt.runs import run_fusion
-    from ctt.tables import metrics_table
+    from ctt.tables import metrics_table, spread_table
     from ctt.predictor import NotAGenreModel
     from ctt.tracking import TrackingUnavailable
     try:
         summary = run_fusion(args.visual, args.audio, cfg)
-    except (TrackingUnavailable, FileNotFoundError, NotAGenreModel) as e:
+    except (TrackingUnavailable, FileNotFoundError, NotAGenreModel, LookupError) as e:
         fail(str(e))
+    if "spread" in summary:
+        print("fuse summary: " + json.dumps({k: summary[k] for k in ("run_id", "run_name", "seeds", "children",
+                                                                      "run_url") if k in summary}, indent=2))
+        print(spread_table([("ctt-tn", summary["spread"])], {"ctt-tn": len(summary["seeds"])}))
+        return 0
     print(f"visual weight chosen on val: {summary['visual_weight']:.2f}")
     shown = ("run_id", "run_name", "registered", "run_url")
     print("fuse summary: " + json.dumps({k: summary[k] for k in shown if k in summary}, indent=2))

@@ -29,7 +29,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--sample", type=int, default=0, help="with a store: this many trailers, and the histograms")
     p.add_argument("--output", help="folder for the PNGs (default reports/inspect)")
     argv = sys.argv[1:] if argv is None else list(argv)
-    args = p.parse_intermixed_args(argv)
+    args = p.parse_args(argv)
     given, args.overrides = split_overrides(args.overrides)
     if not 1 <= len(given) <= 2:
         fail("give STORE_OR_VIDEO and, for a store, a TRAILER_ID (see --help)", USAGE)

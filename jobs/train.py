@@ -11,6 +11,9 @@ driver died (a killed job, a lost head node) continues where its last checkpoint
 in the same MLflow run and with the config it logged:
 
     python jobs/train.py --resume RUN_ID
+
+--seeds N (or train.seeds=[0,1,2]) trains N repeats, seeds train.seed .. train.seed + N - 1,
+as child runs of one parent run that logs the mean and std of every test metric.
 """
 from __future__ import annotations
 
@@ -31,6 +34,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--resume", metavar="RUN_ID", help="continue this unfinished run from its last checkpoint")
     p.add_argument("--model", choices=list(MODELS), help="overrides model.name")
     p.add_argument("--experiment", help="MLflow experiment (overrides tracking.experiment)")
+    p.add_argument("--seeds", type=int, metavar="N", help="N repeats over seeds under one parent run")
     args = p.parse_args(argv)
     setup_logging()
     args.overrides += [f"model.name={args.model}"] * bool(args.model)
@@ -40,11 +44,18 @@ def main(argv: list[str] | None = None) -> int:
     if args.resume and (args.config or args.overrides or args.model or args.experiment):
         fail("--resume continues a run with the config it logged: no --config, --model, --experiment or overrides",
              USAGE)
+    if args.seeds is not None and args.seeds < 1:
+        fail("--seeds N: N must be >= 1", USAGE)
+    if args.seeds and args.resume:
+        fail("--resume continues one run: resume each child of a repeat by its own id", USAGE)
     cfg = config_from(args, "train")
+    if args.seeds:
+        cfg.train.seeds = list(range(cfg.train.seed, cfg.train.seed + args.seeds))
     # lazy: Ray, torch and MLflow take about 7 s to import; --help and usage errors answer without them
     from ctt.data import describe
     from ctt.distributed import FeatureStoreError, StorageError, resume_training, run_training
-    from ctt.tables import metrics_table
+    from ctt.repeats import run_repeats
+    from ctt.tables import metrics_table, spread_table
     from ctt.tracking import ModelNotFound, TrackingUnavailable, connect
     try:
         if args.resume:
@@ -54,9 +65,19 @@ def main(argv: list[str] | None = None) -> int:
             connect(cfg.tracking.experiment)         # fail before any work if MLflow is unreachable
             info = describe(args.features, cfg.model.name)   # ... or if the store cannot be trained on
             init_ray(progress=False)
-            summary = run_training(args.features, cfg, info=info)
+            if cfg.train.seeds:
+                summary = run_repeats(cfg, "train", cfg.model.name, cfg.train.seeds,
+                                      lambda c, tags: run_training(args.features, c, info=info, tags=tags))
+            else:
+                summary = run_training(args.features, cfg, info=info)
     except (TrackingUnavailable, FeatureStoreError, StorageError, ModelNotFound) as e:
         fail(str(e))
+    if "spread" in summary:
+        print("train summary: " + json.dumps({k: summary[k] for k in ("run_id", "run_name", "seeds", "children",
+                                                                       "run_url") if k in summary}, indent=2))
+        print("\ntest metrics over seeds (mean ± std):")
+        print(spread_table([(summary["method"], summary["spread"])], {summary["method"]: len(summary["seeds"])}))
+        return 0
     print("train summary: " + json.dumps({k: v for k, v in summary.items() if k not in ("test", "random_baseline")},
                                          indent=2))
     print("\ntest metrics (AU(PRC) higher is better, ranking loss lower is better):")

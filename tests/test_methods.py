@@ -314,3 +314,48 @@ def test_killed_worker_resumes_from_checkpoint(medium_store, tracking_env, ray_h
     assert s["epochs_trained"] == 12
     steps = [m.step for m in c.get_metric_history(s["run_id"], "train_loss")]
     assert max(steps) == 11 and set(range(12)) <= set(steps)     # epochs after the checkpoint are redone, not lost
+
+
+def _summary(out: str, head: str) -> dict:
+    import json
+    return json.JSONDecoder().raw_decode(out[out.index(head) + len(head):])[0]
+
+
+def test_repeats_over_seeds_report_their_spread(medium_store, tracking_env, tmp_path, capsys):
+    """--seeds 2 for a visual and an audio model: a parent run each with two children, the
+    mean and std of every test metric on the parent; fusing the parents pairs the children by
+    seed; the report shows mean ± std from the children's logged predictions."""
+    from sklearn.metrics import average_precision_score
+
+    from ctt.tracking import read_predictions
+    from jobs import fuse, report, train
+    c = _client(tracking_env)
+    base = ["--features", str(medium_store), "--seeds", "2", "--experiment", "seeds", "resources.num_workers=1",
+            "train.batch_size=16", "train.max_epochs=2", "train.checkpoint_every=2", f"tracking.storage_path={tmp_path}"]
+    parents = {}
+    for model, extra in (("ctt-c", []), ("ctt-s", ["model.parts=4", "model.test_draws=2"])):
+        assert train.main([*base, "--model", model, *extra]) == 0
+        s = _summary(capsys.readouterr().out, "train summary: ")
+        parents[model] = s["run_id"]
+        assert [ch["seed"] for ch in s["children"]] == [0, 1]
+        kids = [c.get_run(ch["run_id"]) for ch in s["children"]]
+        assert all(k.data.tags["mlflow.parentRunId"] == s["run_id"] for k in kids)
+        assert [k.data.params["train.seed"] for k in kids] == ["0", "1"]
+        micro = [k.data.metrics["test_auprc_micro"] for k in kids]
+        pm = c.get_run(s["run_id"]).data.metrics
+        assert pm["test_auprc_micro_mean"] == pytest.approx(np.mean(micro))
+        assert pm["test_auprc_micro_std"] == pytest.approx(np.std(micro))
+    assert fuse.main(["--visual", parents["ctt-c"], "--audio", parents["ctt-s"], "tracking.experiment=seeds"]) == 0
+    fused = _summary(capsys.readouterr().out, "fuse summary: ")
+    for ch in fused["children"]:
+        p = c.get_run(ch["run_id"]).data
+        for role in ("visual_run", "audio_run"):                     # members of the same seed
+            assert c.get_run(p.params[role]).data.tags["seed"] == str(ch["seed"]) == p.tags["seed"]
+    assert report.main(["--experiment", "seeds", "--output", str(tmp_path / "rep")]) == 0
+    md = (tmp_path / "rep" / "report.md").read_text()
+    for label, parent in (("CTT-MMC-C", parents["ctt-c"]), ("CTT-MMC-TN", fused["run_id"])):
+        row = _row(md, "## Spread over seeds", label)
+        kids = c.search_runs([c.get_experiment_by_name("seeds").experiment_id], f"tags.repeat_group = '{parent}'")
+        micro = [average_precision_score(*read_predictions(k.info.run_id, "test")[1:], average="micro") for k in kids]
+        assert row[1] == "2" and row[3] == f"{np.mean(micro):.3f} ± {np.std(micro):.3f}", (row, micro)
+    assert "Within the spread on micro AU(PRC)" in md
