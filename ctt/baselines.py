@@ -1,4 +1,6 @@
-"""The paper's baselines as MLflow runs: VLLF and AV (SVMs, grid on a Ray cluster) and random.
+"""The paper's baselines as MLflow runs: VLLF and AV (SVMs, grid on a Ray cluster) and random;
+and, beyond the paper, the linear probe on pooled store columns (`ctt.probe`), logged as
+method `probe-<input>`.
 
     driver: read vllf|av vectors of train/val/test
     tasks:  one per grid point: fit 9 one-vs-all SVMs on train, score each on val
@@ -14,7 +16,7 @@ from typing import Any, Callable
 import numpy as np
 import pyarrow.compute as pc
 
-from ctt import svm
+from ctt import probe, svm
 from ctt.config import BASELINES, Config
 from ctt.data import sort_by_id
 from ctt.distributed import ray_map
@@ -81,6 +83,24 @@ def random_baseline(store_path: str, cfg: Config) -> tuple[Split, Split, dict[st
     return out[0], out[1], {}
 
 
+def probe_baseline(store_path: str, cfg: Config) -> tuple[Split, Split, dict[str, Any]]:
+    what = cfg.baseline.probe_input
+    (tr, Xtr, Ytr), (va, Xva, Yva), (te, Xte, Yte) = (probe.load(store_path, s, what) for s in ("train", "val", "test"))
+    for s, ids in (("train", tr), ("val", va), ("test", te)):
+        if not ids:
+            raise BaselineError(f"{store_path} has no '{s}' trailers for the {what} probe")
+    (val_p, test_p), chosen = probe.fit_predict(Xtr, Ytr, [Xva, Xte], cfg.baseline.seed)
+    return (te, Yte, test_p), (va, Yva, val_p), {
+        "feature_dim": int(Xtr.shape[1]), "chosen": [{"C": c, "cv_average_precision": a} for c, a in chosen],
+        "grid_points": len(probe.CS)}
+
+
+def method_name(method: str, cfg: Config) -> str:
+    """The run's method tag: a probe is named by what it reads (the report sets it beside the
+    models that read the same)."""
+    return f"probe-{cfg.baseline.probe_input}" if method == "probe" else method
+
+
 def run_baseline(store_path: str, method: str, cfg: Config, map_fn: Callable = ray_map) -> dict[str, Any]:
     if method not in BASELINES:
         raise BaselineError(f"unknown method {method!r}: expected one of {', '.join(BASELINES)}")
@@ -89,6 +109,8 @@ def run_baseline(store_path: str, method: str, cfg: Config, map_fn: Callable = r
     t0 = time.time()
     if method == "random":
         test, val, info = random_baseline(store_path, cfg)
+    elif method == "probe":
+        test, val, info = probe_baseline(store_path, cfg)
     else:
         test, val, info = svm_baseline(store_path, method, cfg, map_fn)
     params = {"features": store_path, "fit_s": round(time.time() - t0, 1)}
@@ -96,6 +118,6 @@ def run_baseline(store_path: str, method: str, cfg: Config, map_fn: Callable = r
         params |= {"grid_points": info["grid_points"], "feature_dim": info["feature_dim"],
                    "chosen_params": info["chosen"]}
     model = {"method": method, "chosen_params_per_genre": info.get("chosen"), "seed": cfg.baseline.seed}
-    summary = log_method_run(cfg, "baselines", method, test=test, val=val, params=params, model=model,
+    summary = log_method_run(cfg, "baselines", method_name(method, cfg), test=test, val=val, params=params, model=model,
                              extra={"val_scores_per_grid_point": info.get("val_scores")}, store_path=store_path)
     return summary | {"wall_s": round(time.time() - t0, 1)}

@@ -29,7 +29,8 @@ MODELS = {"ctt-a": ModelSpec("visual", "linear"), "ctt-b": ModelSpec("visual", "
           "ctt-c": ModelSpec("visual", "maxout"), "ctt-s": ModelSpec("audio", "linear"), "lstm": ModelSpec("lstm", "")}
 HEADS = ("linear", "fc", "maxout")   # CTT-MMC-A, -B, -C (`ctt.heads`)
 AUDIO_MODELS = tuple(name for name, spec in MODELS.items() if spec.arch == "audio")
-BASELINES = ("vllf", "av", "random")  # SVMs on the store's vllf / av vectors, and uniform random scores (`ctt.baselines`)
+BASELINES = ("vllf", "av", "random", "probe")  # SVMs on the store's vllf / av vectors, uniform random scores,
+                                                # and the linear probe on pooled store columns (`ctt.baselines`)
 # The config sections each job reads: what it logs as params, and all it accepts overrides for.
 JOB_SECTIONS = {"featurize": ("featurize", "tracking"), "train": ("model", "train", "resources", "tracking"),
                 "baselines": ("baseline", "tracking"), "fuse": ("fusion", "tracking"),
@@ -53,6 +54,8 @@ class ModelConfig:
     parts: int = 11                  # ctt-s: p parts, one random spectrogram drawn from each per step
     test_draws: int = 10             # ctt-s: test probabilities averaged over this many draws
     max_steps: int = 120             # lstm: sequences cut (or zero-padded) to this many keyframes
+    spectrogram: str = "magnitude"   # ctt-s input: magnitude (the paper's) | log (log1p of the magnitude before
+                                     # the mean subtraction and batch norm; beyond the paper). Same store.
 
 
 
@@ -67,6 +70,7 @@ class BaselineConfig:
     seed: int = 0
     max_iter: int = 1_000_000        # libsvm iteration bound (-1: none). Not in the paper: a linear
                                      # kernel with C=1000 on overlapping classes may otherwise run for hours
+    probe_input: str = "frames"      # --method probe reads: frames | spectrograms | both (beyond the paper)
 
 
 @dataclass
@@ -88,6 +92,8 @@ class TrainConfig:
                                      # reshuffles it locally (false: stream it from Ray Data every epoch)
     seeds: list = field(default_factory=list)   # [0, 1, 2]: one child run per seed under a parent run
                                      # (mean and std of every metric); empty: one run at `seed`
+    calibration: str = "none"        # none (the paper) | temperature | platt: per-genre calibration of the
+                                     # probabilities fitted on val (beyond the paper), kept with the model
 
 
 @dataclass
@@ -159,6 +165,8 @@ def load_config(path: str | Path | None = None, overrides: list[str] | None = No
 def validate(cfg: Config) -> None:
     if cfg.model.name not in MODELS:
         raise ConfigError(f"model.name {cfg.model.name!r}: expected one of {', '.join(MODELS)}")
+    if cfg.model.spectrogram not in ("magnitude", "log"):
+        raise ConfigError(f"model.spectrogram={cfg.model.spectrogram!r}: expected magnitude or log")
     if cfg.model.head not in ("", *HEADS):
         raise ConfigError(f"model.head {cfg.model.head!r}: expected {', '.join(HEADS)} (or empty)")
     if min(cfg.model.f, cfg.model.n, cfg.model.parts, cfg.model.test_draws, cfg.model.max_steps) < 1:
@@ -174,11 +182,15 @@ def validate(cfg: Config) -> None:
                                       "patience": (1, None, True)})
     check_range("resources.", cfg.resources, {"num_workers": (1, None, True), "cpus_per_worker": (0, None, False),
                                               "max_failures": (-1, None, True)})
+    if cfg.baseline.probe_input not in ("frames", "spectrograms", "both"):
+        raise ConfigError(f"baseline.probe_input={cfg.baseline.probe_input!r}: expected frames, spectrograms or both")
     check_range("baseline.", cfg.baseline, {"C": (0, None, False), "gamma": (0, None, False),
                                             "cpus_per_task": (0, None, False)})
     validate_featurize(cfg.featurize)
     if cfg.resources.use_gpu not in GPU_FLAGS:
         raise ConfigError("resources.use_gpu: expected auto, true or false")
+    if cfg.train.calibration not in ("none", "temperature", "platt"):
+        raise ConfigError(f"train.calibration={cfg.train.calibration!r}: expected none, temperature or platt")
     seeds = cfg.train.seeds
     if any(not isinstance(x, int) or isinstance(x, bool) for x in seeds) or len(set(seeds)) != len(seeds):
         raise ConfigError(f"train.seeds={seeds!r}: expected distinct integers, e.g. [0, 1, 2]")

@@ -95,15 +95,17 @@ def flat_sequences(column: pa.ChunkedArray | pa.Array, finite: bool = True) -> t
     return flat, np.diff(offsets)
 
 
-def mean_spectrogram(store_path: str, split: str = "train") -> np.ndarray:
+def mean_spectrogram(store_path: str, split: str = "train", log: bool = False) -> np.ndarray:
     """The split's mean spectrogram (130 x 513) over every window, read in batches (paper 3.3);
-    a window with a non-finite value is left out of the mean."""
+    with `log`, the mean of log1p magnitudes (`model.spectrogram=log`). A window with a
+    non-finite value is left out of the mean."""
     total, count = np.zeros(SPEC_SIZE, np.float64), 0
     for t in store.iter_batches(store_path, ["spectrograms"], store.split_filter(split, "spectrograms"), 16):
         flat, _ = flat_sequences(t.column("spectrograms"), finite=False)
         keep = np.isfinite(flat).all(1)
         flat = flat if keep.all() else flat[keep]
-        total += flat.astype(np.float64).sum(0)
+        x = flat.astype(np.float64)
+        total += (np.log1p(x) if log else x).sum(0)
         count += len(flat)
     return (total / max(count, 1)).astype(np.float32).reshape(FRAMES, BINS)
 

@@ -35,6 +35,7 @@ from ray.train.torch import TorchTrainer
 from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 from tqdm.auto import tqdm
 
+from ctt import calibration
 from ctt import metrics as M
 from ctt import tracking
 from ctt.config import Config, flatten, from_dict, sections_of, to_dict
@@ -308,7 +309,8 @@ def run_training(store_path: str, cfg: Config, resume: str = "", info: StoreInfo
     model = build_model(cfg.model, info.feature_dim)
     cfg.tracking.storage_path = cfg.tracking.storage_path or os.environ.get(STORAGE_ENV, "")
     storage = train_storage(cfg.tracking.storage_path)             # before anything is logged or trained
-    mean = mean_spectrogram(store_path) if info.column == "spectrograms" else None
+    mean = (mean_spectrogram(store_path, log=cfg.model.spectrogram == "log")
+            if info.column == "spectrograms" else None)
     if mean is not None:
         model.set_mean(torch.from_numpy(mean))
     run_name = cfg.tracking.run_name or f"{name}-{time.strftime('%Y%m%d-%H%M%S')}"
@@ -346,17 +348,23 @@ def _evaluate_and_log(model: torch.nn.Module, info: StoreInfo, cfg: Config, run_
     """Val predictions and thresholds, test metrics beside random scores, the model."""
     scorer = Scorer(model, cfg.model, cfg.train.seed)
     val_ids, val_probs, val_y = score_split(scorer, info.path, "val")
+    ids, probs, y = score_split(scorer, info.path, "test")
+    params, uncalibrated = {}, {}
+    if cfg.train.calibration != "none":               # fitted on val, applied to both (beyond the paper)
+        params = calibration.fit(val_y, val_probs, cfg.train.calibration)
+        uncalibrated = {"test_ece_uncalibrated": M.ece(y, probs)}
+        val_probs, probs = calibration.apply(val_probs, params), calibration.apply(probs, params)
+        tracking.log_dict(run_id, params, "model/calibration.json")
     tracking.log_predictions(run_id, "val", val_ids, val_y, val_probs)
     thresholds = tracking.log_thresholds(run_id, val_y, val_probs)
-    ids, probs, y = score_split(scorer, info.path, "test")
-    test = M.evaluate(y, probs, prefix="test_", thresholds=thresholds)
+    test = M.evaluate(y, probs, prefix="test_", thresholds=thresholds) | uncalibrated
     random_baseline = M.evaluate(y, np.random.default_rng(cfg.train.seed).random(y.shape), prefix="test_")
     tracking.log_evaluation(run_id, "test", ids, y, probs, test | {
         "best_epoch": state.best_epoch, "epochs_trained": state.epoch + 1,
         "best_val_auprc_micro": state.best_metric, "fit_s": fit_s,
         "s_per_epoch": fit_s / max(1, state.epoch + 1)},
         extra={"random_baseline": random_baseline, "model": cfg.model.name})
-    trained = member(model, cfg, info.feature_dim, info.settings, run_id)
+    trained = member(model, cfg, info.feature_dim, info.settings, run_id, params)
     model_uri = tracking.log_servable(Predictor(run_id, {trained.kind: trained}, 1.0, thresholds))
     registered = (tracking.register(model_uri, run_id, cfg.tracking.register_as, cfg.tracking.register_alias,
                                     info.settings, thresholds) if cfg.tracking.register_as else None)

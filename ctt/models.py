@@ -49,13 +49,16 @@ class AudioCTT(nn.Module):
           --> (B, p, n) --mean over p--> (B, n) --> head
 
     The train-set mean spectrogram is a buffer, so it travels with the weights and
-    prediction normalises exactly as training did.
+    prediction normalises exactly as training did. With `log`, magnitudes are compressed
+    by log1p first (the mean is then the mean of log1p magnitudes): an option beyond the
+    paper for inputs whose range spans orders of magnitude.
     """
 
     def __init__(self, n: int = 256, f: int = 3, head: str = "linear", hidden: int = 256,
                  dropout: float = 0.5, num_classes: int = NUM_GENRES,
-                 frames: int = FRAMES, bins: int = BINS):
+                 frames: int = FRAMES, bins: int = BINS, log: bool = False):
         super().__init__()
+        self.log = log
         self.register_buffer("mean_spectrogram", torch.zeros(frames, bins))
         self.norm = nn.BatchNorm1d(bins)
         self.ctt = CTT(bins, n, f)
@@ -66,7 +69,8 @@ class AudioCTT(nn.Module):
 
     def forward_features(self, x: torch.Tensor, lengths: torch.Tensor | None = None) -> torch.Tensor:
         B, p, T, F = x.shape
-        s = x.float().reshape(B * p, T, F) - self.mean_spectrogram
+        s = x.float().reshape(B * p, T, F)
+        s = (torch.log1p(s) if self.log else s) - self.mean_spectrogram
         s = self.norm(s.transpose(1, 2)).transpose(1, 2)    # BatchNorm1d over (N, F, T)
         return self.ctt(s).view(B, p, -1).mean(dim=1)        # shared CTT, average-pooled over the p parts
 
@@ -106,7 +110,8 @@ def _visual(cfg: ModelConfig, head: str, feature_dim: int, num_classes: int) -> 
 
 
 def _audio(cfg: ModelConfig, head: str, feature_dim: int, num_classes: int) -> nn.Module:
-    return AudioCTT(n=cfg.n, f=cfg.f, head=head, hidden=cfg.hidden, dropout=cfg.dropout, num_classes=num_classes)
+    return AudioCTT(n=cfg.n, f=cfg.f, head=head, hidden=cfg.hidden, dropout=cfg.dropout, num_classes=num_classes,
+                    log=cfg.spectrogram == "log")
 
 
 def _lstm(cfg: ModelConfig, head: str, feature_dim: int, num_classes: int) -> nn.Module:

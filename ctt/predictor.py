@@ -19,6 +19,7 @@ import numpy as np
 import pyarrow as pa
 import torch
 
+from ctt import calibration
 from ctt.config import AUDIO_MODELS, Config, ModelConfig, from_dict, to_dict
 from ctt.evaluation import Scorer
 from ctt.fusion import fuse
@@ -43,6 +44,11 @@ class Member:
     scorer: Scorer
     featurizer: dict[str, Any]
     feature_dim: int
+    calibration: dict[str, list[float]] = field(default_factory=dict)   # ctt.calibration; {}: none
+
+    def probabilities(self, table: pa.Table) -> np.ndarray:
+        """Store rows -> (N, C), NaN rows where this member cannot read a trailer."""
+        return calibration.apply(self.scorer.where_readable(table), self.calibration)
 
     @property
     def kind(self) -> str:
@@ -55,11 +61,12 @@ class Member:
                                                               **to_dict(self.cfg.model)}, indent=2))
         (folder / "resolved_config.json").write_text(json.dumps(to_dict(self.cfg), indent=2))
         (folder / "featurizer.json").write_text(json.dumps(self.featurizer, indent=2))
+        (folder / "calibration.json").write_text(json.dumps(self.calibration, indent=2))
 
 
 def member(model: torch.nn.Module, cfg: Config, feature_dim: int, featurizer: dict[str, Any],
-           run_id: str = "") -> Member:
-    return Member(run_id, cfg, Scorer(model, cfg.model, cfg.train.seed), featurizer, feature_dim)
+           run_id: str = "", calibrated: dict[str, list[float]] | None = None) -> Member:
+    return Member(run_id, cfg, Scorer(model, cfg.model, cfg.train.seed), featurizer, feature_dim, calibrated or {})
 
 
 def load_member(folder: Path, run_id: str = "") -> Member:
@@ -69,7 +76,9 @@ def load_member(folder: Path, run_id: str = "") -> Member:
     cfg.model = ModelConfig(**mc)
     model = build_model(cfg.model, dim)
     model.load_state_dict(torch.load(folder / "state_dict.pt", map_location="cpu", weights_only=True))
-    return member(model, cfg, dim, json.loads((folder / "featurizer.json").read_text()), run_id)
+    cal = folder / "calibration.json"
+    return member(model, cfg, dim, json.loads((folder / "featurizer.json").read_text()), run_id,
+                  json.loads(cal.read_text()) if cal.exists() else None)
 
 
 @dataclass
@@ -90,7 +99,7 @@ class Predictor:
     def probabilities(self, table: pa.Table) -> np.ndarray:
         """Store rows -> (N, C); a fused model keeps the visual probabilities where the audio
         member cannot read a trailer, a lone audio model gives NaN rows there."""
-        out = {k: m.scorer.where_readable(table) for k, m in self.members.items()}
+        out = {k: m.probabilities(table) for k, m in self.members.items()}
         if set(out) == set(KINDS):
             return fuse(out["visual"], out["audio"], self.visual_weight)
         return next(iter(out.values()))

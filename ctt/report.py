@@ -20,7 +20,7 @@ import numpy as np
 
 from ctt import metrics as M
 from ctt import plots, repeats, tracking
-from ctt.paper import METHOD_LABEL, METHOD_ORDER, TABLE3, TABLE3_MEASURES, TABLE4
+from ctt.paper import METHOD_LABEL, METHOD_ORDER, PROBE_OF, TABLE3, TABLE3_MEASURES, TABLE4
 from ctt.tables import fmt as _fmt
 from ctt.tables import metrics_table
 from ctt.thresholds import DEFAULT
@@ -117,6 +117,25 @@ def config_diff(results: list[RunResult], limit: int = 30) -> tuple[list[str], l
     differ = [k for k in keys if len({r.params.get(k, "—") for r in results}) > 1]
     return ["param"] + [r.label for r in results], [[k] + [f"`{r.params.get(k, '—')}`" for r in results]
                                                      for k in differ[:limit]]
+
+
+def probe_table(results: list[RunResult]) -> tuple[list[str], list[list[str]]]:
+    """Each deep model beside the linear probe on the same input (the first run of that
+    probe), flagged when it falls below it on macro AU(PRC)."""
+    probes = {}
+    for r in results:
+        probes.setdefault(r.method, r)
+    head = ["model", "probe", "macro", "probe macro", "micro", "probe micro", "check"]
+    rows = []
+    for r in results:
+        q = probes.get(PROBE_OF.get(r.method, ""))
+        if q is None:
+            continue
+        m, pm = r.metrics.get("test_auprc_macro"), q.metrics.get("test_auprc_macro")
+        below = m is not None and pm is not None and m < pm
+        rows.append([r.label, q.label, _fmt(m), _fmt(pm), _fmt(r.metrics.get("test_auprc_micro")),
+                     _fmt(q.metrics.get("test_auprc_micro")), "**below its probe**" if below else "ok"])
+    return head, rows
 
 
 SPREAD_MEASURES = (*TABLE3_MEASURES, "f1_micro", "f1_macro", "ece")
@@ -248,6 +267,12 @@ def render(results: list[RunResult], out_dir: Path, experiment: str, trailers: i
         ("table", decision_table(results)),
         ("h2", "F1, precision, recall and threshold per genre"), ("table", genre_f1_table(results)),
     ]
+    against = probe_table(results)
+    if against[1]:
+        blocks += [("h2", "Against the linear probe (beyond the paper)"),
+                   ("p", "Each model beside a logistic regression on pooled columns of the same store "
+                         "(`jobs/baselines.py --method probe`): a model below its probe learns less than "
+                         "its frozen input allows."), ("table", against)]
     if any(r.seeds for r in results):
         close = within_spread(results)
         blocks += [("h2", "Spread over seeds (beyond the paper)"),

@@ -6,6 +6,10 @@ vllf / av: one-vs-all SVMs with probability outputs on the standardised `vllf` o
 `av` vectors of the store, grid-searched per genre on the validation split
 (baseline.C x baseline.kernels x baseline.gamma), one Ray task per grid point.
 random: uniform random probabilities with a fixed seed (baseline.seed).
+probe (beyond the paper): per-genre logistic regression on standardised pooled columns,
+baseline.probe_input = frames (keyframe mean + max), spectrograms (log-spectrogram mean +
+std per bin) or both; regularisation chosen by 5-fold cross-validation on train. Logged
+as method probe-<input>; the report sets each model beside its probe.
 """
 from __future__ import annotations
 
@@ -24,7 +28,7 @@ def main(argv: list[str] | None = None) -> int:
     p = parser(__doc__)
     p.add_argument("--features", required=True, help="feature store written by jobs/featurize.py (local or s3://)")
     p.add_argument("--method", action="append", choices=BASELINES, required=True,
-                   help="vllf, av or random; repeat to run several (one MLflow run each)")
+                   help="vllf, av, random or probe; repeat to run several (one MLflow run each)")
     p.add_argument("--experiment", help="MLflow experiment (overrides tracking.experiment)")
     args = p.parse_args(argv)
     setup_logging()

@@ -90,3 +90,36 @@ def test_ece_by_hand():
     m = metrics.evaluate(y, s, "test_")
     assert {"test_ece", "test_ece_action", "test_f1_micro", "test_f1_macro"} <= set(m)
     assert 0 <= m["test_ece"] <= 1
+
+
+def test_calibration_fits_on_val_and_keeps_the_ranking():
+    from scipy.stats import rankdata
+    from sklearn.linear_model import LogisticRegression
+
+    from ctt import calibration
+    rng = np.random.default_rng(5)
+    z = rng.normal(-0.5, 1.5, (400, 9))                     # the true log-odds of each genre
+    y = (rng.random(z.shape) < 1 / (1 + np.exp(-z))).astype(float)
+    p = 1 / (1 + np.exp(-3 * z))                             # right order, overconfident: a temperature of 3
+    for method in ("temperature", "platt"):
+        params = calibration.fit(y[:200], p[:200], method)
+        q = calibration.apply(p[200:], params)
+        assert metrics.ece(y[200:], q) < 0.5 * metrics.ece(y[200:], p[200:]), method
+        if method == "temperature":                          # one scale per genre: the same order, the same AP
+            assert all(params[g][1] == 0.0 and 0.2 < params[g][0] < 0.6 for g in GENRES)   # 1 / 3 up to noise
+            np.testing.assert_array_equal(rankdata(q[:, 0]), rankdata(p[200:, 0]))
+            assert metrics.auprc(y[200:], q, "macro") == pytest.approx(metrics.auprc(y[200:], p[200:], "macro"))
+    # on a large split the prior is negligible: Platt equals an unregularised logistic regression
+    zz = rng.normal(-0.5, 1.5, (20000, 9))
+    yy = (rng.random(zz.shape) < 1 / (1 + np.exp(-(0.5 * zz + 0.3)))).astype(float)
+    pp = 1 / (1 + np.exp(-zz))
+    ref = LogisticRegression(C=1e9, max_iter=1000).fit(calibration.logit(pp[:, 2])[:, None], yy[:, 2].astype(int))
+    assert calibration.fit(yy, pp, "platt")[GENRES[2]] == pytest.approx([ref.coef_[0, 0], ref.intercept_[0]],
+                                                                         rel=0.02, abs=0.01)
+    separable = (p[:20] > 0.5).astype(float)                 # validation the model separates perfectly
+    assert all(1 < v[0] < 10 and abs(v[1]) < 2 for v in calibration.fit(separable, p[:20], "platt").values())
+    none = np.full((2, 9), np.nan)
+    assert np.isnan(calibration.apply(none, calibration.fit(y[:200], p[:200], "platt"))).all()
+    assert calibration.apply(p, {}) is p
+    one_class = np.zeros((10, 9))
+    assert calibration.fit(one_class, p[:10], "platt")[GENRES[0]] == [1.0, 0.0]

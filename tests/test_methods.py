@@ -42,7 +42,7 @@ def runs(medium_store, tracking_env, tmp_path_factory):
     out = {
         "ctt-c": _train(medium_store, "ctt-c", tmp, "train.max_epochs=16", "train.patience=16"),
         "ctt-s": _train(medium_store, "ctt-s", tmp, "train.max_epochs=4", "train.checkpoint_every=4", "model.parts=4",
-                        "model.test_draws=3"),
+                        "model.test_draws=3", "train.calibration=platt"),
         "lstm": _train(medium_store, "lstm", tmp, *LSTM),
     }
     out["staged_left"] = set(glob.glob(os.path.join(tempfile.gettempdir(), "ctt_ckpt_*"))) - staged_before
@@ -260,6 +260,31 @@ def test_report_renders_from_the_runs(runs, tracking_env, tmp_path, capsys, brow
     with pytest.raises(SystemExit) as bad:
         report.main(["--experiment", "methods", "--filter", "params.model.name ==== 'x'"])
     assert bad.value.code == 2 and "search expression" in capsys.readouterr().err
+
+
+def test_probes_sit_beside_the_models_that_read_the_same_input(runs, medium_store, tracking_env, tmp_path, capsys):
+    """--method probe on keyframes and on spectrograms: logged as probe-<input> runs, and the
+    report's probe table sets CTT-MMC-C and CTT-MMC-S beside them, flagged when below."""
+    from jobs import baselines, report
+    ids = {}
+    for what in ("frames", "spectrograms"):
+        assert baselines.main(["--features", str(medium_store), "--method", "probe", "tracking.experiment=probes",
+                               f"baseline.probe_input={what}"]) == 0
+        out = capsys.readouterr().out
+        ids[what] = _summary(out, "probe summary: ")["run_id"]
+    c = _client(tracking_env)
+    probe_runs = {w: c.get_run(r) for w, r in ids.items()}
+    assert {w: r.data.tags["method"] for w, r in probe_runs.items()} == {"frames": "probe-frames",
+                                                                      "spectrograms": "probe-spectrograms"}
+    assert report.main(["--experiment", "methods", "--runs", runs["ctt-c"]["run_id"], runs["ctt-s"]["run_id"],
+                        *ids.values(), "--output", str(tmp_path / "rep")]) == 0
+    md = (tmp_path / "rep" / "report.md").read_text()
+    for label, model, what in (("CTT-MMC-C", "ctt-c", "frames"), ("CTT-MMC-S", "ctt-s", "spectrograms")):
+        row = _row(md, "## Against the linear probe", label)
+        mine = c.get_run(runs[model]["run_id"]).data.metrics["test_auprc_macro"]
+        theirs = probe_runs[what].data.metrics["test_auprc_macro"]
+        assert row[2] == f"{mine:.3f}" and row[3] == f"{theirs:.3f}"
+        assert row[6] == ("**below its probe**" if mine < theirs else "ok")
 
 
 def test_seeded_runs_repeat(runs, medium_store, tracking_env, tmp_path):
