@@ -76,6 +76,8 @@ class BaselineConfig:
 @dataclass
 class FusionConfig:
     step: float = 0.05               # visual weight grid {1.0, 1.0 - step, ..., 0.0}
+    per_genre: bool = False          # beyond the paper: one visual weight per genre, chosen on val ...
+    shrink: float = 10.0             # ... and shrunk toward the global weight: (n w_g + shrink w) / (n + shrink)
 
 
 @dataclass

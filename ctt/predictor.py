@@ -85,7 +85,7 @@ def load_member(folder: Path, run_id: str = "") -> Member:
 class Predictor:
     source: str
     members: dict[str, Member]                      # "visual" and/or "audio"
-    visual_weight: float = 1.0
+    visual_weight: float | list[float] = 1.0       # one, or one per genre (fusion.per_genre)
     thresholds: dict[str, float] = field(default_factory=dict)
 
     @property
@@ -119,7 +119,9 @@ def load_bundle(folder: Path, source: str = "") -> Predictor:
         raise NotAGenreModel(f"{source or folder} holds no CTT-MMC genre model ({BUNDLE_FILE} missing)")
     spec = json.loads((folder / BUNDLE_FILE).read_text())
     members = {k: load_member(folder / k, run_id) for k, run_id in spec["members"].items()}
-    return Predictor(source or str(folder), members, float(spec["visual_weight"]), spec["thresholds"])
+    w = spec["visual_weight"]
+    return Predictor(source or str(folder), members, [float(x) for x in w] if isinstance(w, list) else float(w),
+                     spec["thresholds"])
 
 
 def fused(visual: Predictor, audio: Predictor, weight: float, thresholds: dict[str, float],

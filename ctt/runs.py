@@ -14,9 +14,10 @@ import numpy as np
 from ctt import metrics as M
 from ctt import qa, repeats, tracking
 from ctt.config import Config, flatten, sections_of, to_dict
-from ctt.fusion import Split, align, choose_weight, fuse, weight_grid
+from ctt.fusion import Split, align, choose_weight, fuse, per_genre_weights, weight_grid
 from ctt.predictor import Predictor, fused
 from featurize import store
+from featurize.genres import GENRES
 
 
 
@@ -116,15 +117,19 @@ def _fuse_pair(visual_run: str, audio_run: str, cfg: Config, tags: dict[str, str
         ids, y, pv, pa = align(tracking.read_predictions(visual_run, split), tracking.read_predictions(audio_run, split))
         splits[split] = (ids, y, pv, pa)
     vid, vy, vpv, vpa = splits["val"]
-    w, scores = choose_weight(vy, vpv, vpa, weight_grid(cfg.fusion.step))
+    grid = weight_grid(cfg.fusion.step)
+    w_global, scores = choose_weight(vy, vpv, vpa, grid)
+    w = per_genre_weights(vy, vpv, vpa, grid, w_global, cfg.fusion.shrink).tolist() if cfg.fusion.per_genre \
+        else w_global
     tid, ty, tpv, tpa = splits["test"]
     servable = fused(tracking.load_servable(visual_run), tracking.load_servable(audio_run), w, {}, f"{visual_run}+{audio_run}")
     summary = log_method_run(
         cfg, "fuse", "ctt-tn", test=(tid, ty, fuse(tpv, tpa, w)), val=(vid, vy, fuse(vpv, vpa, w)),
-        params={"visual_run": visual_run, "audio_run": audio_run, "visual_weight": w,
-                "test_without_audio": int(np.isnan(tpa).any(axis=1).sum())},
+        params={"visual_run": visual_run, "audio_run": audio_run, "visual_weight": w_global,
+                "test_without_audio": int(np.isnan(tpa).any(axis=1).sum())}
+        | ({f"visual_weight_{g}": x for g, x in zip(GENRES, w)} if cfg.fusion.per_genre else {}),
         model={"visual_run": visual_run, "audio_run": audio_run, "visual_weight": w},
         extra={"val_auprc_micro_by_visual_weight": scores}, servable=servable, tags=tags)
-    tracking.log_metrics(summary["run_id"], {"visual_weight": w})
+    tracking.log_metrics(summary["run_id"], {"visual_weight": w_global})
     summary |= {"visual_weight": w, "val_scores": scores}
     return summary

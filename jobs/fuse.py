@@ -42,7 +42,9 @@ def main(argv: list[str] | None = None) -> int:
                                                                       "run_url") if k in summary}, indent=2))
         print(spread_table([("ctt-tn", summary["spread"])], {"ctt-tn": len(summary["seeds"])}))
         return 0
-    print(f"visual weight chosen on val: {summary['visual_weight']:.2f}")
+    w = summary["visual_weight"]
+    print("visual weight chosen on val: " + (f"{w:.2f}" if isinstance(w, float) else
+                                             "per genre " + ", ".join(f"{x:.2f}" for x in w)))
     shown = ("run_id", "run_name", "registered", "run_url")
     print("fuse summary: " + json.dumps({k: summary[k] for k in shown if k in summary}, indent=2))
     print(metrics_table([("ctt-tn", summary["test"])]))

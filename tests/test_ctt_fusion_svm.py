@@ -100,3 +100,25 @@ def test_thresholds_maximise_f1_per_genre():
             assert f1_score(y[:, c], probs[:, c] >= cand, zero_division=0) <= best + 1e-9
     pred = predicted_genres(probs[:3], th)
     assert pred == [[g for c, g in enumerate(GENRES) if probs[i, c] >= th[g]] for i in range(3)]
+
+
+def test_per_genre_weights_follow_the_better_member_and_shrink_with_few_positives():
+    from ctt.fusion import fuse, per_genre_weights, weight_grid
+    rng = np.random.default_rng(4)
+    n = 200
+    y = (rng.random((n, 9)) < 0.3).astype(float)
+    y[:, 8] = 0                                                    # no positive: the global weight
+    pv = np.clip(0.5 * y + 0.5 * rng.random(y.shape), 0, 1)        # visual: good everywhere ...
+    pa = rng.random(y.shape)                                       # ... audio: noise ...
+    pa[:, 0] = y[:, 0] * 0.9 + 0.05                                 # ... except a perfect genre 0
+    pv[:, 0] = rng.random(n)
+    pa[:5] = np.nan                                                # trailers without audio
+    w = per_genre_weights(y, pv, pa, weight_grid(0.05), 0.7, shrink=0.0)
+    assert w[0] < 0.5 and w[8] == 0.7 and (w[1:8] >= 0.5).all()    # genre 0 leans on audio
+    assert average_precision_score(y[5:, 0], fuse(pv, pa, w)[5:, 0]) == 1.0
+    npos = int((y[5:, 0] > 0.5).sum())
+    shrunk = per_genre_weights(y, pv, pa, weight_grid(0.05), 0.7, shrink=10.0)
+    assert shrunk[0] == pytest.approx(round((npos * w[0] + 10 * 0.7) / (npos + 10), 6), abs=1e-6)
+    f = fuse(pv, pa, w)
+    np.testing.assert_allclose(f[:5], pv[:5])                     # no audio: the visual probabilities
+    np.testing.assert_allclose(f[5:, 1], w[1] * pv[5:, 1] + (1 - w[1]) * pa[5:, 1])

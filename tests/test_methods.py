@@ -142,6 +142,16 @@ def test_fuse_is_its_own_run(runs, tracking_env, medium_store, capsys):
     served = model.predict(df)
     np.testing.assert_allclose(served[list(GENRES)].to_numpy(), fused[[ids.index(t) for t in pick]], atol=1e-5)
     assert model.unwrap_python_model().predictor.visual_weight == w
+    # per-genre weights (an option): each genre mixes by its own weight, in the run and when served
+    assert fuse.main(["--visual", runs["ctt-c"]["run_id"], "--audio", runs["ctt-s"]["run_id"],
+                      "tracking.experiment=methods", "fusion.per_genre=true", "tracking.register_as=ctt-mmc-tn-pg"]) == 0
+    assert "per genre" in capsys.readouterr().out
+    pg = c.search_runs([exp.experiment_id], "tags.method = 'ctt-tn' and params.`fusion.per_genre` = 'True'")[0]
+    wg = np.array([float(pg.data.params[f"visual_weight_{g}"]) for g in GENRES])
+    _, _, fused_pg = read_predictions(pg.info.run_id, "test")
+    np.testing.assert_allclose(fused_pg[j], wg * visual[j] + (1 - wg) * audio[k], atol=1e-6)
+    served = mlflow.pyfunc.load_model("models:/ctt-mmc-tn-pg/1").predict(df)
+    np.testing.assert_allclose(served[list(GENRES)].to_numpy(), fused_pg[[ids.index(t) for t in pick]], atol=1e-5)
 
 
 def test_baselines_log_runs(medium_store, tracking_env, ray_head):
