@@ -71,6 +71,10 @@ class BaselineConfig:
     max_iter: int = 1_000_000        # libsvm iteration bound (-1: none). Not in the paper: a linear
                                      # kernel with C=1000 on overlapping classes may otherwise run for hours
     probe_input: str = "frames"      # --method probe reads: frames | spectrograms | both (beyond the paper)
+    selection: str = "val"           # SVM grid point per genre chosen on: val (the paper's) | cv: k-fold
+                                     # cross-validation (beyond the paper) over ...
+    cv_data: str = "train"           # ... train | train+val (the refit is on train either way)
+    folds: int = 5
 
 
 @dataclass
@@ -184,6 +188,10 @@ def validate(cfg: Config) -> None:
                                       "patience": (1, None, True)})
     check_range("resources.", cfg.resources, {"num_workers": (1, None, True), "cpus_per_worker": (0, None, False),
                                               "max_failures": (-1, None, True)})
+    if cfg.baseline.selection not in ("val", "cv") or cfg.baseline.cv_data not in ("train", "train+val"):
+        raise ConfigError("baseline.selection: expected val or cv; baseline.cv_data: train or train+val")
+    if cfg.baseline.folds < 2:
+        raise ConfigError(f"baseline.folds={cfg.baseline.folds}: must be >= 2")
     if cfg.baseline.probe_input not in ("frames", "spectrograms", "both"):
         raise ConfigError(f"baseline.probe_input={cfg.baseline.probe_input!r}: expected frames, spectrograms or both")
     check_range("baseline.", cfg.baseline, {"C": (0, None, False), "gamma": (0, None, False),

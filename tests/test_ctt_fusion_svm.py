@@ -122,3 +122,20 @@ def test_per_genre_weights_follow_the_better_member_and_shrink_with_few_positive
     f = fuse(pv, pa, w)
     np.testing.assert_allclose(f[:5], pv[:5])                     # no audio: the visual probabilities
     np.testing.assert_allclose(f[5:, 1], w[1] * pv[5:, 1] + (1 - w[1]) * pa[5:, 1])
+
+
+def test_cv_scores_equal_sklearn_cross_validation():
+    from sklearn.model_selection import StratifiedKFold
+    rng = np.random.default_rng(2)
+    X = rng.normal(size=(60, 4))
+    Y = np.zeros((60, 9))
+    Y[:, 0] = (X[:, 0] + 0.3 * rng.normal(size=60) > 0).astype(float)
+    Y[:3, 1] = 1                                                     # 3 positives: 3 folds
+    params = {"kernel": "linear", "C": 1.0}
+    got = svm.cv_scores(X, Y, params, folds=5, seed=0)
+    want = []
+    for tr, te in StratifiedKFold(5, shuffle=True, random_state=0).split(X, Y[:, 0]):
+        m = svm.fit_genre(X[tr], Y[tr, 0], params, 0)
+        want.append(average_precision_score(Y[te, 0], svm.genre_probs(m, X[te])))
+    assert got[0] == pytest.approx(np.mean(want)) and got[0] > 0.8
+    assert np.isfinite(got[1]) and np.isnan(got[2])                  # no positive: no score

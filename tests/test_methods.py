@@ -169,6 +169,20 @@ def test_baselines_log_runs(medium_store, tracking_env, ray_head):
         assert len(ids) == 13 and np.all((probs >= 0) & (probs <= 1))
         if method != "random":
             assert int(run.data.params["grid_points"]) == 2 * (1 + 2)
+    # the grid chosen by 5-fold cross-validation over train instead of the val split
+    import json
+
+    from ctt import svm
+    from ctt.baselines import load_split
+    assert baselines.main(["--features", str(medium_store), "--method", "av", "tracking.experiment=cv-selection",
+                           "baseline.C=[1.0,100.0]", "baseline.gamma=[0.1,1.0]", "baseline.selection=cv"]) == 0
+    run = c.search_runs([c.get_experiment_by_name("cv-selection").experiment_id], "tags.method = 'av'")[0]
+    assert run.data.params["baseline.selection"] == "cv"
+    with tempfile.TemporaryDirectory() as tmp:
+        logged = json.loads(Path(c.download_artifacts(run.info.run_id, "metrics/test_metrics.json", tmp)).read_text())
+    _, Xtr, Ytr = load_split(str(medium_store), "train", "av")
+    want = svm.cv_scores(Xtr, Ytr, {"kernel": "linear", "C": 1.0}, 5, 0, 1_000_000)
+    np.testing.assert_allclose(logged["val_scores_per_grid_point"][0], want, rtol=1e-9)
 
 
 def test_mlflow_ui_lists_runs_with_their_stores(runs, store, tracking_env, browser, ray_head):
