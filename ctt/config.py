@@ -98,6 +98,10 @@ class TrainConfig:
                                      # reshuffles it locally (false: stream it from Ray Data every epoch)
     seeds: list = field(default_factory=list)   # [0, 1, 2]: one child run per seed under a parent run
                                      # (mean and std of every metric); empty: one run at `seed`
+    lr_schedule: str = "none"        # none (the paper) | plateau | cosine (beyond the paper; ctt.training.learning_rate)
+    lr_patience: int = 5             # plateau: epochs without a better val AU(PRC) before the rate is cut
+    lr_factor: float = 0.5           # plateau: the cut
+    lr_min: float = 0.01             # cosine: the last epoch's rate, as a share of train.lr
     calibration: str = "none"        # none (the paper) | temperature | platt: per-genre calibration of the
                                      # probabilities fitted on val (beyond the paper), kept with the model
 
@@ -199,6 +203,10 @@ def validate(cfg: Config) -> None:
     validate_featurize(cfg.featurize)
     if cfg.resources.use_gpu not in GPU_FLAGS:
         raise ConfigError("resources.use_gpu: expected auto, true or false")
+    if cfg.train.lr_schedule not in ("none", "plateau", "cosine"):
+        raise ConfigError(f"train.lr_schedule={cfg.train.lr_schedule!r}: expected none, plateau or cosine")
+    check_range("train.", cfg.train, {"lr_patience": (1, None, True), "lr_factor": (0, 1, False),
+                                      "lr_min": (0, 1, True)})
     if cfg.train.calibration not in ("none", "temperature", "platt"):
         raise ConfigError(f"train.calibration={cfg.train.calibration!r}: expected none, temperature or platt")
     seeds = cfg.train.seeds

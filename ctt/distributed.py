@@ -368,7 +368,10 @@ def _evaluate_and_log(model: torch.nn.Module, info: StoreInfo, cfg: Config, run_
     model_uri = tracking.log_servable(Predictor(run_id, {trained.kind: trained}, 1.0, thresholds))
     registered = (tracking.register(model_uri, run_id, cfg.tracking.register_as, cfg.tracking.register_alias,
                                     info.settings, thresholds) if cfg.tracking.register_as else None)
+    ended_by = state.ended_by(cfg.train)
+    tracking.set_tag(run_id, "ended_by", ended_by)
     return {"model_uri": model_uri, "epochs_trained": state.epoch + 1, "best_epoch": state.best_epoch,
+            "ended_by": ended_by,
             "fit_s": round(fit_s, 1), "test": test, "random_baseline": random_baseline, "registered": registered}
 
 

@@ -8,6 +8,7 @@ batches are dicts of tensors from any iterable.
 from __future__ import annotations
 
 import copy
+import math
 import random
 from dataclasses import dataclass, field
 from typing import Any, Callable, Iterable
@@ -46,6 +47,25 @@ class FitState:
     bad_epochs: int = 0
     best_state: dict[str, Any] | None = None
     history: list[dict[str, float]] = field(default_factory=list)
+    lr_scale: float = 1.0                # what the plateau schedule has multiplied train.lr by so far
+
+    def ended_by(self, cfg: TrainConfig) -> str:
+        """early_stopping (patience ran out) or max_epochs (the cap came first)."""
+        return "early_stopping" if self.bad_epochs >= cfg.patience else "max_epochs"
+
+
+def learning_rate(cfg: TrainConfig, state: FitState, epoch: int) -> float:
+    """The learning rate of `epoch`, a pure function of the config and the fit state, so a
+    run restored from a checkpoint continues the same schedule. none: train.lr (the paper);
+    cosine: from train.lr down to train.lr * train.lr_min over max_epochs; plateau: train.lr
+    times `lr_scale`, which halves (train.lr_factor) after every train.lr_patience epochs
+    without a better val AU(PRC)."""
+    if cfg.lr_schedule == "cosine":
+        low = cfg.lr * cfg.lr_min
+        return low + 0.5 * (cfg.lr - low) * (1 + math.cos(math.pi * epoch / max(1, cfg.max_epochs - 1)))
+    if cfg.lr_schedule == "plateau":
+        return cfg.lr * state.lr_scale
+    return cfg.lr
 
 
 def train_one_epoch(model: nn.Module, batches: Iterable[dict], optimizer: torch.optim.Optimizer,
@@ -96,6 +116,9 @@ def fit(model: nn.Module, train_batches: Batches, val_batches: Batches, cfg: Tra
     state = state or FitState()
     while state.epoch + 1 < cfg.max_epochs and state.bad_epochs < cfg.patience:
         epoch = state.epoch + 1
+        lr = learning_rate(cfg, state, epoch)
+        for group in optimizer.param_groups:
+            group["lr"] = lr
         train_loss = train_one_epoch(model, train_batches(), optimizer, device)
         probs, y = predict(model, val_batches(), device)
         val_micro = metrics.auprc(y, probs, "micro") if len(y) else float("nan")
@@ -108,10 +131,12 @@ def fit(model: nn.Module, train_batches: Batches, val_batches: Batches, cfg: Tra
             state.best_state = copy.deepcopy(unwrap(model).state_dict())
         else:
             state.bad_epochs += 1
+            if cfg.lr_schedule == "plateau" and state.bad_epochs % cfg.lr_patience == 0:
+                state.lr_scale *= cfg.lr_factor
         state.epoch = epoch
         m = {"epoch": epoch, "train_loss": train_loss, "val_loss": val_loss,
              "val_auprc_micro": val_micro, "val_auprc_macro": val_macro,
-             "best_val_auprc_micro": state.best_metric}
+             "best_val_auprc_micro": state.best_metric, "lr": lr}
         state.history.append(m)
         if on_epoch_end:
             on_epoch_end(state, m)

@@ -49,6 +49,15 @@ def latest_run_id(experiment: str, method: str) -> str:
     return runs[0].run_id
 
 
+def how_it_ended(experiment: str, method: str) -> str:
+    """'early_stopping after 23 epochs (best 8)' or 'max_epochs after 50 epochs (best 49)'."""
+    from ctt import tracking  # lazy: imports MLflow and torch (5 s); --help answers without them
+    run = tracking.find_runs(experiment, f"tags.method = '{method}'", max_results=1)[0]
+    m = run.metrics
+    return (f"{run.tags.get('ended_by', '?')} after {m.get('epochs_trained', 0):.0f} epochs "
+            f"(best {m.get('best_epoch', 0):.0f})")
+
+
 def local_job(mlflow_url: str, args: list[str]) -> None:
     """Jobs that need no cluster (fuse, report) run here, against the same MLflow server."""
     print("$ python " + " ".join(args), flush=True)
@@ -116,6 +125,7 @@ def main(argv: list[str] | None = None) -> int:
     print(f"schedule: at most {cfg.train.max_epochs} epochs, patience {cfg.train.patience}; ctt-s with "
           f"{' '.join(AUDIO_DEMO)} (short, for the demo; the paper trains up to 200 epochs with patience 20, p=11)")
     print("wall time per step (s): " + ", ".join(f"{k} {v:.0f}" for k, v in timings.items()))
+    print("training ended by: " + "; ".join(f"{m} {how_it_ended(exp, m)}" for m in ("ctt-c", "ctt-s", "lstm")))
     print(f"report: {report_dir / 'report.md'}")
     print(f"\nMLflow UI:     {tracking_links(latest_run_id(exp, 'ctt-c')).get('experiment_url', mlflow_url)}"
           f"  (experiment '{exp}', Model training view)")

@@ -1,4 +1,5 @@
 import numpy as np
+import pytest
 import torch
 
 from ctt import metrics
@@ -60,3 +61,40 @@ def test_early_stopping_and_resume():
     mid = FitState(epoch=4, best_metric=0.0, best_epoch=4, bad_epochs=0)
     state = fit(model, _batches(*tr), _batches(*va), TrainConfig(max_epochs=7, patience=20), state=mid)
     assert [h["epoch"] for h in state.history] == [5, 6]
+
+
+def test_learning_rate_schedules_are_pure_functions_of_the_fit_state():
+    from ctt.config import TrainConfig
+    from ctt.training import FitState, learning_rate
+    s = FitState()
+    assert learning_rate(TrainConfig(lr=0.1), s, 7) == 0.1                       # the paper: constant
+    cos = TrainConfig(lr=0.1, lr_schedule="cosine", max_epochs=11, lr_min=0.01)
+    assert learning_rate(cos, s, 0) == pytest.approx(0.1) and learning_rate(cos, s, 10) == pytest.approx(0.001)
+    assert learning_rate(cos, s, 5) == pytest.approx(0.001 + 0.5 * (0.1 - 0.001))
+    s.lr_scale = 0.25
+    assert learning_rate(TrainConfig(lr=0.1, lr_schedule="plateau"), s, 3) == pytest.approx(0.025)
+
+
+def test_plateau_cuts_the_rate_and_early_stopping_ends_the_fit():
+    from ctt.config import TrainConfig
+    from ctt.training import fit
+    torch.manual_seed(0)
+
+    class Net(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.lin = torch.nn.Linear(1, 9)
+
+        def forward(self, x, lengths=None):
+            return self.lin(x[:, 0])
+
+    net = Net()
+    x = torch.zeros(8, 1, 1)
+    batch = {"x": x, "lengths": torch.ones(8, dtype=torch.long), "y": torch.zeros(8, 9)}
+    batch["y"][:4, 0] = 1                                         # nothing to learn from a zero input
+    cfg = TrainConfig(lr=0.1, max_epochs=50, patience=6, lr_schedule="plateau", lr_patience=2, lr_factor=0.5)
+    state = fit(net, lambda: [batch], lambda: [batch], cfg)
+    lrs = [h["lr"] for h in state.history]
+    assert state.ended_by(cfg) == "early_stopping" and len(lrs) < 50
+    assert lrs[0] == 0.1 and min(lrs) < 0.1 and sorted(lrs, reverse=True) == lrs   # cut, never raised
+    assert TrainConfig().lr_schedule == "none"
