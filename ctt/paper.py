@@ -5,7 +5,7 @@ from __future__ import annotations
 METHOD_ORDER = ("random", "vllf", "av", "lstm", "ctt-s", "ctt-a", "ctt-b", "ctt-c", "ctt-tn")
 METHOD_LABEL = {"random": "Random", "vllf": "VLLF", "av": "AV", "lstm": "LSTM", "ctt-s": "CTT-MMC-S",
                 "ctt-a": "CTT-MMC-A", "ctt-b": "CTT-MMC-B", "ctt-c": "CTT-MMC-C", "ctt-tn": "CTT-MMC-TN",
-                "probe-frames": "Probe (keyframes)", "probe-spectrograms": "Probe (audio)",
+                "probe-frames": "Probe (frames)", "probe-spectrograms": "Probe (audio)",
                 "probe-both": "Probe (both)"}
 # Beyond the paper: the linear probe on the same input as each model (`ctt.probe`)
 PROBE_OF = {"ctt-a": "probe-frames", "ctt-b": "probe-frames", "ctt-c": "probe-frames", "lstm": "probe-frames",

@@ -106,7 +106,7 @@ def main(argv: list[str] | None = None) -> int:
         submit(ray_url, mlflow_url, ["jobs/train.py", "--config", a.config, "--features", str(store), "--model", model]
                + (AUDIO_DEMO if model == "ctt-s" else []))
         timings[model] = time.time() - t
-    print("== 7/8 Two-Nets fusion of ctt-c and ctt-s, and the baselines", flush=True)
+    print("== 7/8 Two-Nets fusion of ctt-c and ctt-s, the baselines and the linear probes", flush=True)
     t = time.time()
     local_job(mlflow_url, ["jobs/fuse.py", "--config", a.config, "--visual", latest_run_id(exp, "ctt-c"),
                            "--audio", latest_run_id(exp, "ctt-s")])
@@ -115,6 +115,11 @@ def main(argv: list[str] | None = None) -> int:
     submit(ray_url, mlflow_url, ["jobs/baselines.py", "--config", a.config, "--features", str(store),
                                  "--method", "vllf", "--method", "av", "--method", "random"])
     timings["baselines"] = time.time() - t
+    t = time.time()
+    for what in ("frames", "spectrograms", "both"):       # beyond the paper: the linear probes
+        submit(ray_url, mlflow_url, ["jobs/baselines.py", "--config", a.config, "--features", str(store),
+                                     "--method", "probe", f"baseline.probe_input={what}"])
+    timings["probes"] = time.time() - t
     print("== 8/8 report", flush=True)
     report_dir = data / "report"
     local_job(mlflow_url, ["jobs/report.py", "--experiment", exp, "--output", str(report_dir)])
