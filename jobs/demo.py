@@ -33,7 +33,7 @@ def submit(ray_url: str, mlflow_url: str, args: list[str]) -> None:
 
 # CTT-MMC-S costs about 50 GFLOP per step of 16 trailers x 11 spectrograms: on 2 CPU cores the
 # demo draws 4 parts per trailer (the paper: 11) for at most 30 epochs.
-AUDIO_DEMO = ["model.parts=4", "train.max_epochs=30"]
+AUDIO_DEMO = ["model.parts=4", "train.max_epochs=30", "model.spectrogram=log"]
 
 
 def tracking_links(run_id: str) -> dict[str, str]:
