@@ -3,6 +3,11 @@
 ResNet-152 pretrained on ImageNet is the paper's default; any torchvision ResNet,
 no weights (tests, demo), or a user checkpoint such as Places365 can be chosen.
 The penultimate layer (global average pool) gives one vector per keyframe.
+
+`imagenet` is pinned to torchvision's IMAGENET1K_V1, the original ImageNet training the
+paper used, with its 256 -> 224 eval transform; torchvision's DEFAULT for the larger
+ResNets is IMAGENET1K_V2, a newer recipe whose eval resizes to 232: it is the named
+option `imagenet_v2`, with its own resize.
 """
 from __future__ import annotations
 
@@ -26,6 +31,32 @@ class WeightsUnavailable(RuntimeError):
     pass
 
 
+WEIGHTS = {"imagenet": "IMAGENET1K_V1", "imagenet_v2": "IMAGENET1K_V2"}   # featurize.backbone.weights -> enum
+
+
+def weights_enum(cfg: BackboneConfig):
+    """The torchvision weights enum of an ImageNet choice (no download), None otherwise."""
+    if cfg.weights not in WEIGHTS:
+        return None
+    enums = torchvision.models.get_model_weights(cfg.name)
+    if not hasattr(enums, WEIGHTS[cfg.weights]):
+        raise WeightsUnavailable(f"{cfg.name} has no {WEIGHTS[cfg.weights]} weights in torchvision "
+                         f"(featurize.backbone.weights={cfg.weights}); use imagenet")
+    return getattr(enums, WEIGHTS[cfg.weights])
+
+
+def resize_short(cfg: BackboneConfig) -> int:
+    """The short side keyframes are resized to before the image_size crop: the weights' own
+    eval transform (256/224 of the crop for V1, the paper's and torchvision's classic
+    recipe; 232/224 for V2)."""
+    enum = weights_enum(cfg)
+    ratio = 256 / 224
+    if enum is not None:
+        t = enum.transforms()
+        ratio = t.resize_size[0] / t.crop_size[0]
+    return int(round(cfg.image_size * ratio))
+
+
 def _read_checkpoint(path: str) -> dict[str, torch.Tensor]:
     with fsspec.open(path, "rb") as fh:
         obj = torch.load(fh, map_location="cpu", weights_only=True)
@@ -39,8 +70,8 @@ def load_backbone(cfg: BackboneConfig) -> nn.Module:
     if cfg.name not in RESNETS:
         raise ValueError(f"backbone {cfg.name!r} not supported; choose one of {RESNETS}")
     ctor = getattr(torchvision.models, cfg.name)
-    if cfg.weights == "imagenet":
-        enum = torchvision.models.get_model_weights(cfg.name).DEFAULT
+    if cfg.weights in WEIGHTS:
+        enum = weights_enum(cfg)
         try:
             model = ctor(weights=enum)
         except Exception as e:  # offline machine, proxy, corrupt cache...
@@ -79,7 +110,8 @@ def feature_dim(name: str) -> int:
 
 
 def describe(cfg: BackboneConfig) -> str:
-    what = {"imagenet": "ImageNet weights", "none": "NO pretrained weights (random init: tests/demo only)",
+    what = {"imagenet": "ImageNet weights (IMAGENET1K_V1)", "imagenet_v2": "ImageNet weights (IMAGENET1K_V2)",
+            "none": "NO pretrained weights (random init: tests/demo only)",
             "checkpoint": f"weights from {cfg.checkpoint}"}[cfg.weights]
     return f"{cfg.name} with {what}, {feature_dim(cfg.name)}-d features"
 

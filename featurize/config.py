@@ -23,7 +23,8 @@ class ConfigError(ValueError):
 @dataclass
 class BackboneConfig:
     name: str = "resnet152"          # any torchvision ResNet: resnet18/34/50/101/152
-    weights: str = "imagenet"        # imagenet | none | checkpoint
+    weights: str = "imagenet"        # imagenet (IMAGENET1K_V1, the paper's) | imagenet_v2 (torchvision's newer
+                                     # recipe, resize 232) | none | checkpoint
     checkpoint: str = ""             # state_dict file (local or s3://) when weights=checkpoint
     image_size: int = 224            # centre crop after a short-side resize to 256/224 of it
     ten_crop: bool = False           # the paper's test phase: 4 corners + centre, and their flips, averaged
@@ -157,8 +158,8 @@ def validate_featurize(cfg: FeaturizeConfig, prefix: str = "featurize.") -> None
                                                "sat_bins": (1, None, True), "val_bins": (1, None, True),
                                                "smooth": (1, None, True), "radius": (1, None, True),
                                                "threshold": (0, 1, False), "max_candidates": (2, None, True)})
-    if cfg.backbone.weights not in ("imagenet", "none", "checkpoint"):
-        raise ConfigError(f"{prefix}backbone.weights: expected imagenet, none or checkpoint")
+    if cfg.backbone.weights not in ("imagenet", "imagenet_v2", "none", "checkpoint"):
+        raise ConfigError(f"{prefix}backbone.weights: expected imagenet, imagenet_v2, none or checkpoint")
     if cfg.use_gpu not in GPU_FLAGS:
         raise ConfigError(f"{prefix}use_gpu: expected auto, true or false")
     if cfg.spectrograms_on not in ("auto", "decode", "actor"):

@@ -25,6 +25,8 @@ def to_settings(cfg: FeaturizeConfig) -> dict[str, Any]:
     return {
         "backbone": dataclasses.asdict(cfg.backbone) | {k: None for k in RUNTIME_BACKBONE_FIELDS},
         "feature_dim": backbone.feature_dim(cfg.backbone.name),
+        "backbone_weights": backbone.WEIGHTS.get(cfg.backbone.weights, cfg.backbone.weights),  # which enum ran
+        "resize": backbone.resize_short(cfg.backbone),
         "shots": dataclasses.asdict(cfg.shots),
         "max_keyframes": cfg.max_keyframes,
         "audio": {"sample_rate": audio.SAMPLE_RATE, "window_s": audio.WINDOW_S, "n_fft": audio.N_FFT,

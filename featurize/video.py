@@ -23,6 +23,7 @@ from av.video.reformatter import VideoReformatter
 
 from featurize.config import FeaturizeConfig
 from featurize.audio import SAMPLE_RATE
+from featurize.backbone import resize_short
 from featurize.lowlevel import MotionMeter
 from featurize.shots import ShotTracker, yuv_histograms
 
@@ -68,9 +69,9 @@ def open_media(path: str) -> Iterator[av.container.InputContainer]:
 
 
 def keyframe_size(cfg: FeaturizeConfig) -> tuple[int, int]:
-    """(short side after resize, side of the stored square): the ImageNet eval resize to
-    256/224 of the crop, then the crop itself, or the whole square 10-crop cuts from."""
-    short = int(round(cfg.backbone.image_size * 256 / 224))
+    """(short side after resize, side of the stored square): the weights' eval resize (256/224
+    of the crop for the paper's), then the crop itself, or the whole square 10-crop cuts from."""
+    short = resize_short(cfg.backbone)
     return short, short if cfg.backbone.ten_crop else cfg.backbone.image_size
 
 

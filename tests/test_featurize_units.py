@@ -203,3 +203,22 @@ def test_keyframes_are_area_averaged_rgb(tmp_path):
             assert err.mean() < 2.5 and np.percentile(err, 99) < 12, (fmt, size, err.mean(), np.percentile(err, 99))
         packed = f.to_ndarray(format="rgb24", width=455, height=256, interpolation="AREA")[16:240, 115:339]
         np.testing.assert_array_equal(keyframe_array(f, 224, 256), packed, err_msg=fmt)
+
+
+def test_imagenet_weights_are_the_papers_v1_with_their_own_resize():
+    from featurize import backbone
+    from featurize.config import FeaturizeConfig
+    from featurize.settings import to_settings
+    from featurize.video import keyframe_size
+    v1, v2 = BackboneConfig(name="resnet152"), BackboneConfig(name="resnet152", weights="imagenet_v2")
+    assert backbone.weights_enum(v1).name == "IMAGENET1K_V1" and backbone.weights_enum(v2).name == "IMAGENET1K_V2"
+    assert v1.weights == "imagenet"                                      # the default is the paper's
+    cfg = FeaturizeConfig()
+    assert keyframe_size(cfg) == (256, 224)
+    cfg.backbone = v2
+    assert keyframe_size(cfg) == (232, 224)                              # V2's own eval transform
+    assert to_settings(cfg)["backbone_weights"] == "IMAGENET1K_V2" and to_settings(cfg)["resize"] == 232
+    with pytest.raises(WeightsUnavailable, match="IMAGENET1K_V1"):      # offline: names the file to place
+        load_backbone(BackboneConfig(name="resnet152", weights="imagenet"))
+    with pytest.raises(WeightsUnavailable, match="no IMAGENET1K_V2"):
+        backbone.weights_enum(BackboneConfig(name="resnet18", weights="imagenet_v2"))
