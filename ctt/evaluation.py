@@ -13,7 +13,8 @@ import pyarrow as pa
 import torch
 
 from ctt.config import AUDIO_MODELS, ModelConfig, input_column
-from ctt.data import EVAL_DRAW_OFFSET, Collate, collate_spectrograms, columns_of, labels
+from ctt.data import EVAL_DRAW_OFFSET, Collate, collate_spectrograms, columns_of, labels, part_draws
+from ctt.evidence import input_attributions
 from ctt.training import predict
 from featurize import store
 from featurize.genres import NUM_GENRES
@@ -35,6 +36,24 @@ class Scorer:
 
     def __call__(self, table: pa.Table) -> np.ndarray:
         return np.mean([predict(self.model, [b], torch.device("cpu"))[0] for b in self.batches(table)], axis=0)
+
+    def attributions(self, table: pa.Table) -> list[np.ndarray]:
+        """Rows the model can read -> per trailer (steps, C) attributions (`ctt.evidence`):
+        steps are its keyframes, or for an audio model its spectrogram windows (each drawn
+        window's attribution averaged over the draws; windows never drawn get 0)."""
+        if not self.audio:
+            b = self.collate(table)
+            a = input_attributions(self.model, b)
+            return [a[i, :int(n)] for i, n in enumerate(b["lengths"])]
+        flat_lengths = np.diff(table.column("spectrograms").combine_chunks().offsets.to_numpy())
+        out = [np.zeros((int(n), NUM_GENRES)) for n in flat_lengths]
+        for u in self.uniforms:
+            b = collate_spectrograms(table, self.cfg.parts, None, u)
+            a = input_attributions(self.model, b)                         # (B, p, C)
+            idx = part_draws(flat_lengths, self.cfg.parts, None, u)      # (B, p) window of each part
+            for i in range(len(out)):
+                np.add.at(out[i], idx[i], a[i] / len(self.uniforms))
+        return out
 
     def where_readable(self, table: pa.Table) -> np.ndarray:
         """Any store rows -> probs (N, C), NaN rows where the model cannot read a trailer (an

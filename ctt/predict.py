@@ -28,7 +28,8 @@ from featurize.pipeline import run_featurize
 from featurize.settings import NotReproducible, from_settings
 
 __all__ = ["ModelNotFound", "load_predictor", "plot_predictions", "run_predict"]
-ROW_COLUMNS = ["trailer_id", "genres", "source_path", "frames", "spectrograms", "has_audio", "num_windows"]
+ROW_COLUMNS = ["trailer_id", "genres", "source_path", "frames", "frame_times", "spectrograms", "has_audio",
+               "num_windows"]
 
 
 def load_predictor(ref: str) -> Predictor:
@@ -60,15 +61,17 @@ def build_manifest(inputs: list[str], dest: Path) -> Path:
 
 
 def predictions_json(predictor: Predictor, ids: list[str], paths: list[str], probs: np.ndarray,
-                     errors: pd.DataFrame, threshold: float | None = None) -> dict[str, Any]:
+                     errors: pd.DataFrame, threshold: float | None = None,
+                     evidence: list[dict] | None = None) -> dict[str, Any]:
     th = {g: threshold for g in GENRES} if threshold is not None else predictor.thresholds
     genres = predicted_genres(probs, th)
+    evidence = evidence or [{} for _ in ids]
     return {
         "model": predictor.source, "members": {k: m.run_id or m.cfg.model.name for k, m in predictor.members.items()},
         "visual_weight": predictor.visual_weight if len(predictor.members) == 2 else None,
         "thresholds": th,
         "trailers": [{"trailer_id": t, "path": p, "probabilities": {g: round(float(v), 6) for g, v in zip(GENRES, row)},
-                      "genres": gs} for t, p, row, gs in zip(ids, paths, probs, genres)],
+                      "genres": gs, "evidence": ev} for t, p, row, gs, ev in zip(ids, paths, probs, genres, evidence)],
         "errors": errors.to_dict("records"),
     }
 
@@ -109,17 +112,20 @@ def run_predict(predictor: Predictor, inputs: list[str], store_path: str | None 
     if output:
         score_dataset(store_path, ROW_COLUMNS, PredictBatch, (predictor.source,), output)
         return {"output": output, "featurize": summary, "errors": errors.to_dict("records")}
-    ids, paths, probs = [], [], []
+    th = {g: threshold for g in GENRES} if threshold is not None else predictor.thresholds
+    ids, paths, probs, evidence = [], [], [], []
     for t in store.iter_batches(store_path, ROW_COLUMNS, batch_size=16):
         t = t.filter(pa.array(np.isin(np.asarray(t.column("trailer_id").to_pylist(), dtype=object), list(want))))
         if t.num_rows:
             ids += t.column("trailer_id").to_pylist()
             paths += t.column("source_path").to_pylist()
-            probs.append(predictor.probabilities(t))
+            p = predictor.probabilities(t)
+            probs.append(p)
+            evidence += predictor.evidence(t, p, th)
     probs = np.concatenate(probs) if probs else np.zeros((0, len(GENRES)))
     order = np.argsort(ids, kind="stable")
     return predictions_json(predictor, [ids[i] for i in order], [paths[i] for i in order], probs[order],
-                            errors, threshold)
+                            errors, threshold, [evidence[i] for i in order])
 
 
 def plot_predictions(result: dict, folder: Path) -> list[str]:

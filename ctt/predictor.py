@@ -20,8 +20,9 @@ import pyarrow as pa
 import torch
 
 from ctt import calibration
-from ctt.config import AUDIO_MODELS, Config, ModelConfig, from_dict, to_dict
+from ctt.config import AUDIO_MODELS, Config, ModelConfig, from_dict, input_column, to_dict
 from ctt.evaluation import Scorer
+from ctt.evidence import top_evidence, window_times
 from ctt.fusion import fuse
 from ctt.models import build_model
 from featurize import store
@@ -103,6 +104,39 @@ class Predictor:
         if set(out) == set(KINDS):
             return fuse(out["visual"], out["audio"], self.visual_weight)
         return next(iter(out.values()))
+
+    def evidence(self, table: pa.Table, probs: np.ndarray, thresholds: dict[str, float],
+                 k: int = 3) -> list[dict[str, list[dict[str, Any]]]]:
+        """Per trailer, for each predicted genre, the top-k keyframes ("shot") and/or audio
+        windows ("window") behind it (`ctt.evidence`), shares weighted by each member's part
+        in the fusion."""
+        ids = table.column("trailer_id").to_pylist()
+        times = (table.column("frame_times").to_pylist() if "frame_times" in table.column_names
+                 else [None] * len(ids))
+        attrs: dict[str, dict[str, np.ndarray]] = {}
+        for kind, m in self.members.items():
+            sub = table.filter(store.readable(input_column(m.cfg.name)))
+            if sub.num_rows:
+                attrs[kind] = dict(zip(sub.column("trailer_id").to_pylist(), m.scorer.attributions(sub)))
+        w = np.broadcast_to(np.asarray(self.visual_weight, np.float64), (len(GENRES),))
+        cut = np.array([thresholds.get(g, 0.5) for g in GENRES])
+        out = []
+        for i, tid in enumerate(ids):
+            both = len(attrs) == 2 and tid in attrs.get("audio", {})
+            row: dict[str, list[dict[str, Any]]] = {}
+            for c in np.flatnonzero(np.nan_to_num(probs[i], nan=-1.0) >= cut):
+                entries = []
+                for kind, by_id in attrs.items():
+                    if tid not in by_id:
+                        continue
+                    a = by_id[tid][:, c]
+                    weight = (w[c] if kind == "visual" else 1 - w[c]) if both else 1.0
+                    t = (np.asarray(times[i] if times[i] is not None else np.arange(len(a)), np.float64)[:len(a)]
+                         if kind == "visual" else window_times(len(a)))
+                    entries += top_evidence(a, t, "shot" if kind == "visual" else "window", k, weight)
+                row[GENRES[c]] = sorted(entries, key=lambda e: -e["share"])[:k]
+            out.append(row)
+        return out
 
     def save(self, folder: Path) -> Path:
         folder.mkdir(parents=True, exist_ok=True)

@@ -47,8 +47,20 @@ def test_predict_matches_stored_features_and_reports_errors(trained, samples, st
     mv = client.get_model_version_by_alias("ctt-mmc-visual", "champion")
     assert json.loads(mv.tags["thresholds"]) == run_th == out["thresholds"]
     assert json.loads(mv.tags["featurizer"])["settings"]["feature_dim"] == 512
+    times = dict(zip(table.column("trailer_id").to_pylist(), table.column("frame_times").to_pylist()))
+    found = 0
     for t in out["trailers"]:
         assert t["genres"] == [g for g in GENRES if t["probabilities"][g] >= run_th[g]]
+        # evidence (SPEC 4): per predicted genre, keyframes of this trailer at their stored times
+        assert sorted(t["evidence"]) == sorted(t["genres"])
+        for g, ev in t["evidence"].items():
+            shares = [e["share"] for e in ev]
+            assert len(ev) <= 3 and shares == sorted(shares, reverse=True) and sum(shares) <= 1 + 1e-6
+            found += len(ev)
+            for e in ev:
+                assert set(e) == {"time_s", "shot", "share"}
+                assert e["time_s"] == pytest.approx(times[t["trailer_id"]][e["shot"]], abs=1e-3)
+    assert found > 0 or not any(t["genres"] for t in out["trailers"])
     assert sorted(Path(p).name for p in out["plots"]) == sorted(f"{v.stem}.png" for v in videos)
     # the registered pyfunc model: the same probabilities from paths (featurized in this process,
     # no Ray) and from the store's precomputed features; the broken file is an error row
