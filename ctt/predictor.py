@@ -115,7 +115,7 @@ class Predictor:
                  else [None] * len(ids))
         attrs: dict[str, dict[str, np.ndarray]] = {}
         for kind, m in self.members.items():
-            sub = table.filter(store.readable(input_column(m.cfg.name)))
+            sub = table.filter(store.readable(input_column(m.cfg.model.name)))
             if sub.num_rows:
                 attrs[kind] = dict(zip(sub.column("trailer_id").to_pylist(), m.scorer.attributions(sub)))
         w = np.broadcast_to(np.asarray(self.visual_weight, np.float64), (len(GENRES),))

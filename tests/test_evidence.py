@@ -64,3 +64,37 @@ def test_audio_attributions_land_on_the_drawn_windows():
     a = scorer.attributions(t)
     assert [x.shape for x in a] == [(5, len(GENRES)), (1, len(GENRES))]
     assert np.isfinite(a[0]).all() and np.abs(a[1]).sum() > 0
+
+
+def test_a_fused_model_weighs_its_members_evidence():
+    from ctt.config import Config
+    from ctt.predictor import Predictor, member
+    from featurize import store
+    from featurize.audio import SPEC_SIZE
+    torch.manual_seed(2)
+    vis, aud = Config(), Config()
+    vis.model, aud.model = ModelConfig(name="ctt-c", n=4, hidden=4), ModelConfig(name="ctt-s", n=4, parts=2, test_draws=1)
+    members = {"visual": member(build_model(vis.model, 8), vis, 8, {}, "v"),
+               "audio": member(build_model(aud.model, 0), aud, 0, {}, "a")}
+    pred = Predictor("fused", members, 0.7, {})
+    rng = np.random.default_rng(0)
+    rows = [store.trailer_row(8, trailer_id="both", has_audio=True, frames=rng.normal(size=(4, 8)).astype(np.float32),
+                              frame_times=np.array([0.5, 2.0, 4.0, 6.5], np.float32),
+                              spectrograms=rng.random((3, SPEC_SIZE)).astype(np.float16)),
+            store.trailer_row(8, trailer_id="mute", frames=rng.normal(size=(3, 8)).astype(np.float32),
+                              frame_times=np.array([1.0, 3.0, 5.0], np.float32))]
+    t = store.features_table(rows, 8)
+    probs = pred.probabilities(t)
+    ev = pred.evidence(t, probs, {g: 0.0 for g in GENRES}, k=10)      # every genre predicted
+    assert sorted(ev[0]) == sorted(GENRES) and sorted(ev[1]) == sorted(GENRES)
+    kinds = set()
+    for g in GENRES:
+        kinds |= {k for e in ev[0][g] for k in ("shot", "window") if k in e}
+        shots = sum(e["share"] for e in ev[0][g] if "shot" in e)
+        windows = sum(e["share"] for e in ev[0][g] if "window" in e)
+        assert shots <= 0.7 + 1e-3 and windows <= 0.3 + 1e-3
+        assert all(e["time_s"] in (0.0, 3.0, 6.0) for e in ev[0][g] if "window" in e)
+        assert all("shot" in e for e in ev[1][g])                   # no audio: the visual member alone
+        assert sum(e["share"] for e in ev[1][g]) in (0.0, pytest.approx(1.0, abs=1e-3))
+        assert all(e["time_s"] == [1.0, 3.0, 5.0][e["shot"]] for e in ev[1][g])
+    assert kinds == {"shot", "window"}                              # both members speak for some genre
