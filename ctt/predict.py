@@ -27,7 +27,7 @@ from featurize.manifest import read_manifest
 from featurize.pipeline import run_featurize
 from featurize.settings import NotReproducible, from_settings
 
-__all__ = ["ModelNotFound", "load_predictor", "plot_predictions", "run_predict"]
+__all__ = ["ModelNotFound", "load_predictor", "plot_evidence", "plot_predictions", "run_predict"]
 ROW_COLUMNS = ["trailer_id", "genres", "source_path", "frames", "frame_times", "spectrograms", "has_audio",
                "num_windows"]
 
@@ -139,6 +139,28 @@ def plot_predictions(result: dict, folder: Path) -> list[str]:
         fig = plots.probability_bars([f"{t['trailer_id']}: {', '.join(t['genres']) or 'no genre'}"], probs, dark,
                                      cut, "", cols=1)
         path = folder / f"{t['trailer_id'].replace('/', '_')}.png"
+        plots.save(fig, path)
+        out.append(str(path))
+    return out
+
+
+def plot_evidence(result: dict, predictor: Predictor, folder: Path, base: FeaturizeConfig | None = None) -> list[str]:
+    """Per trailer with keyframe evidence, a contact sheet of those keyframes (decoded again
+    from the trailer as the model's store was made), labelled with genre, share and time."""
+    from featurize.video import decode_trailer      # PyAV only when pictures are asked for
+    folder.mkdir(parents=True, exist_ok=True)
+    fcfg = from_settings(predictor.featurizer, base)
+    out = []
+    for t in result["trailers"]:
+        shots = [(g, e) for g, ev in t.get("evidence", {}).items() for e in ev if "shot" in e]
+        if not shots:
+            continue
+        keyframes = decode_trailer(t["path"], fcfg).keyframes
+        shots = [(g, e) for g, e in shots if e["shot"] < len(keyframes)]
+        fig = plots.contact_sheet(np.stack([keyframes[e["shot"]] for _, e in shots]), [e["time_s"] for _, e in shots],
+                                  f"{t['trailer_id']}: the shots behind each predicted genre", cols=3,
+                                  labels=[f"{g} {e['share']:.0%}" for g, e in shots])
+        path = folder / f"{t['trailer_id'].replace('/', '_')}_evidence.png"
         plots.save(fig, path)
         out.append(str(path))
     return out

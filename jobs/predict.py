@@ -32,7 +32,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--model", required=True, help="run id, runs:/ID, models:/NAME/VERSION, models:/NAME@ALIAS or a folder")
     p.add_argument("--input", action="append", default=[], help="video file, folder or manifest (repeatable)")
     p.add_argument("--threshold", type=float, help="one threshold for every genre instead of the model's")
-    p.add_argument("--plot", help="write a bar chart per trailer into this folder")
+    p.add_argument("--plot", help="write a bar chart per trailer, and a contact sheet of the shots behind its "
+                                  "genres (evidence), into this folder")
     p.add_argument("--store", help="keep the new trailers' features in this store (default: a temp folder)")
     p.add_argument("--output", help="write predictions as Parquet here (Ray Data batch job) instead of JSON")
     argv = sys.argv[1:] if argv is None else list(argv)
@@ -44,7 +45,7 @@ def main(argv: list[str] | None = None) -> int:
         fail("no input: give video files, folders or manifests", USAGE)
     cfg = config_from(args, "predict")
     # lazy: Ray, torch and MLflow take about 7 s to import; --help and usage errors answer without them
-    from ctt.predict import ModelNotFound, load_predictor, plot_predictions, run_predict
+    from ctt.predict import ModelNotFound, load_predictor, plot_evidence, plot_predictions, run_predict
     from ctt.tracking import TrackingUnavailable
     from featurize.manifest import ManifestError
     try:
@@ -55,6 +56,7 @@ def main(argv: list[str] | None = None) -> int:
         fail(str(e))
     if args.plot and "trailers" in result:
         result["plots"] = plot_predictions(result, Path(args.plot))
+        result["evidence_plots"] = plot_evidence(result, predictor, Path(args.plot), cfg.featurize)
     print(json.dumps(result, indent=2, default=str))
     return 0
 

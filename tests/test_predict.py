@@ -62,6 +62,9 @@ def test_predict_matches_stored_features_and_reports_errors(trained, samples, st
                 assert e["time_s"] == pytest.approx(times[t["trailer_id"]][e["shot"]], abs=1e-3)
     assert found > 0 or not any(t["genres"] for t in out["trailers"])
     assert sorted(Path(p).name for p in out["plots"]) == sorted(f"{v.stem}.png" for v in videos)
+    with_shots = [t["trailer_id"] for t in out["trailers"] if any(t["evidence"].values())]
+    assert sorted(Path(p).name for p in out["evidence_plots"]) == sorted(f"{i}_evidence.png" for i in with_shots)
+    assert all(Path(p).read_bytes()[:4] == b"\x89PNG" for p in out["evidence_plots"])
     # the registered pyfunc model: the same probabilities from paths (featurized in this process,
     # no Ray) and from the store's precomputed features; the broken file is an error row
     model = mlflow.pyfunc.load_model("models:/ctt-mmc-visual@champion")
