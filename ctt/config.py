@@ -34,7 +34,7 @@ BASELINES = ("vllf", "av", "random", "probe")  # SVMs on the store's vllf / av v
 # The config sections each job reads: what it logs as params, and all it accepts overrides for.
 JOB_SECTIONS = {"featurize": ("featurize", "tracking"), "train": ("model", "train", "resources", "tracking"),
                 "baselines": ("baseline", "tracking"), "fuse": ("fusion", "tracking"),
-                "predict": ("featurize",), "inspect": ("featurize",)}         # predict: runtime knobs; the features are made as the model's were
+                "predict": ("featurize",), "inspect_trailer": ("featurize",)}         # predict: runtime knobs; the features are made as the model's were
 
 
 def input_column(model_name: str) -> str:

@@ -137,3 +137,12 @@ def test_allowed_imports_and_explained_lazy_imports_pass():
     ok = {"ctt/data.py": "from featurize import store\n", "jobs/train.py": "import ray\nfrom ctt import tracking\n",
           "cluster/node.py": "def main():\n    # lazy: Ray reads the environment when imported\n    import ray\n"}
     assert all(rule(ok) == [] for rule in RULES)
+
+
+def test_no_job_shadows_the_standard_library():
+    """`python jobs/x.py` puts jobs/ first on sys.path: a jobs/inspect.py would be imported by
+    dataclasses in place of the standard library's inspect, before any job can fix the path."""
+    import sys
+    from pathlib import Path
+    jobs = Path(__file__).resolve().parents[1] / "jobs"
+    assert not {p.stem for p in jobs.glob("*.py")} & set(sys.stdlib_module_names)

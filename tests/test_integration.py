@@ -133,7 +133,7 @@ def test_ray_job_submit_featurize_then_train(samples, ray_head, mlflow_server, t
 
 def test_jobs_have_help():
     for job in ("featurize", "train", "make_samples", "demo", "fuse", "baselines", "report", "predict",
-                "import_lmtd", "benchmark", "inspect"):
+                "import_lmtd", "benchmark", "inspect_trailer"):
         proc = subprocess.run([sys.executable, f"jobs/{job}.py", "--help"], cwd=ROOT, capture_output=True, text=True)
         assert proc.returncode == 0 and "usage" in proc.stdout
 

@@ -1,4 +1,4 @@
-"""Pictures of what featurize saw: jobs/inspect.py on a video and on a stored trailer."""
+"""Pictures of what featurize saw: jobs/inspect_trailer.py on a video and on a stored trailer."""
 import json
 
 import numpy as np
@@ -15,7 +15,7 @@ def _png(path) -> bool:
 
 
 def test_inspect_a_video_shows_its_keyframes_and_cuts(tmp_path, capsys):
-    from jobs import inspect
+    from jobs import inspect_trailer as inspect
     video = tmp_path / "clip.mp4"
     media.write_clip(video, 6.0)                           # a new colour every 24 frames: cuts at 24 and 48
     assert inspect.main([str(video), "--output", str(tmp_path / "out")]) == 0
@@ -30,7 +30,7 @@ def test_inspect_a_video_shows_its_keyframes_and_cuts(tmp_path, capsys):
 
 
 def test_inspect_a_damaged_video_fails_in_one_line(tmp_path, capsys):
-    from jobs import inspect
+    from jobs import inspect_trailer as inspect
     (tmp_path / "x.mp4").write_text("not a video")
     with pytest.raises(SystemExit) as e:
         inspect.main([str(tmp_path / "x.mp4"), "--output", str(tmp_path)])
@@ -42,7 +42,7 @@ def test_inspect_a_stored_trailer_decodes_it_as_the_store_was_made(store, tmp_pa
     import pyarrow.compute as pc
 
     from featurize import store as fstore
-    from jobs import inspect
+    from jobs import inspect_trailer as inspect
     path = str(store[0])
     t = fstore.read_table(path, columns=["trailer_id", "num_keyframes", "n_frames"])
     tid = sorted(t.column("trailer_id").to_pylist())[0]

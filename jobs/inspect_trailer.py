@@ -1,9 +1,9 @@
 """Pictures of what featurize saw in a trailer: its keyframes and its shot cuts.
 
-    python jobs/inspect.py STORE TRAILER_ID [--output DIR]      a stored trailer, decoded again from
+    python jobs/inspect_trailer.py STORE TRAILER_ID [--output DIR]      a stored trailer, decoded again from
                                                                 its source with the store's settings
-    python jobs/inspect.py VIDEO [NAME] [--output DIR]          any video, with the config's settings
-    python jobs/inspect.py STORE --sample 6 [--output DIR]      the store's histograms and 6 trailers
+    python jobs/inspect_trailer.py VIDEO [NAME] [--output DIR]          any video, with the config's settings
+    python jobs/inspect_trailer.py STORE --sample 6 [--output DIR]      the store's histograms and 6 trailers
 
 Writes NAME_keyframes.png (a contact sheet of the keyframes with their times) and
 NAME_shots.png (the smoothed HSV similarity of consecutive frames, the threshold and the
@@ -25,7 +25,7 @@ from jobs._common import USAGE, config_from, fail, parser, split_overrides  # no
 
 def main(argv: list[str] | None = None) -> int:
     p = parser(__doc__)
-    p.usage = "inspect.py [options] STORE_OR_VIDEO [TRAILER_ID] [key=value ...]"
+    p.usage = "inspect_trailer.py [options] STORE_OR_VIDEO [TRAILER_ID] [key=value ...]"
     p.add_argument("--sample", type=int, default=0, help="with a store: this many trailers, and the histograms")
     p.add_argument("--output", help="folder for the PNGs (default reports/inspect)")
     argv = sys.argv[1:] if argv is None else list(argv)
@@ -34,7 +34,7 @@ def main(argv: list[str] | None = None) -> int:
     if not 1 <= len(given) <= 2:
         fail("give STORE_OR_VIDEO and, for a store, a TRAILER_ID (see --help)", USAGE)
     args.target, args.trailer = given[0], given[1] if len(given) > 1 else ""
-    cfg = config_from(args, "inspect")
+    cfg = config_from(args, "inspect_trailer")
     out = Path(args.output or "reports/inspect")
     # lazy: matplotlib and PyAV load only once the arguments are known to be usable
     from ctt import qa
