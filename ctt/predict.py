@@ -147,7 +147,7 @@ def plot_predictions(result: dict, folder: Path) -> list[str]:
 def plot_evidence(result: dict, predictor: Predictor, folder: Path, base: FeaturizeConfig | None = None) -> list[str]:
     """Per trailer with keyframe evidence, a contact sheet of those keyframes (decoded again
     from the trailer as the model's store was made), labelled with genre, share and time."""
-    from featurize.video import decode_trailer      # PyAV only when pictures are asked for
+    from featurize.video import decode_trailer      # lazy: PyAV and numba load only when pictures are asked for
     folder.mkdir(parents=True, exist_ok=True)
     fcfg = from_settings(predictor.featurizer, base)
     out = []
