@@ -82,11 +82,11 @@ def subsample(n: int, cap: int) -> np.ndarray:
     return np.unique(np.round(np.linspace(0, n - 1, cap)).astype(int))
 
 
-def display_size(width: int, height: int, sar: float = 1.0, rotation: int = 0) -> tuple[int, int]:
+def display_size(width: int, height: int, sar: float = 1.0, turns: int = 0) -> tuple[int, int]:
     """(width, height) as a player shows the picture: non-square pixels stretched to the
-    sample aspect ratio, then turned by the display matrix (a multiple of 90 degrees)."""
+    sample aspect ratio, then turned by `turns` quarter turns of the display matrix."""
     w = max(1, int(round(width * sar))) if sar and sar > 0 else width
-    return (height, w) if rotation % 180 else (w, height)
+    return (height, w) if turns % 2 else (w, height)
 
 
 def quarter_turns(rotation: float) -> int:

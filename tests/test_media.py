@@ -178,3 +178,22 @@ def test_a_store_of_another_featurizer_version_is_refused(tmp_path):
     (out / store.SETTINGS_FILE).write_text(json.dumps(meta | {"version": "1"}))
     with pytest.raises(store.StoreMismatch, match="version 1"):
         store.claim(str(out), {"feature_dim": 4})
+
+
+def test_display_geometry_of_each_quarter_turn():
+    from featurize.video import display_size, quarter_turns
+    assert [quarter_turns(r) for r in (0, -90, 90, 180, -180, 270)] == [0, 3, 1, 2, 2, 3]
+    assert [display_size(64, 48, 1.0, quarter_turns(r)) for r in (0, -90, 180, 90)] == [
+        (64, 48), (48, 64), (64, 48), (48, 64)]                        # upside down stays landscape
+    assert display_size(64, 48, 2.0) == (128, 48)
+
+
+def test_an_upside_down_clip_keeps_its_landscape_size(tmp_path):
+    path = tmp_path / "flipped.mp4"
+    media.write_clip(path, 2.0, size=(64, 48))                       # top half bright
+    media.rotate_mp4(path, 180)
+    d = decode_trailer(str(path), FeaturizeConfig())
+    assert (d.width, d.height) == (64, 48)
+    k = d.keyframes[0].astype(np.float32).mean(2)
+    half = k.shape[0] // 2
+    assert k[half + 8:].mean() > 200 > 120 > k[:half - 8].mean()    # the bright top is now at the bottom
