@@ -111,7 +111,6 @@ def run_fusion(visual_run: str, audio_run: str, cfg: Config, tags: dict[str, str
 
 
 def _fuse_pair(visual_run: str, audio_run: str, cfg: Config, tags: dict[str, str] | None) -> dict[str, Any]:
-    tracking.connect(cfg.tracking.experiment)
     splits = {}
     for split in ("val", "test"):
         ids, y, pv, pa = align(tracking.read_predictions(visual_run, split), tracking.read_predictions(audio_run, split))

@@ -1,6 +1,5 @@
 """Which shots made the call: gradient x input attributions of the CTT models."""
 import numpy as np
-import pyarrow as pa
 import pytest
 import torch
 

@@ -1,7 +1,6 @@
 """The linear probe and the log-spectrogram option: pooled columns against NumPy, the C
 choice against scikit-learn's cross-validation, and log1p applied where the option says."""
 import numpy as np
-import pyarrow as pa
 import pytest
 import torch
 
