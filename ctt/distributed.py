@@ -60,10 +60,6 @@ class StorageError(ValueError):
     """Ray Train's storage cannot hold this run's checkpoints for every node."""
 
 
-def _exists(path: str) -> bool:
-    return os.path.exists(path)
-
-
 def train_storage(path: str) -> tuple[str, pyarrow.fs.FileSystem | None]:
     """Where Ray Train keeps this run's checkpoints: (storage_path, storage_filesystem).
 
@@ -85,7 +81,8 @@ def train_storage(path: str) -> tuple[str, pyarrow.fs.FileSystem | None]:
         marker = os.path.join(path, f".ctt-storage-check-{uuid.uuid4().hex}")
         open(marker, "w").close()
         try:
-            check = ray.remote(num_cpus=0)(_exists)
+            # os.path.exists itself: the task's worker imports nothing of the training stack
+            check = ray.remote(num_cpus=0)(os.path.exists)
             seen = ray.get([check.options(scheduling_strategy=NodeAffinitySchedulingStrategy(n, soft=False))
                             .remote(marker) for n in nodes], timeout=120)
         finally:
@@ -106,14 +103,10 @@ class ArrowCollate(ArrowBatchCollateFn):
         return self.inner(batch)
 
 
-def _select(table: pa.Table, split: str, column: str, columns: list[str]) -> pa.Table:
-    return table.filter(store.split_filter(split, column)).select(columns)
-
-
 def split_dataset(info: StoreInfo, split: str, model_name: str, materialize: bool) -> ray.data.Dataset:
     cols = columns_of(model_name)
     ds = ray.data.read_parquet(info.path, file_extensions=["parquet"]).select_columns(cols + store.FILTER_COLUMNS)
-    ds = ds.map_batches(_select, fn_kwargs={"split": split, "column": info.column, "columns": cols},
+    ds = ds.map_batches(store.select_split, fn_kwargs={"split": split, "column": info.column, "columns": cols},
                         batch_format="pyarrow", batch_size=None)
     return ds.materialize() if materialize else ds
 

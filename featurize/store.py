@@ -121,6 +121,12 @@ def split_filter(split: str, column: str) -> pc.Expression:
     return (pc.field("split") == split) & readable(column)
 
 
+def select_split(table: pa.Table, split: str, column: str, columns: list[str]) -> pa.Table:
+    """One split's usable rows, the given columns: here rather than beside the trainer, so the
+    Ray Data tasks that run it import the store, not the training stack."""
+    return table.filter(split_filter(split, column)).select(columns)
+
+
 def to_float16(x: np.ndarray) -> np.ndarray:
     """float32 -> float16 as stored, bit for bit what numpy gives, converted by torch's
     vectorised kernels: numpy's own cast is ~100x slower on the tiny (subnormal in float16)
