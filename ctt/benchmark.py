@@ -18,10 +18,9 @@ import torch
 
 from ctt import tracking
 from ctt.config import ModelConfig, TrainConfig, load_config
-from ctt.data import Collate
-from ctt.distributed import local_ray, run_training
-from ctt.models import build_model, num_params
-from ctt.training import make_optimizer, train_one_epoch
+from ctt.distributed import run_training
+from featurize.pipeline import local_ray
+from ctt.train_speed import epoch_time, synthetic_rows
 from featurize import benchmark as fb
 from featurize import store
 from featurize.benchmark import cpu_count
@@ -31,42 +30,6 @@ from featurize.genres import GENRES
 LMTD9_TRAILERS = 4007
 LMTD9_MEAN_S = 150.0     # the paper: about 50 three-second audio windows per trailer
 
-
-
-def synthetic_rows(n: int, dim: int, min_t: int, max_t: int, seed: int = 0) -> list[dict[str, Any]]:
-    """Keyframe sequences of LMTD-like lengths with random features and labels."""
-    rng = np.random.default_rng(seed)
-    rows = []
-    for i in range(n):
-        t = int(rng.integers(min_t, max_t + 1))
-        k = int(rng.integers(1, 4))
-        rows.append({"trailer_id": f"s{i:05d}", "frames": rng.normal(size=(t, dim)).astype(np.float32),
-                     "genres": sorted(rng.choice(GENRES, k, replace=False).tolist()),
-                     "split": "train" if i % 10 < 7 else ("val" if i % 10 < 8 else "test")})
-    return rows
-
-
-def _batches(rows: list[dict], cfg: ModelConfig, batch_size: int) -> list[dict[str, torch.Tensor]]:
-    dim = rows[0]["frames"].shape[1]
-    frames = pa.array([r["frames"].tolist() for r in rows], type=pa.list_(pa.list_(pa.float32(), dim)))
-    table = pa.table({"frames": frames, "genres": [r["genres"] for r in rows]})
-    collate = Collate(cfg)
-    return [collate(table.slice(i, batch_size)) for i in range(0, len(rows), batch_size)]
-
-
-def epoch_time(name: str, rows: list[dict], epochs: int = 2, batch_size: int = 64) -> dict[str, Any]:
-    """Seconds per training epoch (forward, backward, Adam) of one model, batches prebuilt."""
-    torch.manual_seed(0)
-    cfg = ModelConfig(name=name)
-    model = build_model(cfg, rows[0]["frames"].shape[1])
-    batches = _batches(rows, cfg, batch_size)
-    opt = make_optimizer(model, TrainConfig())
-    train_one_epoch(model, batches[:1], opt, torch.device("cpu"))          # warm-up
-    t = time.perf_counter()
-    for _ in range(epochs):
-        train_one_epoch(model, batches, opt, torch.device("cpu"))
-    return {"model": name, "s_per_epoch": (time.perf_counter() - t) / epochs, "num_params": num_params(model),
-            "trailers": len(rows)}
 
 
 def write_synthetic_store(path: Path, rows: list[dict]) -> None:

@@ -10,7 +10,6 @@ best weights so far, so a restarted worker group goes on from the last epoch.
 """
 from __future__ import annotations
 
-import contextlib
 import logging
 import os
 import sys
@@ -49,7 +48,7 @@ from ctt.training import FitState, fit, make_optimizer, seed_everything, unwrap
 from featurize import store
 from featurize.config import use_gpu
 
-__all__ = ["FeatureStoreError", "StorageError", "local_ray", "ray_map", "resume_training", "run_training",
+__all__ = ["FeatureStoreError", "StorageError", "ray_map", "resume_training", "run_training",
            "score_dataset"]
 
 
@@ -393,15 +392,3 @@ def score_dataset(store_path: str, columns: list[str], scorer_cls: type, args: t
     ds = ds.map_batches(scorer_cls, fn_constructor_args=args, batch_format="pyarrow", batch_size=16,
                         compute=ray.data.ActorPoolStrategy(min_size=1, max_size=2))
     ds.write_parquet(output)
-
-
-@contextlib.contextmanager
-def local_ray(num_cpus: int) -> Iterator[None]:
-    """A fresh private Ray instance on 127.0.0.1 for the block (benchmark runs)."""
-    ray.init(address="local", num_cpus=num_cpus, include_dashboard=False, _node_ip_address="127.0.0.1",
-             logging_level=logging.ERROR)
-    try:
-        ray.data.DataContext.get_current().enable_progress_bars = False
-        yield
-    finally:
-        ray.shutdown()

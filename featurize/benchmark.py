@@ -11,6 +11,7 @@ import os
 import shutil
 import threading
 import time
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
@@ -39,21 +40,33 @@ class Clip:
     fps: int
 
 
+def _render_clip(job: tuple) -> None:
+    path, genres, seed, spec = job
+    tmp = path.with_suffix(".part.mp4")
+    render_trailer(tmp, genres, seed, spec)
+    tmp.rename(path)
+
+
 def render_clips(out: Path, sizes: list[tuple[int, int]], seconds: float, fps: int = 24,
                  per_size: int = 1, seed: int = 0) -> list[Clip]:
-    """Synthetic trailers at realistic settings (H.264 + AAC 44.1 kHz), reused if present."""
+    """Synthetic trailers at realistic settings (H.264 + AAC 44.1 kHz), reused if present;
+    the missing ones rendered one per core."""
     out.mkdir(parents=True, exist_ok=True)
-    clips = []
+    clips, jobs = [], []
     genres = [["action", "scifi"], ["drama"], ["comedy", "romance"], ["horror", "thriller"]]
     for w, h in sizes:
         for k in range(per_size):
             path = out / f"bench_{w}x{h}_{int(seconds)}s_{k}.mp4"
             if not path.exists():
-                tmp = path.with_suffix(".part.mp4")
-                render_trailer(tmp, genres[k % len(genres)], seed + k,
-                               SampleSpec(width=w, height=h, fps=fps, min_seconds=seconds, max_seconds=seconds + 1e-3))
-                tmp.rename(path)
+                spec = SampleSpec(width=w, height=h, fps=fps, min_seconds=seconds, max_seconds=seconds + 1e-3)
+                jobs.append((path, genres[k % len(genres)], seed + k, spec))
             clips.append(Clip(str(path), w, h, seconds, fps))
+    if len(jobs) > 1 and cpu_count() > 1:
+        with ProcessPoolExecutor(min(len(jobs), cpu_count()), mp.get_context("spawn")) as pool:
+            list(pool.map(_render_clip, jobs))
+    else:
+        for j in jobs:
+            _render_clip(j)
     return clips
 
 

@@ -9,10 +9,11 @@ the actor writes to `STORE/_errors`. Only small summary rows come back to the dr
 """
 from __future__ import annotations
 
+import contextlib
 import logging
 import time
 from collections import Counter
-from typing import Any
+from typing import Any, Iterator
 
 import numpy as np
 import ray
@@ -140,3 +141,16 @@ def run_featurize(input: str, output: str, cfg: FeaturizeConfig, retry_errors: b
     summary["wall_s"] = round(time.time() - t0, 1)
     summary["video_hours"] = round(summary["video_hours"], 4)
     return summary
+
+
+@contextlib.contextmanager
+def local_ray(num_cpus: int) -> Iterator[None]:
+    """A fresh private Ray instance on 127.0.0.1 for the block (benchmark runs): Ray only, so
+    a machine without MLflow runs it."""
+    ray.init(address="local", num_cpus=num_cpus, include_dashboard=False, _node_ip_address="127.0.0.1",
+             logging_level=logging.ERROR)
+    try:
+        ray.data.DataContext.get_current().enable_progress_bars = False
+        yield
+    finally:
+        ray.shutdown()

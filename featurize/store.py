@@ -140,7 +140,9 @@ def _fs(url: str) -> tuple[fsspec.AbstractFileSystem, str]:
     return fs, root
 
 
-def _flat_list_of_vectors(seqs: list[np.ndarray], dim: int, dtype: pa.DataType) -> pa.Array:
+def list_of_vectors(seqs: list[np.ndarray], dim: int, dtype: pa.DataType) -> pa.Array:
+    """Ragged (t_i, dim) arrays as list<fixed_size_list<dim>> straight from their buffers:
+    no Python lists, so gigabytes convert at memory speed."""
     lengths = np.array([len(s) for s in seqs], np.int64)
     flat = (np.concatenate([np.asarray(s).reshape(-1, dim) for s in seqs]) if len(seqs)
             else np.zeros((0, dim))).astype(dtype.to_pandas_dtype()).ravel()
@@ -161,9 +163,9 @@ def features_table(rows: list[dict[str, Any]], dim: int) -> pa.Table:
         if name in _DERIVED:
             cols[name] = pa.array([len(np.asarray(r[_DERIVED[name]])) for r in rows], type=typ)
         elif name == "frames":
-            cols[name] = _flat_list_of_vectors([r[name] for r in rows], dim, pa.float32())
+            cols[name] = list_of_vectors([r[name] for r in rows], dim, pa.float32())
         elif name == "spectrograms":
-            cols[name] = _flat_list_of_vectors([r[name] for r in rows], SPEC_SIZE, pa.float16())
+            cols[name] = list_of_vectors([r[name] for r in rows], SPEC_SIZE, pa.float16())
         else:
             vals = [r[name] for r in rows]
             if pa.types.is_list(typ):
