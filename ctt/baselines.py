@@ -38,14 +38,14 @@ def load_split(store_path: str, split: str, column: str | None) -> tuple[list[st
     return ids, np.nan_to_num(X, nan=0.0, posinf=0.0, neginf=0.0), y     # a store by another tool may hold NaN
 
 
-def _grid_point(data, params: dict[str, Any], seed: int, max_iter: int) -> np.ndarray:
+def _grid_point(data, params: dict[str, Any], seed: int, max_iter: int, scores: str) -> np.ndarray:
     Xtr, Ytr, Xva, Yva = data
-    return svm.val_scores(Xtr, Ytr, Xva, Yva, params, seed, max_iter)
+    return svm.val_scores(Xtr, Ytr, Xva, Yva, params, seed, max_iter, scores)
 
 
-def _cv_point(data, params: dict[str, Any], seed: int, max_iter: int, folds: int) -> np.ndarray:
+def _cv_point(data, params: dict[str, Any], seed: int, max_iter: int, folds: int, scores: str) -> np.ndarray:
     X, Y = data
-    return svm.cv_scores(X, Y, params, folds, seed, max_iter)
+    return svm.cv_scores(X, Y, params, folds, seed, max_iter, scores)
 
 
 def _fit_genre(data, c: int, params: dict[str, Any], seed: int, max_iter: int) -> tuple[np.ndarray, np.ndarray]:
@@ -69,10 +69,10 @@ def svm_baseline(store_path: str, column: str, cfg: Config,
     b = cfg.baseline
     if b.selection == "cv":                        # beyond the paper: k-fold CV instead of the val split
         Xcv, Ycv = (Xtr, Ytr) if b.cv_data == "train" else (np.concatenate([Xtr, Xva]), np.concatenate([Ytr, Yva]))
-        scores = np.stack(map_fn(_cv_point, [(p, seed, max_iter, b.folds) for p in grid], (Xcv, Ycv), cpus,
+        scores = np.stack(map_fn(_cv_point, [(p, seed, max_iter, b.folds, b.grid_scores) for p in grid], (Xcv, Ycv), cpus,
                                  f"{column} SVM grid ({b.folds}-fold CV)"))
     else:
-        scores = np.stack(map_fn(_grid_point, [(p, seed, max_iter) for p in grid], (Xtr, Ytr, Xva, Yva), cpus,
+        scores = np.stack(map_fn(_grid_point, [(p, seed, max_iter, b.grid_scores) for p in grid], (Xtr, Ytr, Xva, Yva), cpus,
                                  f"{column} SVM grid"))
     chosen = [grid[i] for i in svm.select(scores)]
     outs = map_fn(_fit_genre, [(c, chosen[c], seed, max_iter) for c in range(Ytr.shape[1])], (Xtr, Ytr, Xva, Xte),
@@ -80,7 +80,7 @@ def svm_baseline(store_path: str, column: str, cfg: Config,
     val_p = np.stack([o[0] for o in outs], axis=1)
     test_p = np.stack([o[1] for o in outs], axis=1)
     info = {"grid_points": len(grid), "chosen": chosen, "feature_dim": int(Xtr.shape[1]), "selection": b.selection,
-            "val_scores": scores.tolist()}
+            "grid_scores": b.grid_scores, "val_scores": scores.tolist()}
     return (te_ids, Yte, test_p), (va_ids, Yva, val_p), info
 
 

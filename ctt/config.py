@@ -75,6 +75,10 @@ class BaselineConfig:
                                      # cross-validation (beyond the paper) over ...
     cv_data: str = "train"           # ... train | train+val (the refit is on train either way)
     folds: int = 5
+    grid_scores: str = "decision"    # how grid points are ranked: decision (SVC.decision_function: AU(PRC)
+                                     # needs only the ranking, and Platt scaling is monotonic) | probability
+                                     # (libsvm's Platt scaling at every point, 5 internal fits each); the
+                                     # chosen point is refitted with probability outputs either way
 
 
 @dataclass
@@ -194,6 +198,8 @@ def validate(cfg: Config) -> None:
                                               "max_failures": (-1, None, True)})
     if cfg.baseline.selection not in ("val", "cv") or cfg.baseline.cv_data not in ("train", "train+val"):
         raise ConfigError("baseline.selection: expected val or cv; baseline.cv_data: train or train+val")
+    if cfg.baseline.grid_scores not in ("decision", "probability"):
+        raise ConfigError("baseline.grid_scores: expected decision or probability")
     if cfg.baseline.folds < 2:
         raise ConfigError(f"baseline.folds={cfg.baseline.folds}: must be >= 2")
     if cfg.baseline.probe_input not in ("frames", "spectrograms", "both"):

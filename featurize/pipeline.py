@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import resource
 import time
 from collections import Counter
 from typing import Any, Iterator
@@ -88,14 +89,27 @@ def verdict(summary: dict[str, Any], max_failed_fraction: float) -> str:
     return ""
 
 
-def run_featurize(input: str, output: str, cfg: FeaturizeConfig, retry_errors: bool = False) -> dict[str, Any]:
-    """Featurize every trailer of `input` not yet in `output`; returns the run summary."""
+def peak_rss_mb() -> float:
+    """This process's peak resident memory so far (ru_maxrss: KiB on Linux)."""
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def blocks_for(rows: int) -> int:
+    """Ray Data blocks of the decode stage: one trailer each up to MAX_BLOCKS."""
+    return min(rows, MAX_BLOCKS)
+
+
+def run_featurize(input: str, output: str, cfg: FeaturizeConfig, retry_errors: bool = False,
+                  dry_run: bool = False) -> dict[str, Any]:
+    """Featurize every trailer of `input` not yet in `output`; returns the run summary.
+    `dry_run` plans and stops before Ray: the manifest read and checked, the store's
+    settings checked and its done ids read, the to-do rows and blocks counted; nothing written."""
     t0 = time.time()
     manifest = read_manifest(input)
-    store.claim(output, to_settings(cfg))
-    if retry_errors:
+    store.claim(output, to_settings(cfg), write=not dry_run)
+    if retry_errors and not dry_run:
         store.clear_errors(output)
-    done = store.done_ids(output) | store.error_ids(output)
+    done = store.done_ids(output) | (set() if retry_errors else store.error_ids(output))
     todo = manifest[~manifest["trailer_id"].isin(done)]
     summary: dict[str, Any] = {"input": input, "output": output, "trailers": len(manifest),
                                "skipped": len(manifest) - len(todo), "done": 0, "failed": 0,
@@ -103,6 +117,9 @@ def run_featurize(input: str, output: str, cfg: FeaturizeConfig, retry_errors: b
                                "backbone": backbone.describe(cfg.backbone)}
     log.info("featurize: %d trailers in %s, %d already in %s, %d to do; backbone %s",
              len(manifest), input, summary["skipped"], output, len(todo), summary["backbone"])
+    if dry_run:
+        return summary | {"dry_run": True, "to_do": len(todo), "blocks": blocks_for(len(todo)),
+                          "driver_peak_rss_mb": round(peak_rss_mb(), 1), "wall_s": round(time.time() - t0, 1)}
     if len(todo):
         dim = backbone.feature_dim(cfg.backbone.name)
         gpu = use_gpu(cfg.use_gpu, ray.cluster_resources().get("GPU", 0))
@@ -115,7 +132,7 @@ def run_featurize(input: str, output: str, cfg: FeaturizeConfig, retry_errors: b
             embed_res = {"num_gpus": 0, "num_cpus": cfg.embed_cpus}
         stft_in_actor = cfg.spectrograms_on == "actor"      # auto: the decode task has them already
         rows = todo.to_dict("records")
-        ds = ray.data.from_items(rows, override_num_blocks=min(len(rows), MAX_BLOCKS))
+        ds = ray.data.from_items(rows, override_num_blocks=blocks_for(len(rows)))
         ds = ds.map(decode_task, fn_kwargs={"cfg": cfg, "stft_in_actor": stft_in_actor}, num_cpus=cfg.decode_cpus)
         ds = ds.map_batches(
             EmbedAndWrite, batch_size=cfg.trailers_per_batch,
@@ -139,6 +156,7 @@ def run_featurize(input: str, output: str, cfg: FeaturizeConfig, retry_errors: b
         summary["failed_by_reason"] = dict(reasons)
         summary["nodes"] = {"decode": dict(decode_nodes), "embed": dict(embed_nodes)}   # trailers per node id
     summary["wall_s"] = round(time.time() - t0, 1)
+    summary["driver_peak_rss_mb"] = round(peak_rss_mb(), 1)
     summary["video_hours"] = round(summary["video_hours"], 4)
     return summary
 

@@ -244,8 +244,9 @@ def settings_of(store: str) -> dict | None:
         return json.load(fh)
 
 
-def claim(store: str, settings: dict) -> None:
-    """Record the settings of a new store, or refuse to add to a store made differently."""
+def claim(store: str, settings: dict, write: bool = True) -> None:
+    """Record the settings of a new store, or refuse to add to a store made differently
+    (`write=False`: only the check, for a dry run)."""
     current = settings_of(store)
     if current is not None:
         if current.get("version") != FEATURIZER_VERSION:
@@ -258,6 +259,8 @@ def claim(store: str, settings: dict) -> None:
             raise StoreMismatch(
                 f"{store} was made with other featurizer settings (differs in: {', '.join(diff)}); "
                 f"write to a new store or use the settings in {SETTINGS_FILE}")
+        return
+    if not write:
         return
     fs, root = _fs(store)
     fs.makedirs(root, exist_ok=True)

@@ -3,7 +3,8 @@
     python jobs/featurize.py --input data/samples/manifest.csv --output data/store [--config configs/...yaml] [key=value ...]
     ray job submit --working-dir . -- python jobs/featurize.py --input s3://bucket/manifest.csv --output s3://bucket/store
 
-A rerun skips trailers already in the store; --retry-errors tries recorded failures again.
+A rerun skips trailers already in the store; --retry-errors tries recorded failures again;
+--dry-run says what a run would do (and the driver's memory for it) without doing it.
 """
 from __future__ import annotations
 
@@ -22,6 +23,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--input", required=True, help="manifest (CSV/Parquet) or a folder of videos; local or s3://")
     p.add_argument("--output", required=True, help="feature store folder; local or s3://")
     p.add_argument("--retry-errors", action="store_true", help="featurize trailers in STORE/_errors again")
+    p.add_argument("--dry-run", action="store_true",
+                   help="plan only: read the manifest, check the store, count what is to do; no Ray, no writes")
     args = p.parse_args(argv)
     setup_logging()
     cfg = config_from(args, "featurize")
@@ -32,6 +35,13 @@ def main(argv: list[str] | None = None) -> int:
     from featurize.store import StoreMismatch
     from ctt.runs import log_featurize_run
     from ctt.tracking import TrackingUnavailable, connect
+    if args.dry_run:
+        try:
+            summary = run_featurize(args.input, args.output, cfg.featurize, args.retry_errors, dry_run=True)
+        except (ManifestError, StoreMismatch, FileNotFoundError) as e:
+            fail(str(e))
+        print("featurize plan: " + json.dumps(summary, indent=2))
+        return 0
     try:
         if cfg.featurize.backbone.weights != "none":
             load_backbone(cfg.featurize.backbone)      # fail before any work if weights are missing
