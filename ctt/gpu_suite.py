@@ -50,6 +50,7 @@ class GpuSuiteArgs:
     e2e_backbone: str = "resnet152"
     cpus: int = 0                 # decode CPUs of the featurize run (0: every core)
     repeat: int = 3
+    warmup: bool = True           # a featurize run on a few trailers before each timed one
     work: str = ""
     skip: list[str] = field(default_factory=list)
 
@@ -57,7 +58,7 @@ class GpuSuiteArgs:
     def quick(cls, **kw) -> "GpuSuiteArgs":
         return cls(backbone="resnet18", keyframes=32, train_trailers=48, train_max_t=48, train_epochs=1,
                    stft_trailers=2, stft_seconds=9.0, e2e_trailers=2, e2e_size=(160, 96), e2e_seconds=4.0,
-                   e2e_backbone="resnet18", repeat=1, **kw)
+                   e2e_backbone="resnet18", repeat=1, warmup=False, **kw)
 
 
 def device() -> torch.device:
@@ -243,7 +244,8 @@ def featurize(a: GpuSuiteArgs, work: Path) -> dict[str, Any]:
                                  f"featurize.spectrograms_on={where}"]).featurize
         with local_ray(cpus):
             # warm-up on a few trailers: worker processes, JIT caches, the backbone's first call
-            run_featurize(str(manifest(f"warm_{where}", min(cpus, 4))), str(work / f"warm_{where}"), cfg)
+            if a.warmup:
+                run_featurize(str(manifest(f"warm_{where}", min(cpus, 4))), str(work / f"warm_{where}"), cfg)
             with GpuUtilisation() as util:
                 t = time.perf_counter()
                 s = run_featurize(str(manifest(f"e2e_{where}", a.e2e_trailers)), str(work / f"e2e_{where}"), cfg)

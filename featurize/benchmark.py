@@ -6,6 +6,7 @@ the same process, so the ratio holds on any machine; `jobs/benchmark.py` runs th
 from __future__ import annotations
 
 import dataclasses
+import json
 import multiprocessing as mp
 import os
 import shutil
@@ -272,3 +273,80 @@ def cpu_count() -> int:
 def decode_audio(path: str) -> np.ndarray:
     """The clip's audio as the pipeline sees it: 44.1 kHz mono float32."""
     return decode_trailer(path, FeaturizeConfig()).audio
+
+
+def shot_clips(out: Path, n: int, size: tuple[int, int], seconds: float, fps: int = 24,
+               gradual: float = 0.3) -> list[tuple[str, list]]:
+    """Rendered trailers with hard cuts and (a `gradual` share of) dissolves and fades, and
+    their ground truth; reused if present."""
+    from featurize.synthetic import Transition, render_with_transitions
+    out.mkdir(parents=True, exist_ok=True)
+    clips = []
+    for k in range(n):
+        path = out / f"shots_{size[0]}x{size[1]}_{int(seconds)}s_{k}.mp4"
+        truth_file = path.with_suffix(".json")
+        if not truth_file.exists():
+            spec = SampleSpec(width=size[0], height=size[1], fps=fps, min_seconds=seconds,
+                              max_seconds=seconds + 1e-3, gradual=gradual)
+            truth = render_with_transitions(path, [["action"], ["drama"], ["horror", "thriller"]][k % 3], 100 + k, spec)
+            truth_file.write_text(json.dumps([dataclasses.asdict(t) for t in truth]))
+        clips.append((str(path), [Transition(**t) for t in json.loads(truth_file.read_text())]))
+    return clips
+
+
+def shot_detectors(clips: list[tuple[str, list]], cfg: FeaturizeConfig) -> dict[str, dict[str, Any]]:
+    """Each detector over the same clips: precision, recall, F1 against the truth (cuts and
+    gradual transitions apart) and frames per CPU-second. PySceneDetect rows only where it
+    is installed."""
+    from featurize import peers
+    from featurize.shot_eval import ShotScore, score
+    one = dataclasses.replace(cfg, decode_threads=1)
+    detectors = {"ctt-mmc hsv (in the decode pass)": lambda p: peers.project_cuts(p, one)}
+    missing = peers.scenedetect_available()
+    if not missing:
+        detectors |= {"PySceneDetect ContentDetector": lambda p: peers.scenedetect_cuts(p, "content"),
+                      "PySceneDetect AdaptiveDetector": lambda p: peers.scenedetect_cuts(p, "adaptive")}
+    out: dict[str, dict[str, Any]] = {}
+    for name, fn in detectors.items():
+        fn(clips[0][0])                                               # warm-up: JIT, codec tables
+        total, frames, cpu = ShotScore(), 0, 0.0
+        for path, truth in clips:
+            (cuts, n), _, c = peers.timed(lambda: fn(path))
+            total.add(score(truth, cuts))
+            frames, cpu = frames + n, cpu + c
+        out[name] = {"fps_per_core": frames / cpu, "frames": frames,
+                     **{f"{k}_{m}": v for k in ("cut", "gradual", "all")
+                        for m, v in zip(("precision", "recall", "f1"), total.prf(k))}}
+    if missing:
+        out["PySceneDetect"] = {"skipped": missing}
+    return out
+
+
+def diy_vs_project(paths: list[str], cfg: FeaturizeConfig) -> dict[str, Any]:
+    """Trailers per CPU-hour of this project's decode task plus its embedder, and of the
+    do-it-yourself reference, on the same files with the same backbone; shapes compared."""
+    from featurize import peers
+    missing = peers.scenedetect_available()
+    if missing:
+        return {"skipped": missing}
+    emb = FrameEmbedder(cfg.backbone, "cpu")
+    diy = peers.DiyFeaturizer(cfg)
+
+    def ours(path: str) -> dict[str, np.ndarray]:
+        row = featurize_cpu(path, dataclasses.replace(cfg, decode_threads=1))
+        S = np.asarray(row["spectrograms"], np.float32).reshape(-1, audio.FRAMES, audio.BINS)
+        return {"frames": emb.embed(row["keyframes"]), "spectrograms": S}
+    res: dict[str, Any] = {"trailers": len(paths), "backbone": cfg.backbone.name}
+    for name, fn in (("project", ours), ("diy", diy)):
+        fn(paths[0])                                                   # warm-up
+        cpu, outs = 0.0, []
+        for p in paths:
+            o, _, c = peers.timed(lambda: fn(p))
+            cpu += c
+            outs.append(o)
+        res[name] = {"cpu_s": cpu, "trailers_per_hour_per_core": len(paths) / cpu * 3600,
+                     "shapes": [{k: list(v.shape) for k, v in o.items()} for o in outs]}
+    same = all(a["frames"][1:] == b["frames"][1:] and a["spectrograms"] == b["spectrograms"]
+               for a, b in zip(res["project"]["shapes"], res["diy"]["shapes"]))
+    res["same_shapes"] = same              # keyframe counts may differ: each pipeline's own shots
+    return res

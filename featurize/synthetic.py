@@ -58,6 +58,30 @@ class SampleSpec:
     max_seconds: float = 14.0
     sample_rate: int = 44100
     audio: bool = True
+    gradual: float = 0.0           # share of shot changes drawn as gradual transitions (dissolves and
+    transition_s: float = 0.5      # fades through black, half each) of about this length; 0: hard cuts only
+
+
+@dataclass(frozen=True)
+class Transition:
+    """A rendered shot change: `kind` cut (start == end: the new shot's first frame), dissolve
+    or fade; start..end the frames (inclusive) that mix the two shots."""
+    kind: str
+    start: int
+    end: int
+
+
+def _mix(prev: np.ndarray, new: np.ndarray, kind: str) -> np.ndarray:
+    """k frames of a transition from the last k of `prev` to the first k of `new`: a cross-fade,
+    or a fade to black and up again."""
+    k = len(prev)
+    a = (np.arange(1, k + 1, dtype=np.float32) / (k + 1))[:, None, None, None]
+    p, n = prev.astype(np.float32), new.astype(np.float32)
+    if kind == "dissolve":
+        out = (1 - a) * p + a * n
+    else:
+        out = np.where(a < 0.5, p * (1 - 2 * a), n * (2 * a - 1))
+    return np.clip(out + 0.5, 0, 255).astype(np.uint8)
 
 
 def _jitter(rng: np.random.Generator, base: Style, neutral: bool) -> Style:
@@ -136,17 +160,35 @@ def _render_audio(rng: np.random.Generator, st: Style, seconds: float, sr: int) 
 
 def render_trailer(path: str | Path, genres: list[str], seed: int, spec: SampleSpec = SampleSpec()) -> list[int]:
     """Write one trailer; returns the frame index where each shot starts (ground truth)."""
+    return [0] + [t.start for t in render_with_transitions(path, genres, seed, spec)]
+
+
+def render_with_transitions(path: str | Path, genres: list[str], seed: int,
+                            spec: SampleSpec = SampleSpec()) -> list[Transition]:
+    """Write one trailer; returns its shot changes (ground truth for shot detectors). The
+    transitions draw from their own random stream: with `gradual=0` a seed renders the
+    same trailer as before transitions existed."""
     rng = np.random.default_rng(seed)
     audio_rng = np.random.default_rng([seed, 1])
+    mix_rng = np.random.default_rng([seed, 2])
     n_total = int(rng.uniform(spec.min_seconds, spec.max_seconds) * spec.fps)
+    hold = max(2, int(round(spec.transition_s * spec.fps)))
     prev_style, prev_hist = None, None
     done = 0
-    starts: list[int] = []
+    changes: list[Transition] = []
+    pending = np.zeros((0, spec.height, spec.width, 3), np.uint8)   # the last shot's frames held for a mix
+    pending_kind = ""
     audio: list[np.ndarray] = []
     with av.open(str(path), "w", format="mp4") as out:     # shots are encoded as they are drawn:
         vs = out.add_stream("libx264", rate=spec.fps, options={"crf": "23", "preset": "veryfast"})
         vs.width, vs.height, vs.pix_fmt = spec.width, spec.height, "yuv420p"   # memory holds one shot
         aus = out.add_stream("aac", rate=spec.sample_rate, layout="mono") if spec.audio else None
+
+        def encode(frames: np.ndarray) -> None:
+            for img in frames:
+                for pkt in vs.encode(av.VideoFrame.from_ndarray(img, format="rgb24")):
+                    out.mux(pkt)
+
         while done < n_total:
             neutral = rng.random() < NEUTRAL_SHARE or not genres
             base = STYLES[genres[rng.integers(len(genres))]] if genres else STYLES["drama"]
@@ -158,14 +200,28 @@ def render_trailer(path: str | Path, genres: list[str], seed: int, spec: SampleS
                 if prev_hist is None or (_distinct(prev_style, st)
                                          and intersection(prev_hist, hsv_histogram(frames[0])) < 0.5):
                     break
-            starts.append(done)
-            for img in frames:
-                for pkt in vs.encode(av.VideoFrame.from_ndarray(img, format="rgb24")):
-                    out.mux(pkt)
+            first = done
+            if prev_hist is not None:
+                k = min(len(pending), len(frames) // 2) if pending_kind else 0
+                encode(pending[:len(pending) - k])                    # held frames the new shot is too short for
+                if k:
+                    first = done - k
+                    encode(_mix(pending[len(pending) - k:], frames[:k], pending_kind))
+                    changes.append(Transition(pending_kind, first, first + k - 1))
+                else:
+                    changes.append(Transition("cut", done, done))
+                frames = frames[k:]
+            pending_kind = ""
+            if spec.gradual and mix_rng.random() < spec.gradual:
+                pending_kind = "dissolve" if mix_rng.random() < 0.5 else "fade"
+            held = min(hold, len(frames) // 2) if pending_kind else 0
+            encode(frames[:len(frames) - held])
+            pending = frames[len(frames) - held:]
             if aus is not None:
                 audio.append(_render_audio(audio_rng, st, len(frames) / spec.fps, spec.sample_rate))
             prev_style, prev_hist = st, hsv_histogram(frames[-1])
-            done += n
+            done += len(frames)
+        encode(pending)
         for pkt in vs.encode():
             out.mux(pkt)
         if aus is not None:
@@ -179,7 +235,7 @@ def render_trailer(path: str | Path, genres: list[str], seed: int, spec: SampleS
                     out.mux(pkt)
             for pkt in aus.encode():
                 out.mux(pkt)
-    return [int(s) for s in starts]
+    return changes
 
 
 def _split_of(i: int, order: np.ndarray, n: int) -> str:

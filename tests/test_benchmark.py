@@ -19,7 +19,7 @@ def test_benchmark_quick_runs_every_section(tmp_path):
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     res = json.loads(out.read_text())
     sections = {r["section"] for r in res["rows"]}
-    assert sections == {"decode", "backbone", "audio", "train", "memory", "end2end"}
+    assert sections == {"decode", "backbone", "audio", "train", "shots", "diy", "svm", "driver", "memory", "end2end"}
     assert "ray_train" not in res                               # skipped in --quick
     for r in res["rows"]:
         assert r["ratio"] > 0, r
@@ -27,4 +27,11 @@ def test_benchmark_quick_runs_every_section(tmp_path):
     assert res["memory"]["4n"]["trailers"] == 4 * res["memory"]["n"]["trailers"]
     assert res["memory"]["n"]["peak_worker_rss_mb"] > 50          # real worker processes were measured
     assert res["end_to_end"]["lmtd9_core_hours"] > 0
+    shots = {k: v for k, v in res["shots"].items() if "skipped" not in v}
+    assert len(shots) == 3                                    # ours and PySceneDetect's two detectors
+    for d in shots.values():
+        assert 0 <= d["all_f1"] <= 1 and d["fps_per_core"] > 0 and d["frames"] > 0
+    assert res["diy"]["same_shapes"]                          # the reference makes the same outputs
+    assert all(len(res["svm"][k]["chosen"]) == 9 for k in ("decision", "probability"))
+    assert res["driver"]["big"]["to_do"] == 10 * res["driver"]["small"]["to_do"]
     assert "| section | measurement |" in proc.stdout

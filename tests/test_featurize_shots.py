@@ -196,3 +196,42 @@ def test_plane_sampler_reads_the_grid_of_each_plane(pix_fmt):
     for k in (1, 2):
         np.testing.assert_array_equal(yuv[k], planes[k][np.ix_(r >> cy, c >> cx)])
     assert not full
+
+
+def test_shot_scores_match_within_one_frame_and_inside_gradual_transitions():
+    from featurize.shot_eval import score
+    from featurize.synthetic import Transition
+    truth = [Transition("cut", 10, 10), Transition("dissolve", 30, 41), Transition("cut", 60, 60),
+             Transition("fade", 80, 85)]
+    s = score(truth, [11, 35, 36, 62, 79])          # 11: the cut; 35: the dissolve; 36: a second hit (FP);
+    assert s.found == {"cut": 1, "gradual": 2}        # 62: two frames off (missed cut, FP); 79: within 1 of the fade
+    assert s.truth == {"cut": 2, "gradual": 2} and s.false_positives == 2
+    p, r, f = s.prf("cut")
+    assert (p, r) == (pytest.approx(1 / 3), 0.5) and f == pytest.approx(2 * p * r / (p + r))
+    assert s.prf("gradual")[:2] == (0.5, 1.0)
+    assert s.prf("all")[:2] == (3 / 5, 3 / 4)
+    assert score(truth, []).prf("all")[:2] == (1.0, 0.0)
+
+
+def test_rendered_dissolves_and_fades_mix_the_shots_they_join(tmp_path):
+    import av
+
+    from featurize.synthetic import SampleSpec, render_trailer, render_with_transitions
+    spec = SampleSpec(width=96, height=64, fps=12, min_seconds=12, max_seconds=12.001, gradual=1.0, audio=False)
+    truth = render_with_transitions(tmp_path / "g.mp4", ["drama"], 7, spec)
+    with av.open(str(tmp_path / "g.mp4")) as c:
+        frames = np.stack([f.to_ndarray(format="rgb24").astype(np.float32) for f in c.decode(video=0)])
+    assert len(frames) == int(12 * 12)
+    gradual = [t for t in truth if t.kind != "cut" and t.end - t.start >= 3]
+    assert gradual and all(t.start <= t.end for t in truth)
+    for t in gradual:
+        before, after, mid = frames[t.start - 1], frames[t.end + 1], frames[(t.start + t.end) // 2]
+        if t.kind == "fade":                      # through black: darker than both ends
+            assert mid.mean() < 0.75 * min(before.mean(), after.mean())
+        else:                                     # a cross-fade: nearer the average than either end
+            avg = (before + after) / 2
+            assert np.abs(mid - avg).mean() < min(np.abs(mid - before).mean(), np.abs(mid - after).mean())
+    hard = SampleSpec(width=96, height=64, fps=12, min_seconds=12, max_seconds=12.001, audio=False)
+    cuts = render_with_transitions(tmp_path / "h.mp4", ["drama"], 7, hard)
+    assert cuts and {t.kind for t in cuts} == {"cut"} and all(t.start == t.end for t in cuts)
+    assert render_trailer(tmp_path / "h2.mp4", ["drama"], 7, hard) == [0] + [t.start for t in cuts]

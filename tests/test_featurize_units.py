@@ -222,3 +222,19 @@ def test_imagenet_weights_are_the_papers_v1_with_their_own_resize():
         load_backbone(BackboneConfig(name="resnet152", weights="imagenet"))
     with pytest.raises(WeightsUnavailable, match="no IMAGENET1K_V2"):
         backbone.weights_enum(BackboneConfig(name="resnet18", weights="imagenet_v2"))
+
+
+def test_dry_run_plans_without_writing(tmp_path):
+    import pandas as pd
+
+    from featurize.pipeline import MAX_BLOCKS, run_featurize
+    n = MAX_BLOCKS + 500
+    pd.DataFrame({"trailer_id": [f"t{i}" for i in range(n)], "path": [f"videos/t{i}.mp4" for i in range(n)],
+                  "genres": "drama", "split": "train"}).to_csv(tmp_path / "m.csv", index=False)
+    out = tmp_path / "store"
+    plan = run_featurize(str(tmp_path / "m.csv"), str(out), FeaturizeConfig(), dry_run=True)
+    assert plan["dry_run"] and plan["to_do"] == n and plan["blocks"] == MAX_BLOCKS
+    assert plan["driver_peak_rss_mb"] > 50 and not out.exists()          # nothing written, not even settings
+    store.claim(str(out), {"other": 1})
+    with pytest.raises(store.StoreMismatch):                             # ... but the store is checked
+        run_featurize(str(tmp_path / "m.csv"), str(out), FeaturizeConfig(), dry_run=True)
