@@ -18,6 +18,7 @@ on a machine that has PyTorch alone.
 """
 from __future__ import annotations
 
+import importlib.util
 import os
 import threading
 import time
@@ -27,6 +28,7 @@ from typing import Any, Callable
 
 import numpy as np
 import torch
+from torch.utils.flop_counter import FlopCounterMode
 
 from ctt.train_speed import LMTD9_MAX_T, LMTD9_TRAIN, epoch_time, synthetic_rows
 from featurize import audio
@@ -96,7 +98,6 @@ def matmul_rate(dev: torch.device, repeat: int = 3) -> dict[str, Any]:
 def flops_per_image(model: torch.nn.Module, size: int) -> float:
     """FLOPs of one forward pass at size x size, counted by PyTorch's operator counter
     (convolutions and matrix products, 2 per multiply-add)."""
-    from torch.utils.flop_counter import FlopCounterMode
     x = torch.zeros(1, 3, size, size)
     counter = FlopCounterMode(display=False)
     with counter, torch.no_grad():
@@ -215,13 +216,11 @@ class GpuUtilisation:
 def featurize(a: GpuSuiteArgs, work: Path) -> dict[str, Any]:
     """The featurize job end to end, spectrograms in the decode tasks and then on the actors,
     on the same rendered trailers and a fresh local Ray instance each."""
-    try:
-        import av  # noqa: F401
-        import ray  # noqa: F401
-    except ImportError as e:
-        return {"skipped": f"needs Ray and PyAV ({e.name} is not installed)"}
+    missing = [m for m in ("ray", "av", "librosa") if importlib.util.find_spec(m) is None]
+    if missing:
+        return {"skipped": f"needs Ray, PyAV and librosa ({', '.join(missing)} not installed)"}
+    # lazy: Ray, PyAV and librosa come in here, so the other sections run where only PyTorch is
     import pandas as pd
-
     from ctt.config import load_config
     from featurize.benchmark import cpu_count, render_clips
     from featurize.pipeline import local_ray, run_featurize

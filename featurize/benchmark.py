@@ -23,12 +23,13 @@ import numpy as np
 import pandas as pd
 import torch
 
-from featurize import audio
+from featurize import audio, peers
 from featurize.backbone import FrameEmbedder
 from featurize.config import FeaturizeConfig
 from featurize.extract import decode_row
 from featurize.pipeline import run_featurize
-from featurize.synthetic import SampleSpec, render_trailer
+from featurize.shot_eval import ShotScore, score
+from featurize.synthetic import SampleSpec, Transition, render_trailer, render_with_transitions
 from featurize.video import decode_trailer
 
 
@@ -279,7 +280,6 @@ def shot_clips(out: Path, n: int, size: tuple[int, int], seconds: float, fps: in
                gradual: float = 0.3) -> list[tuple[str, list]]:
     """Rendered trailers with hard cuts and (a `gradual` share of) dissolves and fades, and
     their ground truth; reused if present."""
-    from featurize.synthetic import Transition, render_with_transitions
     out.mkdir(parents=True, exist_ok=True)
     clips = []
     for k in range(n):
@@ -298,8 +298,6 @@ def shot_detectors(clips: list[tuple[str, list]], cfg: FeaturizeConfig) -> dict[
     """Each detector over the same clips: precision, recall, F1 against the truth (cuts and
     gradual transitions apart) and frames per CPU-second. PySceneDetect rows only where it
     is installed."""
-    from featurize import peers
-    from featurize.shot_eval import ShotScore, score
     one = dataclasses.replace(cfg, decode_threads=1)
     detectors = {"ctt-mmc hsv (in the decode pass)": lambda p: peers.project_cuts(p, one)}
     missing = peers.scenedetect_available()
@@ -325,7 +323,6 @@ def shot_detectors(clips: list[tuple[str, list]], cfg: FeaturizeConfig) -> dict[
 def diy_vs_project(paths: list[str], cfg: FeaturizeConfig) -> dict[str, Any]:
     """Trailers per CPU-hour of this project's decode task plus its embedder, and of the
     do-it-yourself reference, on the same files with the same backbone; shapes compared."""
-    from featurize import peers
     missing = peers.scenedetect_available()
     if missing:
         return {"skipped": missing}

@@ -58,8 +58,10 @@ class FeaturizeConfig:
     embed_cpus: float = 1.0          # CPUs per embedder actor on CPU-only clusters
     use_gpu: str = "auto"            # auto | true | false
     spectrograms_on: str = "auto"    # decode (CPU tasks, float16 to the actors) | actor (torch.stft again in
-                                     # the embedder actors, raw audio shipped) | auto: decode. The decode task
-                                     # computes the spectrograms for the AV descriptors in any case.
+                                     # the embedder actors, raw audio shipped) | auto: decode, as measured by
+                                     # `benchmark.py --suite gpu` (H200, 16 CPUs: 0.99x on the actors; the
+                                     # job is decode-bound, and the decode task needs the spectrograms for
+                                     # the AV descriptors in any case)
     max_failed_fraction: float = 0.2 # the job fails (exit 1) when a larger share of the trailers it tried
                                      # failed: more than one in five points at something systematic (a
                                      # missing codec, an unreadable bucket), not at a few bad files

@@ -20,6 +20,7 @@ import av
 import librosa
 import numpy as np
 import torch
+from torchvision.transforms import functional as F
 
 from featurize import audio
 from featurize.backbone import IMAGENET_MEAN, IMAGENET_STD, FrameEmbedder, resize_short
@@ -42,7 +43,7 @@ def timed(fn: Callable[[], Any]) -> tuple[Any, float, float]:
 def scenedetect_available() -> str:
     """"" when PySceneDetect can run, else why not."""
     try:
-        import scenedetect  # noqa: F401
+        import scenedetect  # noqa: F401  (lazy: an optional extra, `peers`)
     except ImportError as e:
         return f"PySceneDetect is not installed ({e.name}); pip install scenedetect-headless"
     return ""
@@ -50,7 +51,7 @@ def scenedetect_available() -> str:
 
 def scenedetect_cuts(path: str, detector: str = "content") -> tuple[list[int], int]:
     """PySceneDetect's shot starts after the first (frame indices) and the frames it read."""
-    from scenedetect import AdaptiveDetector, ContentDetector, SceneManager, open_video
+    from scenedetect import AdaptiveDetector, ContentDetector, SceneManager, open_video  # lazy: optional extra
     video = open_video(path, backend="pyav")
     manager = SceneManager()
     manager.add_detector(ContentDetector() if detector == "content" else AdaptiveDetector())
@@ -107,14 +108,13 @@ class DiyFeaturizer:
         self.std = torch.tensor(IMAGENET_STD).view(3, 1, 1)
 
     def _transform(self, rgb: np.ndarray) -> torch.Tensor:
-        from torchvision.transforms import functional as F
         x = torch.from_numpy(rgb).permute(2, 0, 1)
         x = F.center_crop(F.resize(x, self.short, antialias=True), self.cfg.backbone.image_size)
         return (x.float() / 255 - self.mean) / self.std
 
     @torch.inference_mode()
     def __call__(self, path: str) -> dict[str, np.ndarray]:
-        from scenedetect import ContentDetector, SceneManager, open_video
+        from scenedetect import ContentDetector, SceneManager, open_video  # lazy: optional extra
         video = open_video(path, backend="pyav")
         manager = SceneManager()
         manager.add_detector(ContentDetector())

@@ -31,10 +31,11 @@ log = logging.getLogger("ctt.featurize")
 # plan small while leaving more decode tasks than any cluster has cores.
 MAX_BLOCKS = 2000
 # The embedder actor's logical memory: a ResNet-152 (240 MB of weights) with a batch of 64
-# keyframes at 224 x 224 (about 0.6 GB of activations on CPU). Asking for memory also gives
+# keyframes at 224 x 224 (about 0.6 GB of activations on CPU); Ray Data saw the GPU actor's
+# process peak at 1.2 GiB (benchmark --suite gpu, H200), hence 1.5 GiB. Asking for memory also gives
 # this stage other resources than decode's, which keeps Ray Data from fusing the two into
 # one actor stage (decode must stay a task pool, one file per core).
-EMBED_MEMORY = 1024**3
+EMBED_MEMORY = 3 * 1024**3 // 2
 
 
 def node_id() -> str:
