@@ -91,7 +91,15 @@ def verdict(summary: dict[str, Any], max_failed_fraction: float) -> str:
 
 
 def peak_rss_mb() -> float:
-    """This process's peak resident memory so far (ru_maxrss: KiB on Linux)."""
+    """This process's peak resident memory so far: VmHWM on Linux (ru_maxrss survives exec,
+    so a job started by a big process would report its parent's peak), else ru_maxrss."""
+    try:
+        with open("/proc/self/status") as fh:
+            for line in fh:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) / 1024
+    except OSError:
+        pass
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
