@@ -61,7 +61,8 @@ def svm_baseline(store_path: str, column: str, cfg: Config,
         if not ids:
             raise BaselineError(f"{store_path} has no '{s}' trailers; the manifest needs a split column")
         if X.shape[1] == 0:
-            raise BaselineError(f"{store_path}: column {column!r} is empty")
+            why = " (the store was made with featurize.av=false)" if column == "av" else ""
+            raise BaselineError(f"{store_path}: column {column!r} is empty{why}; featurize a store with it")
     (tr_ids, Xtr, Ytr), (va_ids, Xva, Yva), (te_ids, Xte, Yte) = (splits[s] for s in ("train", "val", "test"))
     grid = svm.param_grid(cfg.baseline)
     seed, cpus = cfg.baseline.seed, cfg.baseline.cpus_per_task

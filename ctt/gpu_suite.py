@@ -32,7 +32,7 @@ from torch.utils.flop_counter import FlopCounterMode
 
 from ctt.train_speed import LMTD9_MAX_T, LMTD9_TRAIN, epoch_time, synthetic_rows
 from featurize import audio
-from featurize.backbone import FrameEmbedder, load_backbone
+from featurize.backbone import FrameEmbedder, crop_size, load_backbone
 from featurize.config import BackboneConfig
 
 
@@ -111,7 +111,8 @@ def embedder(a: GpuSuiteArgs, dev: torch.device) -> dict[str, Any]:
     channels_last; and the FLOP rate the actor reaches against the matmul ceiling."""
     cfg = BackboneConfig(name=a.backbone, weights="none")
     rng = np.random.default_rng(0)
-    images = rng.integers(0, 256, (a.keyframes, cfg.image_size, cfg.image_size, 3), dtype=np.uint8)
+    size = crop_size(cfg)
+    images = rng.integers(0, 256, (a.keyframes, size, size, 3), dtype=np.uint8)
     emb = FrameEmbedder(cfg, str(dev))
     t_actor = best_time(lambda: emb.embed(images), dev, a.repeat)
 
@@ -132,7 +133,7 @@ def embedder(a: GpuSuiteArgs, dev: torch.device) -> dict[str, Any]:
     t_fp32 = best_time(bare_fp32, dev, a.repeat)
     t_fast = best_time(bare_fast, dev, a.repeat)
     del x, chunks, fp32
-    flops = flops_per_image(load_backbone(cfg), cfg.image_size)
+    flops = flops_per_image(load_backbone(cfg), size)
     peak = matmul_rate(dev, a.repeat)
     kf = a.keyframes
     return {"backbone": a.backbone, "keyframes": kf, "batch_size": cfg.batch_size, "device": str(dev),

@@ -306,18 +306,33 @@ def shot_detectors(clips: list[tuple[str, list]], cfg: FeaturizeConfig) -> dict[
                       "PySceneDetect AdaptiveDetector": lambda p: peers.scenedetect_cuts(p, "adaptive")}
     out: dict[str, dict[str, Any]] = {}
     for name, fn in detectors.items():
-        fn(clips[0][0])                                               # warm-up: JIT, codec tables
-        total, frames, cpu = ShotScore(), 0, 0.0
-        for path, truth in clips:
-            (cuts, n), _, c = peers.timed(lambda: fn(path))
-            total.add(score(truth, cuts))
-            frames, cpu = frames + n, cpu + c
-        out[name] = {"fps_per_core": frames / cpu, "frames": frames,
-                     **{f"{k}_{m}": v for k in ("cut", "gradual", "all")
-                        for m, v in zip(("precision", "recall", "f1"), total.prf(k))}}
+        out |= score_detector(name, fn, clips)
     if missing:
         out["PySceneDetect"] = {"skipped": missing}
     return out
+
+
+def shot_detectors_with_transnet(clips: list[tuple[str, list]], cfg: FeaturizeConfig) -> dict[str, dict[str, Any]]:
+    """`shot_detectors`, and TransNetV2 on the same clips where it is installed."""
+    out = shot_detectors(clips, cfg)
+    missing = peers.transnetv2_available()
+    if missing:
+        return out | {"TransNetV2": {"skipped": missing}}
+    return out | score_detector("TransNetV2 (CPU)", peers.transnetv2_cuts, clips)
+
+
+def score_detector(name: str, fn: Callable[[str], tuple[list[int], int]],
+                   clips: list[tuple[str, list]]) -> dict[str, dict[str, Any]]:
+    """One detector over the clips: its counts against the truth, frames per CPU-second."""
+    fn(clips[0][0])                                                   # warm-up: JIT, codec tables, weights
+    total, frames, cpu = ShotScore(), 0, 0.0
+    for path, truth in clips:
+        (cuts, n), _, c = peers.timed(lambda: fn(path))
+        total.add(score(truth, cuts))
+        frames, cpu = frames + n, cpu + c
+    return {name: {"fps_per_core": frames / cpu, "frames": frames,
+                   **{f"{k}_{m}": v for k in ("cut", "gradual", "all")
+                      for m, v in zip(("precision", "recall", "f1"), total.prf(k))}}}
 
 
 def diy_vs_project(paths: list[str], cfg: FeaturizeConfig) -> dict[str, Any]:

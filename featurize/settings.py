@@ -24,15 +24,17 @@ class NotReproducible(ValueError):
 def to_settings(cfg: FeaturizeConfig) -> dict[str, Any]:
     return {
         "backbone": dataclasses.asdict(cfg.backbone) | {k: None for k in RUNTIME_BACKBONE_FIELDS},
-        "feature_dim": backbone.feature_dim(cfg.backbone.name),
+        "feature_dim": backbone.feature_dim(cfg.backbone),
         "backbone_weights": backbone.WEIGHTS.get(cfg.backbone.weights, cfg.backbone.weights),  # which enum ran
         "resize": backbone.resize_short(cfg.backbone),
+        **({} if backbone.family(cfg.backbone.name)[0] == "torchvision" else   # torchvision's: resize + weights
+           {"preprocess": dataclasses.asdict(backbone.preprocess(cfg.backbone))}),
         "shots": dataclasses.asdict(cfg.shots),
         "max_keyframes": cfg.max_keyframes,
         "audio": {"sample_rate": audio.SAMPLE_RATE, "window_s": audio.WINDOW_S, "n_fft": audio.N_FFT,
                   "hop": audio.HOP, "shape": [audio.FRAMES, audio.BINS], "dtype": "float16"},
         "vllf_names": list(lowlevel.VLLF_NAMES),
-        "av_names": list(lowlevel.AV_NAMES),
+        "av_names": list(lowlevel.AV_NAMES) if cfg.av else [],       # []: featurize.av=false
         "av_audio": {"stft": "spectrograms", "n_mels": lowlevel.N_MELS, "zcr_frame": lowlevel.ZCR_FRAME},
     }
 
@@ -48,4 +50,5 @@ def from_settings(recorded: dict[str, Any], base: FeaturizeConfig | None = None)
     merge(cfg.backbone, {k: v for k, v in s["backbone"].items() if v is not None})
     merge(cfg.shots, s["shots"])
     cfg.max_keyframes = int(s.get("max_keyframes", 0))
+    cfg.av = bool(s.get("av_names", True))
     return cfg

@@ -23,7 +23,7 @@ from av.video.reformatter import VideoReformatter
 
 from featurize.config import FeaturizeConfig
 from featurize.audio import SAMPLE_RATE
-from featurize.backbone import resize_short
+from featurize.backbone import preprocess
 from featurize.lowlevel import MotionMeter
 from featurize.shots import ShotTracker, yuv_histograms
 
@@ -71,8 +71,8 @@ def open_media(path: str) -> Iterator[av.container.InputContainer]:
 def keyframe_size(cfg: FeaturizeConfig) -> tuple[int, int]:
     """(short side after resize, side of the stored square): the weights' eval resize (256/224
     of the crop for the paper's), then the crop itself, or the whole square 10-crop cuts from."""
-    short = resize_short(cfg.backbone)
-    return short, short if cfg.backbone.ten_crop else cfg.backbone.image_size
+    pre = preprocess(cfg.backbone)
+    return pre.resize, pre.resize if cfg.backbone.ten_crop else pre.crop
 
 
 def subsample(n: int, cap: int) -> np.ndarray:

@@ -238,3 +238,20 @@ def test_dry_run_plans_without_writing(tmp_path):
     store.claim(str(out), {"other": 1})
     with pytest.raises(store.StoreMismatch):                             # ... but the store is checked
         run_featurize(str(tmp_path / "m.csv"), str(out), FeaturizeConfig(), dry_run=True)
+
+
+def test_av_descriptors_are_an_optional_stage(tmp_path):
+    from featurize.extract import decode_row
+    from featurize.lowlevel import AV_NAMES, VLLF_NAMES
+    from featurize.settings import from_settings, to_settings
+    render_trailer(tmp_path / "a.mp4", ["action"], 3)
+    row = {"trailer_id": "a", "path": str(tmp_path / "a.mp4"), "split": "train", "genres": ["action"]}
+    full = decode_row(row, FeaturizeConfig())
+    lean_cfg = FeaturizeConfig(av=False)
+    lean = decode_row(row, lean_cfg)
+    assert len(full["av"]) == len(AV_NAMES) and len(lean["av"]) == 0
+    np.testing.assert_array_equal(lean["vllf"], full["vllf"])                   # the rest is the same
+    np.testing.assert_array_equal(lean["spectrograms"], full["spectrograms"])
+    assert len(lean["vllf"]) == len(VLLF_NAMES)
+    assert to_settings(lean_cfg)["av_names"] == [] and to_settings(FeaturizeConfig())["av_names"] == list(AV_NAMES)
+    assert from_settings(to_settings(lean_cfg)).av is False and from_settings(to_settings(FeaturizeConfig())).av
