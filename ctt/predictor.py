@@ -131,7 +131,8 @@ class Predictor:
                         continue
                     a = by_id[tid][:, c]
                     weight = (w[c] if kind == "visual" else 1 - w[c]) if both else 1.0
-                    t = (np.asarray(times[i] if times[i] is not None else np.arange(len(a)), np.float64)[:len(a)]
+                    known = times[i] is not None and len(times[i]) >= len(a)    # precomputed frames: positions
+                    t = (np.asarray(times[i] if known else np.arange(len(a)), np.float64)[:len(a)]
                          if kind == "visual" else window_times(len(a)))
                     entries += top_evidence(a, t, "shot" if kind == "visual" else "window", k, weight)
                 row[GENRES[c]] = sorted(entries, key=lambda e: -e["share"])[:k]

@@ -8,6 +8,9 @@ MLflow model, and `jobs/predict.py` loads too.
                         and/or `spectrograms` (s x 130*513 magnitudes); `trailer_id` optional
                      -> trailer_id, one probability column per genre, `genres` (predicted at
                         the run's per-genre thresholds), `error` ("" when scored)
+    model.predict(df, params={"evidence": True})
+                     -> and `evidence`: JSON per trailer, the shots (or audio windows) behind
+                        each predicted genre, as in `jobs/predict.py`
 
 The model holds the bundle of `ctt.predictor` (weights, configs, thresholds, featurizer
 settings, both members of a fused run) and the project's code; a path is featurized in
@@ -16,6 +19,7 @@ the serving process (no Ray), with the backbone weights the featurizer settings 
 from __future__ import annotations
 
 import importlib.metadata
+import json
 from pathlib import Path
 from typing import Any
 
@@ -59,8 +63,10 @@ class Served:
         return extract([{"trailer_id": t, "path": p} for t, p in zip(ids, paths)], self.featurize_cfg, self.embedder)
 
 
-def score_frame(model: Served, df: pd.DataFrame) -> pd.DataFrame:
-    """The pyfunc contract on one DataFrame (rows may mix paths and precomputed features)."""
+def score_frame(model: Served, df: pd.DataFrame, evidence: bool = False) -> pd.DataFrame:
+    """The pyfunc contract on one DataFrame (rows may mix paths and precomputed features);
+    with `evidence`, an `evidence` column too: per trailer the JSON of `jobs/predict.py`'s
+    evidence (for each predicted genre its strongest shots or audio windows)."""
     df = df.reset_index(drop=True)
     ids = [str(t) if t is not None and t == t else str(i)
            for i, t in enumerate(_cells(df, "trailer_id"))] if len(df) else []
@@ -82,10 +88,14 @@ def score_frame(model: Served, df: pd.DataFrame) -> pd.DataFrame:
     if rest:
         tables.append(table_from_features([ids[i] for i in rest], [_cells(df, "frames")[i] for i in rest],
                                           [_cells(df, "spectrograms")[i] for i in rest], pred.feature_dim))
+    found: list[dict] = [{} for _ in ids]
     for table in tables:
         if table.num_rows:
             rows = [by_id[t] for t in table.column("trailer_id").to_pylist()]
             probs[rows] = pred.probabilities(table)
+            if evidence:
+                for r, ev in zip(rows, pred.evidence(table, probs[rows], pred.thresholds)):
+                    found[r] = ev
     for i in range(len(df)):
         if not errors[i] and np.isnan(probs[i]).any():
             errors[i] = "no input this model can read (an audio model needs a trailer with sound)"
@@ -94,6 +104,8 @@ def score_frame(model: Served, df: pd.DataFrame) -> pd.DataFrame:
     genres = predicted_genres(np.nan_to_num(probs, nan=-1.0), pred.thresholds)
     out["genres"] = genres
     out["error"] = errors
+    if evidence:
+        out["evidence"] = [json.dumps(ev) for ev in found]
     return out
 
 

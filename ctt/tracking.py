@@ -29,7 +29,7 @@ from mlflow.data.meta_dataset import MetaDataset
 from mlflow.data.sources import LocalArtifactDatasetSource
 from mlflow.entities import Metric, Param
 from mlflow.models import ModelSignature
-from mlflow.types.schema import Array, ColSpec, Schema
+from mlflow.types.schema import Array, ColSpec, ParamSchema, ParamSpec, Schema
 
 from ctt import plots, serving
 from ctt.predictor import NotAGenreModel, Predictor, load_bundle
@@ -344,7 +344,9 @@ SIGNATURE = ModelSignature(
                    ColSpec(Array(Array("double")), "frames", required=False),
                    ColSpec(Array(Array("double")), "spectrograms", required=False)]),
     outputs=Schema([ColSpec("string", "trailer_id")] + [ColSpec("double", g) for g in GENRES]
-                   + [ColSpec(Array("string"), "genres"), ColSpec("string", "error")]))
+                   + [ColSpec(Array("string"), "genres"), ColSpec("string", "error"),
+                      ColSpec("string", "evidence", required=False)]),
+    params=ParamSchema([ParamSpec("evidence", "boolean", False)]))
 
 
 class GenreModel(mlflow.pyfunc.PythonModel):
@@ -358,7 +360,7 @@ class GenreModel(mlflow.pyfunc.PythonModel):
         return self.served.predictor
 
     def predict(self, context, model_input: pd.DataFrame, params=None) -> pd.DataFrame:
-        return serving.score_frame(self.served, model_input)
+        return serving.score_frame(self.served, model_input, evidence=bool((params or {}).get("evidence", False)))
 
 
 def log_servable(predictor: Predictor) -> str:

@@ -1,6 +1,8 @@
 """The servable model without servers: a trailer scores the same alone or in any batch, the
 bundle round-trips, the pyfunc contract on precomputed features (fused, audio-only, bad
 input), and a logged model loads back through MLflow's pyfunc loader (local store)."""
+import json
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -87,5 +89,17 @@ def test_logged_model_loads_through_pyfunc(tmp_path, monkeypatch):
     out = mlflow.pyfunc.load_model(uri).predict(pd.DataFrame({"frames": [f.tolist() for f in frames]}))
     ref = p.probabilities(table_from_features(["0", "1", "2"], frames, [None] * 3, DIM))
     np.testing.assert_allclose(out[list(GENRES)].to_numpy(), ref, atol=1e-6)
+    assert "evidence" not in out
+    # the evidence of jobs/predict.py, from the served model when asked for
+    lo = {g: 0.0 for g in GENRES}                              # every genre predicted: evidence for each
+    p.thresholds = lo
+    with mlflow.start_run():
+        uri = tracking.log_servable(p)
+    got = mlflow.pyfunc.load_model(uri).predict(pd.DataFrame({"frames": [f.tolist() for f in frames]}),
+                                                params={"evidence": True})
+    table = table_from_features(["0", "1", "2"], frames, [None] * 3, DIM)
+    want = p.evidence(table, p.probabilities(table), lo)
+    assert [json.loads(e) for e in got["evidence"]] == want
+    assert all(set(ev) == set(GENRES) for ev in want) and any(ev["action"] for ev in want)
     with pytest.raises(NotAGenreModel):
         tracking.load_servable(str(tmp_path))
