@@ -22,10 +22,12 @@ import torch
 from ctt import tracking
 from ctt import metrics as M
 from ctt import svm
-from ctt.config import BaselineConfig, load_config
+from ctt.config import BaselineConfig, ModelConfig, load_config
 from ctt.distributed import run_training
 from featurize.pipeline import local_ray
-from ctt.train_speed import epoch_time, synthetic_rows
+from ctt.evidence import input_attributions
+from ctt.models import build_model
+from ctt.train_speed import epoch_time, prebuilt_batches, synthetic_rows
 from featurize import benchmark as fb
 from featurize import store
 from featurize.benchmark import cpu_count
@@ -59,6 +61,22 @@ def svm_grid_cost(n_train: int, dim: int, cfg: BaselineConfig, seed: int = 0) ->
         out[how] = {"grid_s": grid_s, "chosen": chosen.tolist(),
                     "test_auprc_macro": float(M.auprc(Y[te], pt, "macro"))}
     return out
+
+
+def evidence_cost(trailers: int, max_t: int, repeat: int = 2) -> dict[str, Any]:
+    """Seconds to score a batch of keyframe sequences with CTT-MMC-C, and to attribute every
+    genre's logit to its keyframes (one backward pass per genre) on the same batch."""
+    rows = synthetic_rows(trailers, 2048, max(3, max_t // 4), max_t, seed=2)
+    cfg = ModelConfig(name="ctt-c")
+    model = build_model(cfg, 2048).eval()
+    (batch,) = prebuilt_batches(rows, cfg, len(rows), torch.device("cpu"))
+
+    def score():
+        with torch.no_grad():
+            model(batch["x"], batch["lengths"])
+    t_score, _ = fb.best_of(score, repeat)
+    t_attr, _ = fb.best_of(lambda: input_attributions(model, batch), repeat)
+    return {"trailers": trailers, "score_s": t_score, "evidence_s": t_attr}
 
 
 def driver_plan(work: Path, n: int) -> dict[str, Any]:
@@ -225,6 +243,25 @@ def run(a: argparse.Namespace) -> dict:
               f"another point") + f"; test macro AU(PRC) {sv['decision']['test_auprc_macro']:.3f} vs "
                                   f"{sv['probability']['test_auprc_macro']:.3f}")
     res["svm"] = sv
+
+    ev = evidence_cost(8 if a.quick else 64, 24 if a.quick else 120, a.repeat)
+    row("options", f"evidence for 9 genres / scoring, CTT-MMC-C, {ev['trailers']} trailers",
+        f"{ev['evidence_s'] * 1e3:.0f} ms", f"{ev['score_s'] * 1e3:.0f} ms", ev["evidence_s"] / ev["score_s"],
+        note="one backward pass per genre; predict computes it for predicted genres only")
+    res["evidence"] = ev
+    names = (["resnet18", "mobilenet_v3_small"] if a.quick else
+             ["resnet152", "resnet50", "convnext_tiny", "vit_b_16", "timm:vit_small_patch16_224",
+              "open_clip:ViT-B-32/openai"])
+    bb_costs = fb.backbone_costs(names, 4 if a.quick else 32, a.repeat)
+    base = bb_costs[names[0]]
+    for name, b in bb_costs.items():
+        if "skipped" in b:
+            print(f"  options     {name}: skipped ({b['skipped']})", flush=True)
+            continue
+        row("options", f"backbone {name} ({b['dim']}-d, {b['params_m']:.0f}M params, {b['crop']} px): "
+            f"keyframes/s vs {names[0]}", f"{b['kf_per_s']:.1f} keyframes/s", f"{base['kf_per_s']:.1f} keyframes/s",
+            b["kf_per_s"] / base["kf_per_s"])
+    res["backbones"] = bb_costs
 
     small_n, big_n = (1_000, 10_000) if a.quick else (10_000, 100_000)
     small, big = driver_plan(work, small_n), driver_plan(work, big_n)

@@ -24,8 +24,8 @@ import pandas as pd
 import torch
 
 from featurize import audio, peers
-from featurize.backbone import FrameEmbedder
-from featurize.config import FeaturizeConfig
+from featurize.backbone import FrameEmbedder, crop_size, feature_dim
+from featurize.config import BackboneConfig, FeaturizeConfig
 from featurize.extract import decode_row
 from featurize.pipeline import run_featurize
 from featurize.shot_eval import ShotScore, score
@@ -362,3 +362,24 @@ def diy_vs_project(paths: list[str], cfg: FeaturizeConfig) -> dict[str, Any]:
                for a, b in zip(res["project"]["shapes"], res["diy"]["shapes"]))
     res["same_shapes"] = same              # keyframe counts may differ: each pipeline's own shots
     return res
+
+
+def backbone_costs(names: list[str], keyframes: int, repeat: int = 2) -> dict[str, dict[str, Any]]:
+    """Keyframes per second of the embedder actor's call for each backbone (random weights:
+    the same arithmetic as trained ones) on the same random keyframes at each one's crop."""
+    rng = np.random.default_rng(0)
+    out = {}
+    for name in names:
+        cfg = BackboneConfig(name=name, weights="none")
+        try:
+            emb = FrameEmbedder(cfg, "cuda" if torch.cuda.is_available() else "cpu")
+        except ValueError as e:                      # an optional family that is not installed
+            out[name] = {"skipped": str(e)}
+            continue
+        size = crop_size(cfg)
+        images = rng.integers(0, 256, (keyframes, size, size, 3), dtype=np.uint8)
+        emb.embed(images[:2])
+        t, _ = best_of(lambda: emb.embed(images), repeat)
+        out[name] = {"kf_per_s": keyframes / t, "dim": feature_dim(cfg), "crop": size,
+                     "params_m": sum(p.numel() for p in emb.model.parameters()) / 1e6}
+    return out

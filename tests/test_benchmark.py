@@ -19,7 +19,8 @@ def test_benchmark_quick_runs_every_section(tmp_path):
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     res = json.loads(out.read_text())
     sections = {r["section"] for r in res["rows"]}
-    assert sections == {"decode", "backbone", "audio", "train", "shots", "diy", "svm", "driver", "memory", "end2end"}
+    assert sections == {"decode", "backbone", "audio", "train", "shots", "diy", "svm", "options", "driver",
+                        "memory", "end2end"}
     assert "ray_train" not in res                               # skipped in --quick
     for r in res["rows"]:
         assert r["ratio"] > 0, r
@@ -34,4 +35,5 @@ def test_benchmark_quick_runs_every_section(tmp_path):
     assert res["diy"]["same_shapes"]                          # the reference makes the same outputs
     assert all(len(res["svm"][k]["chosen"]) == 9 for k in ("decision", "probability"))
     assert res["driver"]["big"]["to_do"] == 10 * res["driver"]["small"]["to_do"]
+    assert res["backbones"]["mobilenet_v3_small"]["dim"] == 1024 and res["evidence"]["evidence_s"] > 0
     assert "| section | measurement |" in proc.stdout
