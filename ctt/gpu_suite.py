@@ -18,6 +18,7 @@ on a machine that has PyTorch alone.
 """
 from __future__ import annotations
 
+import dataclasses
 import importlib.util
 import os
 import threading
@@ -41,6 +42,7 @@ class GpuSuiteArgs:
     """Sizes of one run; `quick()` is the CPU smoke size of the tests."""
     backbone: str = "resnet152"
     keyframes: int = 2048
+    embed_batches: tuple[int, ...] = (64, 128, 256, 512)   # the actor's call at each featurize.backbone.batch_size
     train_trailers: int = LMTD9_TRAIN
     train_max_t: int = LMTD9_MAX_T
     train_epochs: int = 2
@@ -58,7 +60,7 @@ class GpuSuiteArgs:
 
     @classmethod
     def quick(cls, **kw) -> "GpuSuiteArgs":
-        return cls(backbone="resnet18", keyframes=32, train_trailers=48, train_max_t=48, train_epochs=1,
+        return cls(backbone="resnet18", keyframes=32, embed_batches=(8, 16), train_trailers=48, train_max_t=48, train_epochs=1,
                    stft_trailers=2, stft_seconds=9.0, e2e_trailers=2, e2e_size=(160, 96), e2e_seconds=4.0,
                    e2e_backbone="resnet18", repeat=1, warmup=False, **kw)
 
@@ -114,6 +116,7 @@ def embedder(a: GpuSuiteArgs, dev: torch.device) -> dict[str, Any]:
     size = crop_size(cfg)
     images = rng.integers(0, 256, (a.keyframes, size, size, 3), dtype=np.uint8)
     emb = FrameEmbedder(cfg, str(dev))
+    kf_n = a.keyframes
     t_actor = best_time(lambda: emb.embed(images), dev, a.repeat)
 
     x = torch.from_numpy(images).to(dev).permute(0, 3, 1, 2).float()
@@ -133,6 +136,11 @@ def embedder(a: GpuSuiteArgs, dev: torch.device) -> dict[str, Any]:
     t_fp32 = best_time(bare_fp32, dev, a.repeat)
     t_fast = best_time(bare_fast, dev, a.repeat)
     del x, chunks, fp32
+    by_batch = {}
+    for b in a.embed_batches:                 # the actor's call at other batch sizes, same keyframes
+        other = FrameEmbedder(dataclasses.replace(cfg, batch_size=b), str(dev))
+        by_batch[b] = kf_n / best_time(lambda: other.embed(images), dev, a.repeat)
+        del other
     flops = flops_per_image(load_backbone(cfg), size)
     peak = matmul_rate(dev, a.repeat)
     kf = a.keyframes
@@ -140,7 +148,8 @@ def embedder(a: GpuSuiteArgs, dev: torch.device) -> dict[str, Any]:
             "bf16": emb.gpu and cfg.bf16, "channels_last": emb.gpu and cfg.channels_last,
             "actor_kf_per_s": kf / t_actor, "bare_fp32_kf_per_s": kf / t_fp32, "bare_bf16_kf_per_s": kf / t_fast,
             "gflop_per_image": flops / 1e9, "actor_tflop_per_s": flops * kf / t_actor / 1e12,
-            "matmul": peak, "matmul_tflop_per_s": peak["flops_per_s"] / 1e12}
+            "matmul": peak, "matmul_tflop_per_s": peak["flops_per_s"] / 1e12,
+            "actor_kf_per_s_by_batch": by_batch}
 
 
 def train(a: GpuSuiteArgs, dev: torch.device) -> dict[str, Any]:
@@ -304,6 +313,11 @@ def table(res: dict[str, Any]) -> str:
         row("embedder", f"actor FLOP rate ({e['gflop_per_image']:.1f} GFLOP/image) / {e['matmul']['dtype']} "
             f"{e['matmul']['n']}^3 matmul", f"{e['actor_tflop_per_s']:.1f} TFLOP/s",
             f"{e['matmul_tflop_per_s']:.1f} TFLOP/s", e["actor_tflop_per_s"] / e["matmul_tflop_per_s"])
+        by = {int(k): v for k, v in e.get("actor_kf_per_s_by_batch", {}).items()}
+        for b in sorted(by):
+            if b != e["batch_size"]:
+                row("embedder", f"actor at featurize.backbone.batch_size={b} / at {e['batch_size']}",
+                    f"{by[b]:.0f} kf/s", f"{e['actor_kf_per_s']:.0f} kf/s", by[b] / e["actor_kf_per_s"])
     if "lstm" in res.get("train", {}):
         c, l = res["train"]["ctt-c"], res["train"]["lstm"]
         row("train", f"{c['trailers']} sequences x 2048-d on {c['device']}: LSTM / CTT-MMC-C s per epoch",
