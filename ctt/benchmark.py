@@ -167,7 +167,7 @@ def run(a: argparse.Namespace) -> dict:
             "one file per core, as the pipeline runs")
         res["decode"].append({"clip": c.path, "frames": n_frames, "alone_decode_s": t_dec, "alone_thread_type": how,
                               "alone_featurize_s": t_feat} | {f"busy_{k}": v for k, v in busy.items()})
-        if c is clips[0]:                  # the smallest size, where the audio part weighs most
+        if c is clips[0] and not a.quick:  # the smallest size, where the audio part weighs most
             lean = fb.every_core_busy(c.path, dataclasses.replace(cfg, av=False), cores,
                                       how if how != "FRAME" else "SLICE", a.repeat + 2)
             r = lean["featurize_s"] / lean["decode_s"]

@@ -9,7 +9,7 @@ each measured side by side in one run on one device (on CPU it runs too, smaller
              of up to 240 x 2048), batches prebuilt on the device
   stft       the spectrograms of many trailers: torch.stft on the device vs the decode
              tasks' NumPy path and torch.stft on the CPU
-  featurize  the whole featurize job on a local Ray instance (GPU embedder actors, one decode
+  featurize  the whole featurize job on one local Ray instance (GPU embedder actors, one decode
              task per CPU): spectrograms in the decode tasks vs on the actors, trailers per
              hour and GPU utilisation; needs Ray and PyAV, reported as skipped without them
 
@@ -248,22 +248,21 @@ def featurize(a: GpuSuiteArgs, work: Path) -> dict[str, Any]:
         return path
     out: dict[str, Any] = {"trailers": a.e2e_trailers, "size": f"{w}x{h}", "seconds": a.e2e_seconds,
                            "cpus": cpus, "backbone": a.e2e_backbone, "render_s": render_s, "runs": {}}
-    for where in ("decode", "actor"):
-        cfg = load_config(None, [f"featurize.backbone.name={a.e2e_backbone}", "featurize.backbone.weights=none",
-                                 f"featurize.spectrograms_on={where}"]).featurize
-        with local_ray(cpus):
-            # warm-up on a few trailers: worker processes, JIT caches, the backbone's first call
-            if a.warmup:
+    with local_ray(cpus):                      # one instance: each mode warms up before it is timed
+        for where in ("decode", "actor"):
+            cfg = load_config(None, [f"featurize.backbone.name={a.e2e_backbone}", "featurize.backbone.weights=none",
+                                     f"featurize.spectrograms_on={where}"]).featurize
+            if a.warmup:                      # worker processes, JIT caches, the backbone's first call
                 run_featurize(str(manifest(f"warm_{where}", min(cpus, 4))), str(work / f"warm_{where}"), cfg)
             with GpuUtilisation() as util:
                 t = time.perf_counter()
                 s = run_featurize(str(manifest(f"e2e_{where}", a.e2e_trailers)), str(work / f"e2e_{where}"), cfg)
                 wall = time.perf_counter() - t
-        if s["failed"] or s["done"] != a.e2e_trailers:
-            raise RuntimeError(f"featurize ({where}) did {s['done']} of {a.e2e_trailers}: {s['failed_by_reason']}")
-        out["runs"][where] = {"wall_s": wall, "trailers_per_hour": a.e2e_trailers / wall * 3600,
-                              "video_hours_per_hour": s["video_hours"] * 3600 / wall,
-                              "gpu": torch.cuda.is_available()} | util.summary()
+            if s["failed"] or s["done"] != a.e2e_trailers:
+                raise RuntimeError(f"featurize ({where}) did {s['done']} of {a.e2e_trailers}: {s['failed_by_reason']}")
+            out["runs"][where] = {"wall_s": wall, "trailers_per_hour": a.e2e_trailers / wall * 3600,
+                                  "video_hours_per_hour": s["video_hours"] * 3600 / wall,
+                                  "gpu": torch.cuda.is_available()} | util.summary()
     return out
 
 
