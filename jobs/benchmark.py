@@ -11,6 +11,13 @@ measured in this one run on this machine:
   audio       the pipeline's spectrograms vs one bare librosa STFT (and torch.stft)
   train       LSTM vs CTT-MMC-C seconds per epoch on the same features        >= 3
               Ray Train with 1 vs 2 workers, seconds per epoch
+  shots       ours (in the decode pass) vs PySceneDetect's Content and Adaptive detectors
+              (and TransNetV2 where installed) on rendered cuts, dissolves and fades:
+              P/R/F1 and frames per second per core                           >= 3 (fps)
+  diy         featurize vs a do-it-yourself PySceneDetect + PyAV + librosa pipeline
+  svm         the AV grid ranked by decision_function vs Platt probabilities
+  options     evidence vs scoring; other backbones' keyframes per second
+  driver      featurize --dry-run driver peak RSS, 100k vs 10k manifest rows   <= 1.2
   memory      featurize peak worker RSS for 4N vs N trailers (streaming)       <= 1.2
   end to end  trailers and video hours per hour per core, and the cost of LMTD-9
               (4,007 trailers) and of 100,000 trailers on --cluster-cpus cores
