@@ -254,7 +254,8 @@ class FrameEmbedder:
         self.crop = pre.crop
         self.dim = feature_dim(cfg)
 
-    def _forward(self, x: torch.Tensor) -> torch.Tensor:
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Normalised (n, 3, s, s) on the device -> (n, dim) float32, in the actor's precision and layout."""
         if self.gpu and self.cfg.channels_last:
             x = x.contiguous(memory_format=torch.channels_last)
         with torch.autocast("cuda", dtype=torch.bfloat16, enabled=self.gpu and self.cfg.bf16):
@@ -273,9 +274,9 @@ class FrameEmbedder:
                 x = x.contiguous()           # NCHW: the permuted (NHWC-strided) view takes a slow CPU conv path
             if self.cfg.ten_crop:
                 crops = ten_crops(x, self.crop)                    # (10, n, 3, s, s)
-                f = self._forward(crops.flatten(0, 1)).view(10, len(x), -1).mean(0)
+                f = self.forward(crops.flatten(0, 1)).view(10, len(x), -1).mean(0)
             else:
-                f = self._forward(x)
+                f = self.forward(x)
             out.append(f.cpu().numpy())
         return np.concatenate(out) if out else np.zeros((0, self.dim), np.float32)
 
