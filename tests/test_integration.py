@@ -75,7 +75,8 @@ def test_train_two_epochs_two_workers_logs_to_mlflow(trained, mlflow_server, mon
     assert list(preds.columns) == ["trailer_id", *GENRES, "true_genres"] and preds[list(GENRES)].stack().between(0, 1).all()
     model = mlflow.pyfunc.load_model(summary["model_uri"])          # the servable model, with its signature
     assert [c.name for c in model.metadata.signature.inputs] == ["trailer_id", "path", "frames", "spectrograms"]
-    assert [c.name for c in model.metadata.signature.outputs] == ["trailer_id", *GENRES, "genres", "error"]
+    assert [c.name for c in model.metadata.signature.outputs] == ["trailer_id", *GENRES, "genres", "error", "evidence"]
+    assert [p.name for p in model.metadata.signature.params] == ["evidence"]       # predict(df, params={"evidence": True})
     net = model.unwrap_python_model().predictor.members["visual"].scorer.model
     assert sum(p.numel() for p in net.parameters() if p.requires_grad) == summary["num_params"]
 
