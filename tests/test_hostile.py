@@ -153,6 +153,21 @@ def test_other_settings_are_refused(hostile, ray_head, tmp_path):
         run_featurize(str(d / "manifest.csv"), str(out), load_config(None, TINY).featurize)
 
 
+def _settled_rows(out, quiet_s: float = 3.0, timeout_s: float = 60.0) -> int:
+    """Rows in the store once no file has landed for `quiet_s`: the embedder actor of a killed
+    driver lives in the cluster, and may finish writing the batch in its hands before Ray
+    reaps the dead job's workers."""
+    deadline = time.time() + timeout_s
+    files = sorted(out.glob("*.parquet"))
+    while time.time() < deadline:
+        time.sleep(quiet_s)
+        now = sorted(out.glob("*.parquet"))
+        if now == files:
+            break
+        files = now
+    return pads.dataset(str(out)).count_rows()
+
+
 def test_resume_after_a_killed_run(samples, ray_head, tmp_path):
     out = tmp_path / "store"
     env = os.environ | {"RAY_ADDRESS": ray_head.gcs_address, "PYTHONUNBUFFERED": "1"}
@@ -167,7 +182,7 @@ def test_resume_after_a_killed_run(samples, ray_head, tmp_path):
         time.sleep(0.2)
     os.killpg(proc.pid, signal.SIGKILL)
     proc.wait()
-    partial = pads.dataset(str(out)).count_rows()
+    partial = _settled_rows(out)
     assert 2 <= partial < 10                          # killed midway; readers see only whole files
     from ctt.config import load_config
     from featurize.pipeline import run_featurize
