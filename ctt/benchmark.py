@@ -23,6 +23,7 @@ from ctt import tracking
 from ctt import metrics as M
 from ctt import svm
 from ctt.config import BaselineConfig, ModelConfig, load_config
+from featurize.config import BackboneConfig
 from ctt.distributed import run_training
 from featurize.pipeline import local_ray
 from ctt.evidence import input_attributions
@@ -126,9 +127,8 @@ def machine() -> dict:
             "torch": torch.__version__}
 
 
-def e2e_backbone(a: argparse.Namespace):
-    return load_config(None, [f"featurize.backbone.name={a.e2e_backbone}",
-                              "featurize.backbone.weights=none"]).featurize.backbone
+def e2e_backbone(a: argparse.Namespace) -> BackboneConfig:
+    return BackboneConfig(name=a.e2e_backbone, weights="none")
 
 
 def run(a: argparse.Namespace) -> dict:
@@ -205,7 +205,7 @@ def run(a: argparse.Namespace) -> dict:
 
     shot_size, shot_s, shot_n = ((160, 96), 8.0, 1) if a.quick else ((640, 360), 60.0, 4)
     clips_sh = fb.shot_clips(work / "shot_clips", shot_n, shot_size, shot_s)
-    det = fb.shot_detectors_with_transnet(clips_sh, cfg)
+    det = fb.shot_detectors(clips_sh, cfg)
     ours = det["ctt-mmc hsv (in the decode pass)"]
     for name, d in det.items():
         if "skipped" in d:

@@ -27,7 +27,7 @@ from featurize import audio, peers
 from featurize.backbone import FrameEmbedder, crop_size, feature_dim
 from featurize.config import BackboneConfig, FeaturizeConfig
 from featurize.extract import decode_row
-from featurize.pipeline import run_featurize
+from featurize.pipeline import run_featurize, vm_hwm_bytes
 from featurize.shot_eval import ShotScore, score
 from featurize.synthetic import SampleSpec, Transition, render_trailer, render_with_transitions
 from featurize.video import decode_trailer
@@ -221,10 +221,9 @@ class PeakRSS:
             try:
                 if not (d / "cmdline").read_bytes().startswith(b"ray::"):
                     continue
-                for line in (d / "status").read_text().splitlines():
-                    if line.startswith("VmHWM:"):
-                        kb = int(line.split()[1])
-                        self.peak[int(d.name)] = max(self.peak.get(int(d.name), 0), kb * 1024)
+                hwm = vm_hwm_bytes(d.name)
+                if hwm is not None:
+                    self.peak[int(d.name)] = max(self.peak.get(int(d.name), 0), hwm)
             except OSError:
                 continue
 
@@ -296,29 +295,23 @@ def shot_clips(out: Path, n: int, size: tuple[int, int], seconds: float, fps: in
 
 def shot_detectors(clips: list[tuple[str, list]], cfg: FeaturizeConfig) -> dict[str, dict[str, Any]]:
     """Each detector over the same clips: precision, recall, F1 against the truth (cuts and
-    gradual transitions apart) and frames per CPU-second. PySceneDetect rows only where it
-    is installed."""
+    gradual transitions apart) and frames per CPU-second. PySceneDetect and TransNetV2 rows
+    where they are installed, a `skipped` row with the reason where not."""
     one = dataclasses.replace(cfg, decode_threads=1)
-    detectors = {"ctt-mmc hsv (in the decode pass)": lambda p: peers.project_cuts(p, one)}
+    out = score_detector("ctt-mmc hsv (in the decode pass)", lambda p: peers.project_cuts(p, one), clips)
     missing = peers.scenedetect_available()
-    if not missing:
-        detectors |= {"PySceneDetect ContentDetector": lambda p: peers.scenedetect_cuts(p, "content"),
-                      "PySceneDetect AdaptiveDetector": lambda p: peers.scenedetect_cuts(p, "adaptive")}
-    out: dict[str, dict[str, Any]] = {}
-    for name, fn in detectors.items():
-        out |= score_detector(name, fn, clips)
     if missing:
         out["PySceneDetect"] = {"skipped": missing}
-    return out
-
-
-def shot_detectors_with_transnet(clips: list[tuple[str, list]], cfg: FeaturizeConfig) -> dict[str, dict[str, Any]]:
-    """`shot_detectors`, and TransNetV2 on the same clips where it is installed."""
-    out = shot_detectors(clips, cfg)
+    else:
+        for name in ("content", "adaptive"):
+            out |= score_detector(f"PySceneDetect {name.title()}Detector",
+                                  lambda p, d=name: peers.scenedetect_cuts(p, d), clips)
     missing = peers.transnetv2_available()
     if missing:
-        return out | {"TransNetV2": {"skipped": missing}}
-    return out | score_detector("TransNetV2 (CPU)", peers.transnetv2_cuts, clips)
+        out["TransNetV2"] = {"skipped": missing}
+    else:
+        out |= score_detector("TransNetV2 (CPU)", peers.transnetv2_cuts, clips)
+    return out
 
 
 def score_detector(name: str, fn: Callable[[str], tuple[list[int], int]],

@@ -90,17 +90,23 @@ def verdict(summary: dict[str, Any], max_failed_fraction: float) -> str:
     return ""
 
 
-def peak_rss_mb() -> float:
-    """This process's peak resident memory so far: VmHWM on Linux (ru_maxrss survives exec,
-    so a job started by a big process would report its parent's peak), else ru_maxrss."""
+def vm_hwm_bytes(pid: str | int = "self") -> int | None:
+    """A process's peak resident memory (VmHWM in /proc, Linux); None where it cannot be read."""
     try:
-        with open("/proc/self/status") as fh:
+        with open(f"/proc/{pid}/status") as fh:
             for line in fh:
                 if line.startswith("VmHWM:"):
-                    return int(line.split()[1]) / 1024
+                    return int(line.split()[1]) * 1024
     except OSError:
         pass
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    return None
+
+
+def peak_rss_mb() -> float:
+    """This process's peak resident memory so far: VmHWM (ru_maxrss survives exec, so a job
+    started by a big process would report its parent's peak), else ru_maxrss."""
+    hwm = vm_hwm_bytes()
+    return hwm / 2**20 if hwm is not None else resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
 def blocks_for(rows: int) -> int:
