@@ -37,6 +37,11 @@ JOB_SECTIONS = {"featurize": ("featurize", "tracking"), "train": ("model", "trai
                 "predict": ("featurize",), "inspect_trailer": ("featurize",)}         # predict: runtime knobs; the features are made as the model's were
 
 
+# What the linear probe (`ctt.probe`) can read: pooled keyframes, spectrogram statistics, both,
+# or a low-level descriptor vector as it is.
+PROBE_INPUTS = ("frames", "spectrograms", "both", "av", "vllf")
+
+
 def input_column(model_name: str) -> str:
     """The feature-store column a model reads."""
     return "spectrograms" if model_name in AUDIO_MODELS else "frames"
@@ -56,6 +61,8 @@ class ModelConfig:
     max_steps: int = 120             # lstm: sequences cut (or zero-padded) to this many keyframes
     spectrogram: str = "magnitude"   # ctt-s input: magnitude (the paper's) | log (log1p of the magnitude before
                                      # the mean subtraction and batch norm; beyond the paper). Same store.
+    standardize: bool = False        # keyframe models: z-score each feature dimension with train-set mean and
+                                     # std before the CTT / LSTM (beyond the paper; the paper feeds raw features)
 
 
 
@@ -70,7 +77,7 @@ class BaselineConfig:
     seed: int = 0
     max_iter: int = 1_000_000        # libsvm iteration bound (-1: none). Not in the paper: a linear
                                      # kernel with C=1000 on overlapping classes may otherwise run for hours
-    probe_input: str = "frames"      # --method probe reads: frames | spectrograms | both (beyond the paper)
+    probe_input: str = "frames"      # --method probe reads: frames | spectrograms | both | av | vllf (beyond the paper)
     selection: str = "val"           # SVM grid point per genre chosen on: val (the paper's) | cv: k-fold
                                      # cross-validation (beyond the paper) over ...
     cv_data: str = "train"           # ... train | train+val (the refit is on train either way)
@@ -181,6 +188,9 @@ def validate(cfg: Config) -> None:
         raise ConfigError(f"model.name {cfg.model.name!r}: expected one of {', '.join(MODELS)}")
     if cfg.model.spectrogram not in ("magnitude", "log"):
         raise ConfigError(f"model.spectrogram={cfg.model.spectrogram!r}: expected magnitude or log")
+    if cfg.model.standardize and input_column(cfg.model.name) == "spectrograms":
+        raise ConfigError(f"model.standardize is for keyframe models; {cfg.model.name} normalises its "
+                          "spectrograms itself (mean subtraction and batch norm per frequency bin)")
     if cfg.model.head not in ("", *HEADS):
         raise ConfigError(f"model.head {cfg.model.head!r}: expected {', '.join(HEADS)} (or empty)")
     if min(cfg.model.f, cfg.model.n, cfg.model.parts, cfg.model.test_draws, cfg.model.max_steps) < 1:
@@ -202,8 +212,8 @@ def validate(cfg: Config) -> None:
         raise ConfigError("baseline.grid_scores: expected decision or probability")
     if cfg.baseline.folds < 2:
         raise ConfigError(f"baseline.folds={cfg.baseline.folds}: must be >= 2")
-    if cfg.baseline.probe_input not in ("frames", "spectrograms", "both"):
-        raise ConfigError(f"baseline.probe_input={cfg.baseline.probe_input!r}: expected frames, spectrograms or both")
+    if cfg.baseline.probe_input not in PROBE_INPUTS:
+        raise ConfigError(f"baseline.probe_input={cfg.baseline.probe_input!r}: expected {', '.join(PROBE_INPUTS)}")
     check_range("baseline.", cfg.baseline, {"C": (0, None, False), "gamma": (0, None, False),
                                             "cpus_per_task": (0, None, False)})
     validate_featurize(cfg.featurize)

@@ -110,6 +110,39 @@ def mean_spectrogram(store_path: str, split: str = "train", log: bool = False) -
     return (total / max(count, 1)).astype(np.float32).reshape(FRAMES, BINS)
 
 
+def frame_stats(store_path: str, split: str = "train") -> tuple[np.ndarray, np.ndarray]:
+    """Per-dimension mean and std of every keyframe feature of the split (`model.standardize`),
+    read in batches. A dimension constant on train (std at most 1e-6 of the largest) gets std 1:
+    it is only centred, so it cannot blow up an unseen trailer's features."""
+    total = total_sq = None
+    count = 0
+    for t in store.iter_batches(store_path, ["frames"], store.split_filter(split, "frames"), 64):
+        flat, _ = flat_sequences(t.column("frames"))
+        x = flat.astype(np.float64)
+        if total is None:
+            total, total_sq = np.zeros(x.shape[1]), np.zeros(x.shape[1])
+        total += x.sum(0)
+        total_sq += (x * x).sum(0)
+        count += len(x)
+    if not count:
+        raise FeatureStoreError(f"{store_path} has no {split} keyframes to standardize with")
+    mean = total / count
+    std = np.sqrt(np.maximum(total_sq / count - mean * mean, 0.0))
+    std = np.where(std > 1e-6 * std.max(), std, 1.0)
+    return mean.astype(np.float32), std.astype(np.float32)
+
+
+def input_stats(store_path: str, cfg: ModelConfig) -> dict[str, np.ndarray]:
+    """The train-set statistics a model normalises its input with, by buffer name
+    (`ctt.models.set_input_stats`); empty for a model that reads its input raw."""
+    if input_column(cfg.name) == "spectrograms":
+        return {"mean_spectrogram": mean_spectrogram(store_path, log=cfg.spectrogram == "log")}
+    if cfg.standardize:
+        mean, std = frame_stats(store_path)
+        return {"input_norm.mean": mean, "input_norm.std": std}
+    return {}
+
+
 def pad_sequences(flat: np.ndarray, lengths: np.ndarray, min_len: int = 1) -> tuple[torch.Tensor, torch.Tensor]:
     """(sum(l), m) + lengths -> (B, T, m) zero-padded with T = max(max(l), min_len)."""
     B = len(lengths)

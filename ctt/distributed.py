@@ -39,9 +39,9 @@ from ctt import metrics as M
 from ctt import tracking
 from ctt.config import Config, flatten, from_dict, sections_of, to_dict
 from ctt.data import (Collate, FeatureStoreError, ShardCache, StoreInfo, columns_of, describe, draw_seed,
-                      dropout_seed, mean_spectrogram, sort_by_id)
+                      dropout_seed, input_stats, sort_by_id)
 from ctt.evaluation import Scorer, score_split
-from ctt.models import build_model, num_params
+from ctt.models import build_model, num_params, set_input_stats
 from ctt.predictor import Predictor, member
 from ctt.runs import featurizer_params
 from ctt.training import FitState, fit, make_optimizer, seed_everything, unwrap
@@ -202,8 +202,7 @@ def train_loop_per_worker(config: dict[str, Any]) -> dict[str, Any]:
     tracking.set_tag(run_id, f"ray.worker{rank}.node", ray.get_runtime_context().get_node_id())
     seed_everything(cfg.train.seed)               # same init on every rank; DDP also broadcasts rank 0's
     net = build_model(cfg.model, config["feature_dim"])
-    if config.get("mean_spectrogram") is not None:
-        net.set_mean(torch.from_numpy(config["mean_spectrogram"]))
+    set_input_stats(net, config["input_stats"])
     model = ray.train.torch.prepare_model(net)
     optimizer = make_optimizer(model, cfg.train)
     state = _restore(model, optimizer, rank, run_id, config.get("resume_from"))
@@ -251,7 +250,7 @@ def train_loop_per_worker(config: dict[str, Any]) -> dict[str, Any]:
     return {"epochs": state.epoch + 1, "best_epoch": state.best_epoch, "best_val_auprc_micro": state.best_metric}
 
 
-def _trainer(info: StoreInfo, cfg: Config, run_id: str, mean: np.ndarray | None, gpu: bool,
+def _trainer(info: StoreInfo, cfg: Config, run_id: str, stats: dict[str, np.ndarray], gpu: bool,
              storage: tuple[str, pyarrow.fs.FileSystem | None], resume: bool) -> TorchTrainer:
     """Named after the MLflow run, so a rerun with the same storage is the same Ray Train run."""
     world, name = cfg.resources.num_workers, f"ctt_{run_id[:12]}"
@@ -260,7 +259,7 @@ def _trainer(info: StoreInfo, cfg: Config, run_id: str, mean: np.ndarray | None,
     return TorchTrainer(
         train_loop_per_worker,
         train_loop_config={"cfg": to_dict(cfg), "run_id": run_id, "feature_dim": info.feature_dim,
-                           "tracking_uri": tracking.tracking_uri(), "mean_spectrogram": mean,
+                           "tracking_uri": tracking.tracking_uri(), "input_stats": stats,
                            "train_ids": info.train_ids,
                            "resume_from": newest_checkpoint(storage, name) if resume else None},
         scaling_config=ScalingConfig(num_workers=world, use_gpu=gpu,
@@ -301,10 +300,8 @@ def run_training(store_path: str, cfg: Config, resume: str = "", info: StoreInfo
     model = build_model(cfg.model, info.feature_dim)
     cfg.tracking.storage_path = cfg.tracking.storage_path or os.environ.get(STORAGE_ENV, "")
     storage = train_storage(cfg.tracking.storage_path)             # before anything is logged or trained
-    mean = (mean_spectrogram(store_path, log=cfg.model.spectrogram == "log")
-            if info.column == "spectrograms" else None)
-    if mean is not None:
-        model.set_mean(torch.from_numpy(mean))
+    stats = input_stats(store_path, cfg.model)
+    set_input_stats(model, stats)
     run_name = cfg.tracking.run_name or f"{name}-{time.strftime('%Y%m%d-%H%M%S')}"
     gpu = use_gpu(cfg.resources.use_gpu, ray.cluster_resources().get("GPU", 0))
     tags = {"method": name, "model": name, "features": store_path, "kind": "train"} | (tags or {})
@@ -312,7 +309,7 @@ def run_training(store_path: str, cfg: Config, resume: str = "", info: StoreInfo
         if not resume:
             _log_inputs(run_id, model, info, cfg, gpu)
         t_fit = time.time()
-        result = _trainer(info, cfg, run_id, mean, gpu, storage, bool(resume)).fit()
+        result = _trainer(info, cfg, run_id, stats, gpu, storage, bool(resume)).fit()
         fit_s = time.time() - t_fit
         with result.checkpoint.as_directory() as d:
             state = FitState(**torch.load(Path(d) / "state.pt", map_location="cpu", weights_only=False)["state"])

@@ -52,3 +52,21 @@ class Maxout(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         z = self.linear(x).view(*x.shape[:-1], self.pieces, self.out_features)   # (B, k, out)
         return z.amax(dim=-2)                                                    # (B, out)
+
+
+class Standardize(nn.Module):
+    """z-scores each feature dimension with train-set statistics (`model.standardize`, beyond
+    the paper). Frozen features can differ in scale by orders of magnitude between dimensions
+    (a random-init or a foreign backbone); the statistics are buffers, so they travel with the
+    weights and serving normalises as training did. Padded steps stay 0."""
+
+    def __init__(self, m: int):
+        super().__init__()
+        self.register_buffer("mean", torch.zeros(m))
+        self.register_buffer("std", torch.ones(m))
+
+    def forward(self, x: torch.Tensor, lengths: torch.Tensor | None = None) -> torch.Tensor:
+        z = (x.float() - self.mean) / self.std
+        if lengths is not None:
+            z = z * (torch.arange(x.shape[1], device=x.device)[None, :, None] < lengths.to(x.device)[:, None, None])
+        return z

@@ -13,12 +13,13 @@ from __future__ import annotations
 
 from typing import Callable
 
+import numpy as np
 import torch
 from torch import nn
 
 from ctt.config import MODELS, ModelConfig
 from ctt.heads import make_head
-from ctt.layers import CTT
+from ctt.layers import CTT, Standardize
 from featurize.audio import BINS, FRAMES
 from featurize.genres import NUM_GENRES
 
@@ -27,12 +28,16 @@ class VisualCTT(nn.Module):
     """Keyframe features V (t x m) -> CTT -> head -> genre logits."""
 
     def __init__(self, m: int = 2048, n: int = 256, f: int = 3, head: str = "maxout",
-                 hidden: int = 256, dropout: float = 0.5, num_classes: int = NUM_GENRES):
+                 hidden: int = 256, dropout: float = 0.5, num_classes: int = NUM_GENRES,
+                 standardize: bool = False):
         super().__init__()
+        self.input_norm = Standardize(m) if standardize else None
         self.ctt = CTT(m, n, f)
         self.head = make_head(head, n, num_classes, hidden, dropout)
 
     def forward_features(self, x: torch.Tensor, lengths: torch.Tensor | None = None) -> torch.Tensor:
+        if self.input_norm is not None:
+            x = self.input_norm(x, lengths)
         return self.ctt(x, lengths)                          # (B, t, m) -> (B, n)
 
     def forward_head(self, v: torch.Tensor) -> torch.Tensor:
@@ -64,9 +69,6 @@ class AudioCTT(nn.Module):
         self.ctt = CTT(bins, n, f)
         self.head = make_head(head, n, num_classes, hidden, dropout)
 
-    def set_mean(self, mean: torch.Tensor) -> None:
-        self.mean_spectrogram.copy_(torch.as_tensor(mean, dtype=torch.float32).reshape(self.mean_spectrogram.shape))
-
     def forward_features(self, x: torch.Tensor, lengths: torch.Tensor | None = None) -> torch.Tensor:
         B, p, T, F = x.shape
         s = x.float().reshape(B * p, T, F)
@@ -84,14 +86,18 @@ class AudioCTT(nn.Module):
 class LSTMBaseline(nn.Module):
     """The paper's LSTM baseline: the last valid hidden state (padding masked by packing)."""
 
-    def __init__(self, m: int = 2048, hidden: int = 256, dropout: float = 0.5, num_classes: int = NUM_GENRES):
+    def __init__(self, m: int = 2048, hidden: int = 256, dropout: float = 0.5, num_classes: int = NUM_GENRES,
+                 standardize: bool = False):
         super().__init__()
+        self.input_norm = Standardize(m) if standardize else None
         self.lstm = nn.LSTM(m, hidden, batch_first=True)
         self.head = nn.Sequential(nn.Dropout(dropout), nn.Linear(hidden, num_classes))
 
     def forward_features(self, x: torch.Tensor, lengths: torch.Tensor | None = None) -> torch.Tensor:
         if lengths is None:
             lengths = torch.full((x.shape[0],), x.shape[1], dtype=torch.long)
+        if self.input_norm is not None:
+            x = self.input_norm(x, lengths)
         packed = nn.utils.rnn.pack_padded_sequence(x, lengths.clamp(min=1).cpu(), batch_first=True,
                                                    enforce_sorted=False)
         _, (h, _) = self.lstm(packed)
@@ -106,7 +112,7 @@ class LSTMBaseline(nn.Module):
 
 def _visual(cfg: ModelConfig, head: str, feature_dim: int, num_classes: int) -> nn.Module:
     return VisualCTT(m=feature_dim, n=cfg.n, f=cfg.f, head=head, hidden=cfg.hidden, dropout=cfg.dropout,
-                     num_classes=num_classes)
+                     num_classes=num_classes, standardize=cfg.standardize)
 
 
 def _audio(cfg: ModelConfig, head: str, feature_dim: int, num_classes: int) -> nn.Module:
@@ -115,7 +121,8 @@ def _audio(cfg: ModelConfig, head: str, feature_dim: int, num_classes: int) -> n
 
 
 def _lstm(cfg: ModelConfig, head: str, feature_dim: int, num_classes: int) -> nn.Module:
-    return LSTMBaseline(m=feature_dim, hidden=cfg.hidden, dropout=cfg.dropout, num_classes=num_classes)
+    return LSTMBaseline(m=feature_dim, hidden=cfg.hidden, dropout=cfg.dropout, num_classes=num_classes,
+                        standardize=cfg.standardize)
 
 
 # ModelSpec.arch -> builder; the SPEC names and their heads are `ctt.config.MODELS`.
@@ -128,6 +135,14 @@ def build_model(cfg: ModelConfig, feature_dim: int, num_classes: int = NUM_GENRE
         raise ValueError(f"unknown model {cfg.name!r}: expected {', '.join(MODELS)}")
     spec = MODELS[cfg.name]
     return ARCHITECTURES[spec.arch](cfg, cfg.head or spec.head, feature_dim, num_classes)
+
+
+def set_input_stats(model: nn.Module, stats: dict[str, np.ndarray]) -> None:
+    """Copy train-set input statistics (`ctt.data.input_stats`: buffer name -> array) into the
+    model's normalisation buffers."""
+    for name, value in stats.items():
+        buf = model.get_buffer(name)
+        buf.copy_(torch.as_tensor(np.asarray(value), dtype=buf.dtype).reshape(buf.shape))
 
 
 def num_params(model: nn.Module) -> int:

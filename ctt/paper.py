@@ -6,10 +6,10 @@ METHOD_ORDER = ("random", "vllf", "av", "lstm", "ctt-s", "ctt-a", "ctt-b", "ctt-
 METHOD_LABEL = {"random": "Random", "vllf": "VLLF", "av": "AV", "lstm": "LSTM", "ctt-s": "CTT-MMC-S",
                 "ctt-a": "CTT-MMC-A", "ctt-b": "CTT-MMC-B", "ctt-c": "CTT-MMC-C", "ctt-tn": "CTT-MMC-TN",
                 "probe-frames": "Probe (frames)", "probe-spectrograms": "Probe (audio)",
-                "probe-both": "Probe (both)"}
+                "probe-both": "Probe (both)", "probe-av": "Probe (AV)", "probe-vllf": "Probe (VLLF)"}
 # Beyond the paper: the linear probe on the same input as each model (`ctt.probe`)
 PROBE_OF = {"ctt-a": "probe-frames", "ctt-b": "probe-frames", "ctt-c": "probe-frames", "lstm": "probe-frames",
-            "ctt-s": "probe-spectrograms", "ctt-tn": "probe-both"}
+            "ctt-s": "probe-spectrograms", "ctt-tn": "probe-both", "av": "probe-av", "vllf": "probe-vllf"}
 
 # method -> (macro AU(PRC), micro AU(PRC), weighted AU(PRC), ranking loss)
 TABLE3: dict[str, tuple[float, float, float, float]] = {

@@ -9,6 +9,8 @@ Pooled inputs, one vector per trailer:
                   time step of every window                              (2 x 513)
     both          the two side by side (a trailer without audio gets the train mean
                   of the audio part, 0 after standardisation)
+    av, vllf      the store's low-level descriptor vector as it is: the probe beside
+                  the paper's SVM on the same vectors
 """
 from __future__ import annotations
 
@@ -23,7 +25,7 @@ from featurize import store
 from featurize.audio import BINS
 from featurize.genres import multi_hot
 
-INPUTS = ("frames", "spectrograms", "both")
+VECTORS = ("av", "vllf")          # store columns that already hold one vector per trailer
 CS = (0.001, 0.01, 0.1, 1.0, 10.0)
 FOLDS = 5
 
@@ -56,7 +58,7 @@ def pool_spectrograms(table: pa.Table) -> np.ndarray:
 def load(store_path: str, split: str, what: str) -> tuple[list[str], np.ndarray, np.ndarray]:
     """(ids, pooled X, labels) of a split, read in batches; `spectrograms` keeps only the
     trailers with audio (as the audio model does)."""
-    column = {"frames": ["frames"], "spectrograms": ["spectrograms"], "both": ["frames", "spectrograms"]}[what]
+    column = {"spectrograms": ["spectrograms"], "both": ["frames", "spectrograms"]}.get(what, [what])
     filt = store.split_filter(split, "spectrograms" if what == "spectrograms" else "frames")
     ids, xs, ys = [], [], []
     for t in store.iter_batches(store_path, ["trailer_id", "genres", *column], filt, 64):
@@ -66,6 +68,9 @@ def load(store_path: str, split: str, what: str) -> tuple[list[str], np.ndarray,
             parts.append(pool_frames(t))
         if "spectrograms" in column:
             parts.append(pool_spectrograms(t))
+        if what in VECTORS:
+            x = np.array(t.column(what).to_pylist(), np.float64).reshape(t.num_rows, -1)
+            parts.append(np.nan_to_num(x, nan=0.0, posinf=0.0, neginf=0.0))   # a store by another tool may hold NaN
         ids += t.column("trailer_id").to_pylist()
         xs.append(np.concatenate(parts, axis=1))
         ys.append(multi_hot(t.column("genres").to_pylist()))

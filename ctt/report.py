@@ -120,8 +120,9 @@ def config_diff(results: list[RunResult], limit: int = 30) -> tuple[list[str], l
 
 
 def probe_table(results: list[RunResult]) -> tuple[list[str], list[list[str]]]:
-    """Each deep model beside the linear probe on the same input (the first run of that
-    probe), flagged when it falls below it on macro AU(PRC)."""
+    """Each model beside the linear probe on the same input (the first run of that probe):
+    a deep model beside the probe on its pooled store column, an SVM beside the probe on its
+    descriptor vector; flagged when it falls below it on macro AU(PRC)."""
     probes = {}
     for r in results:
         probes.setdefault(r.method, r)
@@ -271,8 +272,9 @@ def render(results: list[RunResult], out_dir: Path, experiment: str, trailers: i
     if against[1]:
         blocks += [("h2", "Against the linear probe (beyond the paper)"),
                    ("p", "Each model beside a logistic regression on pooled columns of the same store "
-                         "(`jobs/baselines.py --method probe`): a model below its probe learns less than "
-                         "its frozen input allows."), ("table", against)]
+                         "(`jobs/baselines.py --method probe`), and each SVM beside one on its own "
+                         "descriptor vector: a model below its probe learns less than its frozen input "
+                         "allows."), ("table", against)]
     if any(r.seeds for r in results):
         close = within_spread(results)
         blocks += [("h2", "Spread over seeds (beyond the paper)"),

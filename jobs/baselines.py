@@ -8,7 +8,7 @@ vllf / av: one-vs-all SVMs with probability outputs on the standardised `vllf` o
 random: uniform random probabilities with a fixed seed (baseline.seed).
 probe (beyond the paper): per-genre logistic regression on standardised pooled columns,
 baseline.probe_input = frames (keyframe mean + max), spectrograms (log-spectrogram mean +
-std per bin) or both; regularisation chosen by 5-fold cross-validation on train. Logged
+std per bin), both, or av / vllf (the SVMs' own vectors); regularisation chosen by 5-fold cross-validation on train. Logged
 as method probe-<input>; the report sets each model beside its probe.
 """
 from __future__ import annotations

@@ -7,7 +7,7 @@ import torch
 from ctt.config import ModelConfig
 from ctt.data import Collate, collate_frames, collate_spectrograms, cut_sequences, part_draws
 from ctt.config import MODELS, input_column
-from ctt.models import AudioCTT, LSTMBaseline, build_model, num_params
+from ctt.models import AudioCTT, LSTMBaseline, build_model, num_params, set_input_stats
 from featurize.audio import BINS as SPEC_BINS
 from featurize.audio import FRAMES as SPEC_FRAMES
 from featurize.audio import SPEC_SIZE
@@ -29,7 +29,7 @@ def test_ctt_s_parameter_count_does_not_depend_on_p():
 def test_ctt_s_forward_is_mean_of_shared_ctt_over_parts():
     torch.manual_seed(0)
     model = AudioCTT(n=8, f=3).eval()
-    model.set_mean(torch.rand(SPEC_FRAMES, SPEC_BINS))
+    set_input_stats(model, {"mean_spectrogram": torch.rand(SPEC_FRAMES, SPEC_BINS)})
     x = torch.rand(2, 5, SPEC_FRAMES, SPEC_BINS).half()
     out = model(x)
     assert out.shape == (2, 9)

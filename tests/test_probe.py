@@ -82,3 +82,60 @@ def test_log_spectrogram_option_compresses_before_the_mean_and_norm(tmp_path):
     store.write_atomic(store.features_table(rows, 1), out)
     assert mean_spectrogram(out, log=True) == pytest.approx(np.full((FRAMES, BINS), np.log1p(3.0)), rel=1e-6)
     assert mean_spectrogram(out) == pytest.approx(np.full((FRAMES, BINS), 3.0))
+
+
+def test_standardize_option_z_scores_keyframes_with_train_statistics(tmp_path):
+    from ctt.config import ConfigError, ModelConfig, load_config
+    from ctt.data import frame_stats, input_stats
+    from ctt.models import build_model, set_input_stats
+    rng = np.random.default_rng(2)
+    rows = _rows(rng, 30)
+    for r in rows:                                       # dimensions on very different scales
+        r["frames"] = r["frames"] * np.array([1e-2, 1, 10, 100, 1, 1e3], np.float32)
+    rows[7]["frames"][:, 4] = 0.5
+    for r in rows:
+        if r["split"] == "train":
+            r["frames"][:, 4] = 0.5                      # constant on train
+    out = str(tmp_path / "s")
+    store.claim(out, {"feature_dim": 6})
+    store.write_atomic(store.features_table(rows, 6), out)
+    train = np.concatenate([r["frames"] for r in rows if r["split"] == "train"]).astype(np.float64)
+    mean, std = frame_stats(out)
+    np.testing.assert_allclose(mean, train.mean(0), rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(std[[0, 1, 2, 3, 5]], train.std(0)[[0, 1, 2, 3, 5]], rtol=1e-4)
+    assert std[4] == 1.0                                 # constant on train: only centred
+    for name in ("ctt-c", "lstm"):
+        cfg = ModelConfig(name=name, n=4, hidden=4, standardize=True)
+        stats = input_stats(out, cfg)
+        assert set(stats) == {"input_norm.mean", "input_norm.std"}
+        torch.manual_seed(0)
+        model = build_model(cfg, 6).eval()
+        set_input_stats(model, stats)
+        raw = build_model(ModelConfig(name=name, n=4, hidden=4), 6).eval()
+        raw.load_state_dict({k: v for k, v in model.state_dict().items() if not k.startswith("input_norm.")})
+        x = torch.from_numpy(rng.normal(size=(2, 5, 6)).astype(np.float32)) * torch.from_numpy(std) + torch.from_numpy(mean)
+        lengths = torch.tensor([5, 3])
+        z = (x - torch.from_numpy(mean)) / torch.from_numpy(std)
+        z[1, 3:] = 0                                     # padding stays 0
+        torch.testing.assert_close(model(x, lengths), raw(z, lengths))
+        # the statistics are in the state dict, so a served model normalises as training did
+        again = build_model(cfg, 6)
+        again.load_state_dict(model.state_dict())
+        torch.testing.assert_close(again.eval()(x, lengths), model(x, lengths))
+    assert input_stats(out, ModelConfig(name="ctt-c")) == {}
+    with pytest.raises(ConfigError, match="keyframe models"):
+        load_config(None, ["model.name=ctt-s", "model.standardize=true"])
+
+
+def test_probe_reads_the_svm_vectors_as_they_are(tmp_path):
+    rng = np.random.default_rng(3)
+    rows = _rows(rng, 20)
+    for r in rows:
+        r["av"] = rng.normal(size=4).astype(np.float32)
+    out = str(tmp_path / "s")
+    store.claim(out, {"feature_dim": 6})
+    store.write_atomic(store.features_table(rows, 6), out)
+    ids, X, _ = probe.load(out, "train", "av")
+    by_id = {r["trailer_id"]: r["av"] for r in rows}
+    np.testing.assert_allclose(X, np.stack([by_id[i] for i in ids]), rtol=1e-6)
+    assert len(ids) == sum(r["split"] == "train" for r in rows)
