@@ -62,7 +62,8 @@ class ModelConfig:
     spectrogram: str = "magnitude"   # ctt-s input: magnitude (the paper's) | log (log1p of the magnitude before
                                      # the mean subtraction and batch norm; beyond the paper). Same store.
     standardize: bool = False        # keyframe models: z-score each feature dimension with train-set mean and
-                                     # std before the CTT / LSTM (beyond the paper; the paper feeds raw features)
+                                     # std before the CTT / LSTM (beyond the paper; the paper feeds raw features).
+                                     # ctt-s normalises its spectrograms always (mean subtraction, batch norm)
 
 
 
@@ -188,9 +189,6 @@ def validate(cfg: Config) -> None:
         raise ConfigError(f"model.name {cfg.model.name!r}: expected one of {', '.join(MODELS)}")
     if cfg.model.spectrogram not in ("magnitude", "log"):
         raise ConfigError(f"model.spectrogram={cfg.model.spectrogram!r}: expected magnitude or log")
-    if cfg.model.standardize and input_column(cfg.model.name) == "spectrograms":
-        raise ConfigError(f"model.standardize is for keyframe models; {cfg.model.name} normalises its "
-                          "spectrograms itself (mean subtraction and batch norm per frequency bin)")
     if cfg.model.head not in ("", *HEADS):
         raise ConfigError(f"model.head {cfg.model.head!r}: expected {', '.join(HEADS)} (or empty)")
     if min(cfg.model.f, cfg.model.n, cfg.model.parts, cfg.model.test_draws, cfg.model.max_steps) < 1:

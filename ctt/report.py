@@ -31,6 +31,7 @@ DECISION_MEASURES = (("precision_micro", "P micro"), ("recall_micro", "R micro")
                      ("subset_accuracy", "subset acc."), ("ece", "ECE"))
 # params that name a run rather than configure it: left out of the config diff
 RUN_ONLY = ("tracking.", "features", "n_test", "n_train", "n_val", "visual_run", "audio_run")
+BOOTSTRAP = 2000                 # paired bootstrap resamples behind the probe check's intervals
 
 
 @dataclass
@@ -119,23 +120,47 @@ def config_diff(results: list[RunResult], limit: int = 30) -> tuple[list[str], l
                                                      for k in differ[:limit]]
 
 
+def paired(r: RunResult, q: RunResult) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(labels, r's scores, q's scores) on the test trailers both runs scored, in one order."""
+    where = {t: i for i, t in enumerate(q.ids)}
+    both = [(i, where[t]) for i, t in enumerate(r.ids) if t in where]
+    ri, qi = (np.array([p[k] for p in both], dtype=np.int64) for k in (0, 1))
+    return r.y[ri], r.probs[ri], q.probs[qi]
+
+
+def versus(r: RunResult, q: RunResult) -> tuple[dict[str, tuple[float, float, float]], str]:
+    """Macro and micro AU(PRC) differences of r over q with 90% paired-bootstrap intervals, and
+    the verdict: below (an interval entirely under 0), above (one entirely over 0, none under),
+    or within noise."""
+    y, a, b = paired(r, q)
+    d = {avg: M.bootstrap_difference(y, a, b, avg, n=BOOTSTRAP) for avg in ("macro", "micro")}
+    if any(hi < 0 for _, _, hi in d.values()):
+        return d, "**below its probe**"
+    return d, "above its probe" if any(lo > 0 for _, lo, _ in d.values()) else "matches (within noise)"
+
+
+def _diff(d: tuple[float, float, float]) -> str:
+    return f"{d[0]:+.3f} [{d[1]:+.3f}, {d[2]:+.3f}]"
+
+
 def probe_table(results: list[RunResult]) -> tuple[list[str], list[list[str]]]:
     """Each model beside the linear probe on the same input (the first run of that probe):
     a deep model beside the probe on its pooled store column, an SVM beside the probe on its
-    descriptor vector; flagged when it falls below it on macro AU(PRC)."""
+    descriptor vector, with the differences and their bootstrap intervals (`versus`)."""
     probes = {}
     for r in results:
         probes.setdefault(r.method, r)
-    head = ["model", "probe", "macro", "probe macro", "micro", "probe micro", "check"]
+    head = ["model", "probe", "macro", "probe macro", "difference [90% CI]", "micro", "probe micro",
+            "difference [90% CI]", "check"]
     rows = []
     for r in results:
         q = probes.get(PROBE_OF.get(r.method, ""))
         if q is None:
             continue
-        m, pm = r.metrics.get("test_auprc_macro"), q.metrics.get("test_auprc_macro")
-        below = m is not None and pm is not None and m < pm
-        rows.append([r.label, q.label, _fmt(m), _fmt(pm), _fmt(r.metrics.get("test_auprc_micro")),
-                     _fmt(q.metrics.get("test_auprc_micro")), "**below its probe**" if below else "ok"])
+        d, verdict = versus(r, q)
+        rows.append([r.label, q.label, _fmt(r.metrics.get("test_auprc_macro")), _fmt(q.metrics.get("test_auprc_macro")),
+                     _diff(d["macro"]), _fmt(r.metrics.get("test_auprc_micro")), _fmt(q.metrics.get("test_auprc_micro")),
+                     _diff(d["micro"]), verdict])
     return head, rows
 
 
@@ -273,8 +298,11 @@ def render(results: list[RunResult], out_dir: Path, experiment: str, trailers: i
         blocks += [("h2", "Against the linear probe (beyond the paper)"),
                    ("p", "Each model beside a logistic regression on pooled columns of the same store "
                          "(`jobs/baselines.py --method probe`), and each SVM beside one on its own "
-                         "descriptor vector: a model below its probe learns less than its frozen input "
-                         "allows."), ("table", against)]
+                         f"descriptor vector: a model below its probe learns less than its frozen input "
+                         f"allows. Differences are over the test trailers both scored, with 90% intervals "
+                         f"from {BOOTSTRAP} paired bootstrap resamples of those trailers; a model is "
+                         f"flagged below (or above) its probe only when an interval excludes 0."),
+                   ("table", against)]
     if any(r.seeds for r in results):
         close = within_spread(results)
         blocks += [("h2", "Spread over seeds (beyond the paper)"),

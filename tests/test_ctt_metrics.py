@@ -123,3 +123,48 @@ def test_calibration_fits_on_val_and_keeps_the_ranking():
     assert calibration.apply(p, {}) is p
     one_class = np.zeros((10, 9))
     assert calibration.fit(one_class, p[:10], "platt")[GENRES[0]] == [1.0, 0.0]
+
+
+def test_weighted_ap_equals_scikit_learn_with_sample_weight():
+    from sklearn.metrics import average_precision_score
+    from ctt.metrics import weighted_ap
+    rng = np.random.default_rng(0)
+    y = (rng.random(40) < 0.3).astype(int)
+    s = np.round(rng.random(40), 1)                      # many ties
+    w = rng.multinomial(40, np.full(40, 1 / 40), size=30)
+    got = weighted_ap(y, s, w)
+    for r in range(30):
+        if (w[r] * y).sum() == 0:
+            assert np.isnan(got[r])
+        else:
+            assert got[r] == pytest.approx(average_precision_score(y, s, sample_weight=w[r]), abs=1e-12)
+
+
+def test_bootstrap_difference_is_paired_and_centred_on_the_difference():
+    from ctt.metrics import auprc, bootstrap_difference
+    rng = np.random.default_rng(1)
+    y = (rng.random((60, 9)) < 0.3).astype(int)
+    good = y + rng.normal(0, 0.4, y.shape)
+    bad = y + rng.normal(0, 1.5, y.shape)
+    for average in ("macro", "micro"):
+        d, lo, hi = bootstrap_difference(y, good, bad, average, n=400)
+        assert d == pytest.approx(auprc(y, good, average) - auprc(y, bad, average))
+        assert 0 < lo < d < hi                            # clearly better: the interval excludes 0
+        d0, lo0, hi0 = bootstrap_difference(y, good, good, average, n=100)
+        assert d0 == lo0 == hi0 == 0                      # paired: the same scores never differ
+    _, lo, hi = bootstrap_difference(y, good, good + rng.normal(0, 0.05, y.shape), n=400)
+    assert lo < 0 < hi                                    # a tiny perturbation: within noise
+
+
+def test_bootstrap_difference_of_several_runs_is_their_mean():
+    from ctt.metrics import auprc, bootstrap_difference
+    rng = np.random.default_rng(2)
+    y = (rng.random((50, 9)) < 0.3).astype(int)
+    runs = np.stack([y + rng.normal(0, s, y.shape) for s in (0.5, 0.8, 1.1)])
+    ref = y + rng.normal(0, 0.8, y.shape)
+    for average in ("macro", "micro"):
+        d, lo, hi = bootstrap_difference(y, runs, ref, average, n=300)
+        assert d == pytest.approx(np.mean([auprc(y, r, average) for r in runs]) - auprc(y, ref, average))
+        assert lo < d < hi
+        one = bootstrap_difference(y, runs[:1], ref, average, n=300)
+        assert one == bootstrap_difference(y, runs[0], ref, average, n=300)   # (1, N, C) is one run

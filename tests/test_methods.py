@@ -2,6 +2,7 @@
 ctt-c, ctt-s, lstm, Two-Nets, the SVM and random baselines, and the report built from the runs."""
 import glob
 import os
+import re
 import tempfile
 import threading
 import time
@@ -104,6 +105,7 @@ def test_audio_and_lstm_runs_are_logged(runs, tracking_env, medium_store, tmp_pa
         assert read_predictions(run.info.run_id, "val")[0]
         th = c.download_artifacts(run.info.run_id, "model/thresholds.json", str(tmp_path))
         import json
+import re
         assert set(json.loads(Path(th).read_text())) == set(GENRES)
 
 
@@ -289,7 +291,8 @@ def test_report_renders_from_the_runs(runs, tracking_env, tmp_path, capsys, brow
 
 def test_probes_sit_beside_the_models_that_read_the_same_input(runs, medium_store, tracking_env, tmp_path, capsys):
     """--method probe on keyframes and on spectrograms: logged as probe-<input> runs, and the
-    report's probe table sets CTT-MMC-C and CTT-MMC-S beside them, flagged when below."""
+    report's probe table sets CTT-MMC-C and CTT-MMC-S beside them, with paired-bootstrap
+    intervals of the differences, flagged below only when an interval excludes 0."""
     from jobs import baselines, report
     ids = {}
     for what in ("frames", "spectrograms"):
@@ -309,7 +312,10 @@ def test_probes_sit_beside_the_models_that_read_the_same_input(runs, medium_stor
         mine = c.get_run(runs[model]["run_id"]).data.metrics["test_auprc_macro"]
         theirs = probe_runs[what].data.metrics["test_auprc_macro"]
         assert row[2] == f"{mine:.3f}" and row[3] == f"{theirs:.3f}"
-        assert row[6] == ("**below its probe**" if mine < theirs else "ok")
+        (d, lo, hi), (_, mlo, mhi) = ([float(v) for v in re.findall(r"[-+]\d\.\d+", row[k])] for k in (4, 7))
+        assert d == pytest.approx(mine - theirs, abs=2e-3) and lo <= d <= hi
+        assert row[8] == ("**below its probe**" if hi < 0 or mhi < 0 else
+                          "above its probe" if lo > 0 or mlo > 0 else "matches (within noise)")
 
 
 def test_seeded_runs_repeat(runs, medium_store, tracking_env, tmp_path):

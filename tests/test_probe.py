@@ -85,7 +85,7 @@ def test_log_spectrogram_option_compresses_before_the_mean_and_norm(tmp_path):
 
 
 def test_standardize_option_z_scores_keyframes_with_train_statistics(tmp_path):
-    from ctt.config import ConfigError, ModelConfig, load_config
+    from ctt.config import ModelConfig
     from ctt.data import frame_stats, input_stats
     from ctt.models import build_model, set_input_stats
     rng = np.random.default_rng(2)
@@ -123,8 +123,6 @@ def test_standardize_option_z_scores_keyframes_with_train_statistics(tmp_path):
         again.load_state_dict(model.state_dict())
         torch.testing.assert_close(again.eval()(x, lengths), model(x, lengths))
     assert input_stats(out, ModelConfig(name="ctt-c")) == {}
-    with pytest.raises(ConfigError, match="keyframe models"):
-        load_config(None, ["model.name=ctt-s", "model.standardize=true"])
 
 
 def test_probe_reads_the_svm_vectors_as_they_are(tmp_path):
