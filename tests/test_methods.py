@@ -105,7 +105,6 @@ def test_audio_and_lstm_runs_are_logged(runs, tracking_env, medium_store, tmp_pa
         assert read_predictions(run.info.run_id, "val")[0]
         th = c.download_artifacts(run.info.run_id, "model/thresholds.json", str(tmp_path))
         import json
-import re
         assert set(json.loads(Path(th).read_text())) == set(GENRES)
 
 
