@@ -48,6 +48,7 @@ class RunResult:
     metrics: dict[str, float] = field(default_factory=dict)
     spread: dict[str, float] = field(default_factory=dict)   # over the run's repeat group: <metric>_mean, _std
     seeds: int = 0                   # runs in its repeat group (0: not a repeat)
+    members: list[np.ndarray] = field(default_factory=list)  # the group's test probabilities, in `ids` order
 
     def __post_init__(self) -> None:
         self.metrics = M.evaluate(self.y, self.probs, "test_", self.thresholds or None)
@@ -121,17 +122,20 @@ def config_diff(results: list[RunResult], limit: int = 30) -> tuple[list[str], l
 
 
 def paired(r: RunResult, q: RunResult) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """(labels, r's scores, q's scores) on the test trailers both runs scored, in one order."""
+    """(labels, r's scores, q's scores) on the test trailers both runs scored, in one order;
+    r's scores are (S, N, C), one per member of its repeat group (S = 1 for a single run)."""
     where = {t: i for i, t in enumerate(q.ids)}
     both = [(i, where[t]) for i, t in enumerate(r.ids) if t in where]
     ri, qi = (np.array([p[k] for p in both], dtype=np.int64) for k in (0, 1))
-    return r.y[ri], r.probs[ri], q.probs[qi]
+    runs = np.stack([m[ri] for m in r.members]) if r.members else r.probs[ri][None]
+    return r.y[ri], runs, q.probs[qi]
 
 
 def versus(r: RunResult, q: RunResult) -> tuple[dict[str, tuple[float, float, float]], str]:
-    """Macro and micro AU(PRC) differences of r over q with 90% paired-bootstrap intervals, and
-    the verdict: below (an interval entirely under 0), above (one entirely over 0, none under),
-    or within noise."""
+    """Macro and micro AU(PRC) differences of r over q with 90% paired-bootstrap intervals (for
+    a repeat group: the mean over its seeds, each resample shared by all), and the verdict:
+    below (an interval entirely under 0), above (one entirely over 0, none under), or within
+    noise."""
     y, a, b = paired(r, q)
     d = {avg: M.bootstrap_difference(y, a, b, avg, n=BOOTSTRAP) for avg in ("macro", "micro")}
     if any(hi < 0 for _, _, hi in d.values()):
@@ -146,11 +150,12 @@ def _diff(d: tuple[float, float, float]) -> str:
 def probe_table(results: list[RunResult]) -> tuple[list[str], list[list[str]]]:
     """Each model beside the linear probe on the same input (the first run of that probe):
     a deep model beside the probe on its pooled store column, an SVM beside the probe on its
-    descriptor vector, with the differences and their bootstrap intervals (`versus`)."""
+    descriptor vector, with the differences and their bootstrap intervals (`versus`). A run of
+    a repeat group stands for the group: its seeds' mean AU(PRC) and mean difference."""
     probes = {}
     for r in results:
         probes.setdefault(r.method, r)
-    head = ["model", "probe", "macro", "probe macro", "difference [90% CI]", "micro", "probe micro",
+    head = ["model", "seeds", "probe", "macro", "probe macro", "difference [90% CI]", "micro", "probe micro",
             "difference [90% CI]", "check"]
     rows = []
     for r in results:
@@ -158,9 +163,11 @@ def probe_table(results: list[RunResult]) -> tuple[list[str], list[list[str]]]:
         if q is None:
             continue
         d, verdict = versus(r, q)
-        rows.append([r.label, q.label, _fmt(r.metrics.get("test_auprc_macro")), _fmt(q.metrics.get("test_auprc_macro")),
-                     _diff(d["macro"]), _fmt(r.metrics.get("test_auprc_micro")), _fmt(q.metrics.get("test_auprc_micro")),
-                     _diff(d["micro"]), verdict])
+        mine = {k: (r.spread.get(f"test_auprc_{k}_mean") if len(r.members) > 1 else r.metrics.get(f"test_auprc_{k}"))
+                for k in ("macro", "micro")}
+        rows.append([r.label, str(max(1, len(r.members))), q.label, _fmt(mine["macro"]),
+                     _fmt(q.metrics.get("test_auprc_macro")), _diff(d["macro"]), _fmt(mine["micro"]),
+                     _fmt(q.metrics.get("test_auprc_micro")), _diff(d["micro"]), verdict])
     return head, rows
 
 
@@ -301,7 +308,8 @@ def render(results: list[RunResult], out_dir: Path, experiment: str, trailers: i
                          f"descriptor vector: a model below its probe learns less than its frozen input "
                          f"allows. Differences are over the test trailers both scored, with 90% intervals "
                          f"from {BOOTSTRAP} paired bootstrap resamples of those trailers; a model is "
-                         f"flagged below (or above) its probe only when an interval excludes 0."),
+                         f"flagged below (or above) its probe only when an interval excludes 0. A model "
+                         f"trained over several seeds (`--seeds`) is judged by its seeds' mean."),
                    ("table", against)]
     if any(r.seeds for r in results):
         close = within_spread(results)
@@ -343,7 +351,7 @@ def collect(experiment: str, filter_string: str = "", run_ids: list[str] | None 
         r = RunResult(method, run.run_id, run.name, ids, y, probs, run.params, tracking.read_thresholds(run.run_id))
         group = run.tags.get(repeats.GROUP_TAG)
         if group:
-            r.spread, r.seeds = group_spread(experiment, group)
+            r.spread, r.seeds, r.members = group_spread(experiment, group, ids)
         results.append(r)
     if not results:
         what = f"runs {run_ids}" if run_ids else f"experiment {experiment!r}" + (
@@ -352,17 +360,22 @@ def collect(experiment: str, filter_string: str = "", run_ids: list[str] | None 
     return name_runs(results)
 
 
-def group_spread(experiment: str, group: str) -> tuple[dict[str, float], int]:
+def group_spread(experiment: str, group: str,
+                 ids: list[str]) -> tuple[dict[str, float], int, list[np.ndarray]]:
     """The spread of the test metrics of a repeat group's finished runs, each computed from
-    its logged predictions at its thresholds."""
-    members = []
+    its logged predictions at its thresholds; and each member's test probabilities in the
+    order of `ids` (members that scored other trailers are left out of that list)."""
+    members, probs = [], []
     for run in tracking.find_runs(experiment, f"tags.{repeats.GROUP_TAG} = '{group}'"):
         try:
-            _, y, probs = tracking.read_predictions(run.run_id, "test")
+            mine, y, p = tracking.read_predictions(run.run_id, "test")
         except FileNotFoundError:
             continue
-        members.append(M.evaluate(y, probs, "test_", tracking.read_thresholds(run.run_id) or None))
-    return repeats.spread(members), len(members)
+        members.append(M.evaluate(y, p, "test_", tracking.read_thresholds(run.run_id) or None))
+        if sorted(mine) == sorted(ids):
+            where = {t: i for i, t in enumerate(mine)}
+            probs.append(p[[where[t] for t in ids]])
+    return repeats.spread(members), len(members), probs
 
 
 def run_report(experiment: str, out_dir: Path, trailers: int = 6, filter_string: str = "",

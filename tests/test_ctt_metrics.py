@@ -168,3 +168,23 @@ def test_bootstrap_difference_of_several_runs_is_their_mean():
         assert lo < d < hi
         one = bootstrap_difference(y, runs[:1], ref, average, n=300)
         assert one == bootstrap_difference(y, runs[0], ref, average, n=300)   # (1, N, C) is one run
+
+
+def test_probe_check_judges_a_repeat_group_by_its_seeds_mean():
+    """The report's probe check: a single run is paired with the probe on the trailers both
+    scored; a run of a repeat group stands for its seeds (their mean difference)."""
+    from ctt.report import RunResult, versus
+    rng = np.random.default_rng(3)
+    y = (rng.random((40, 9)) < 0.3).astype(float)
+    ids = [f"t{i:02d}" for i in range(40)]
+    probe = RunResult("probe-frames", "p", "p", ids[::-1], y[::-1], (y + rng.normal(0, 0.6, y.shape))[::-1], {})
+    seeds = [y + rng.normal(0, s, y.shape) for s in (0.3, 1.5, 1.5)]
+    one = RunResult("ctt-c", "a", "a", ids, y, seeds[0], {})
+    d, verdict = versus(one, probe)
+    assert d["macro"][0] == pytest.approx(one.metrics["test_auprc_macro"] - probe.metrics["test_auprc_macro"])
+    assert verdict == "above its probe"
+    group = RunResult("ctt-c", "a", "a", ids, y, seeds[0], {}, members=seeds)
+    d, verdict = versus(group, probe)
+    mean = np.mean([metrics.auprc(y, p, "macro") for p in seeds])
+    assert d["macro"][0] == pytest.approx(mean - probe.metrics["test_auprc_macro"])
+    assert verdict == "**below its probe**"                # two of the three seeds are far worse

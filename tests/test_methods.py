@@ -310,10 +310,10 @@ def test_probes_sit_beside_the_models_that_read_the_same_input(runs, medium_stor
         row = _row(md, "## Against the linear probe", label)
         mine = c.get_run(runs[model]["run_id"]).data.metrics["test_auprc_macro"]
         theirs = probe_runs[what].data.metrics["test_auprc_macro"]
-        assert row[2] == f"{mine:.3f}" and row[3] == f"{theirs:.3f}"
-        (d, lo, hi), (_, mlo, mhi) = ([float(v) for v in re.findall(r"[-+]\d\.\d+", row[k])] for k in (4, 7))
+        assert row[1] == "1" and row[3] == f"{mine:.3f}" and row[4] == f"{theirs:.3f}"
+        (d, lo, hi), (_, mlo, mhi) = ([float(v) for v in re.findall(r"[-+]\d\.\d+", row[k])] for k in (5, 8))
         assert d == pytest.approx(mine - theirs, abs=2e-3) and lo <= d <= hi
-        assert row[8] == ("**below its probe**" if hi < 0 or mhi < 0 else
+        assert row[9] == ("**below its probe**" if hi < 0 or mhi < 0 else
                           "above its probe" if lo > 0 or mlo > 0 else "matches (within noise)")
 
 
