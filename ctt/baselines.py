@@ -18,7 +18,7 @@ import pyarrow.compute as pc
 
 from ctt import probe, svm
 from ctt.config import BASELINES, Config
-from ctt.data import sort_by_id
+from ctt.data import sort_by_id, vectors
 from ctt.distributed import ray_map
 from ctt.runs import Split, log_method_run
 from featurize import store
@@ -34,8 +34,7 @@ def load_split(store_path: str, split: str, column: str | None) -> tuple[list[st
     t = sort_by_id(t)
     ids = t.column("trailer_id").to_pylist()
     y = multi_hot(t.column("genres").to_pylist())
-    X = np.array(t.column(column).to_pylist(), np.float64) if column else np.zeros((len(ids), 0))
-    return ids, np.nan_to_num(X, nan=0.0, posinf=0.0, neginf=0.0), y     # a store by another tool may hold NaN
+    return ids, vectors(t, column) if column else np.zeros((len(ids), 0)), y
 
 
 def _grid_point(data, params: dict[str, Any], seed: int, max_iter: int, scores: str) -> np.ndarray:

@@ -95,6 +95,15 @@ def flat_sequences(column: pa.ChunkedArray | pa.Array, finite: bool = True) -> t
     return flat, np.diff(offsets)
 
 
+def vectors(table: pa.Table, column: str) -> np.ndarray:
+    """A column of one vector per trailer (`av`, `vllf`) -> (N, d) float64; a NaN or inf (only
+    a store written by another tool can hold one) reads as 0."""
+    if not table.num_rows:
+        return np.zeros((0, 0))
+    x = np.array(table.column(column).to_pylist(), np.float64).reshape(table.num_rows, -1)
+    return np.nan_to_num(x, nan=0.0, posinf=0.0, neginf=0.0)
+
+
 def mean_spectrogram(store_path: str, split: str = "train", log: bool = False) -> np.ndarray:
     """The split's mean spectrogram (130 x 513) over every window, read in batches (paper 3.3);
     with `log`, the mean of log1p magnitudes (`model.spectrogram=log`). A window with a

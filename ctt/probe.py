@@ -20,7 +20,7 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.model_selection import StratifiedKFold, cross_val_score
 from sklearn.preprocessing import StandardScaler
 
-from ctt.data import flat_sequences, sort_by_id
+from ctt.data import flat_sequences, sort_by_id, vectors
 from featurize import store
 from featurize.audio import BINS
 from featurize.genres import multi_hot
@@ -69,8 +69,7 @@ def load(store_path: str, split: str, what: str) -> tuple[list[str], np.ndarray,
         if "spectrograms" in column:
             parts.append(pool_spectrograms(t))
         if what in VECTORS:
-            x = np.array(t.column(what).to_pylist(), np.float64).reshape(t.num_rows, -1)
-            parts.append(np.nan_to_num(x, nan=0.0, posinf=0.0, neginf=0.0))   # a store by another tool may hold NaN
+            parts.append(vectors(t, what))
         ids += t.column("trailer_id").to_pylist()
         xs.append(np.concatenate(parts, axis=1))
         ys.append(multi_hot(t.column("genres").to_pylist()))

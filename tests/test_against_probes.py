@@ -18,12 +18,12 @@ import pytest
 import torch
 
 from ctt import fusion, probe
-from ctt import metrics as M
 from ctt.baselines import svm_baseline
-from ctt.config import Config, ModelConfig, input_column, load_config
+from ctt.config import Config, input_column, load_config
 from ctt.data import Collate, input_stats, labels, sort_by_id
 from ctt.evaluation import Scorer
 from ctt.models import build_model, set_input_stats
+from ctt.report import RunResult, versus
 from ctt.training import fit, seed_everything
 from featurize import store as fstore
 
@@ -93,15 +93,12 @@ def _probe(path: str, what: str) -> tuple[list[str], np.ndarray, np.ndarray]:
 
 def _versus(runs: list[tuple[list[str], np.ndarray, np.ndarray]],
             reference: tuple[list[str], np.ndarray, np.ndarray]) -> dict[str, tuple[float, float, float]]:
-    """The seeds' mean difference to the probe on the test trailers all scored, with its paired
-    bootstrap interval: {average: (difference, low, high)}."""
-    ids = runs[0][0]
+    """The report's probe check (`ctt.report.versus`) on the seeds as one repeat group:
+    {average: (mean difference, low, high)} on the test trailers all scored."""
+    ids, y, _ = runs[0]
     assert all(r[0] == ids for r in runs)                 # every seed scores the same trailers
-    where = {t: i for i, t in enumerate(reference[0])}
-    mine = [i for i, t in enumerate(ids) if t in where]
-    theirs = [where[ids[i]] for i in mine]
-    y, stacked = runs[0][1][mine], np.stack([r[2][mine] for r in runs])
-    return {avg: M.bootstrap_difference(y, stacked, reference[2][theirs], avg, n=1000) for avg in ("macro", "micro")}
+    group = RunResult("model", "m", "m", ids, y, runs[-1][2], {}, members=[r[2] for r in runs])
+    return versus(group, RunResult("probe", "p", "p", *reference, {}))[0]
 
 
 def _check(name: str, diffs: dict[str, tuple[float, float, float]]) -> None:
