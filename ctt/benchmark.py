@@ -206,15 +206,16 @@ def run(a: argparse.Namespace) -> dict:
     shot_size, shot_s, shot_n = ((160, 96), 8.0, 1) if a.quick else ((640, 360), 60.0, 4)
     clips_sh = fb.shot_clips(work / "shot_clips", shot_n, shot_size, shot_s)
     det = fb.shot_detectors(clips_sh, cfg)
-    ours = det["ctt-mmc hsv (in the decode pass)"]
+    ours = det[fb.HSV_ROW]
     for name, d in det.items():
         if "skipped" in d:
             print(f"  shots       {name}: skipped ({d['skipped']})", flush=True)
             continue
+        peer = name not in (fb.HSV_ROW, fb.TRANSNET_ROW)       # the project's own options are not judged
         row("shots", f"{name}: F1 cuts / gradual / all", f"{d['cut_f1']:.2f} / {d['gradual_f1']:.2f} / {d['all_f1']:.2f}",
             f"{d['fps_per_core']:.0f} frames/s per core", ours["fps_per_core"] / d["fps_per_core"],
-            None if d is ours else ">= 3 (ours / this)", None if d is ours else
-            (ours["fps_per_core"] / d["fps_per_core"] >= 3 and ours["all_f1"] >= d["all_f1"]),
+            ">= 3 (ours / this)" if peer else None,
+            (ours["fps_per_core"] / d["fps_per_core"] >= 3 and ours["all_f1"] >= d["all_f1"]) if peer else None,
             f"P/R all {d['all_precision']:.2f}/{d['all_recall']:.2f}; {shot_n} trailers {shot_size[0]}x{shot_size[1]} "
             f"{shot_s:.0f} s, 30% of changes gradual; ratio: our frames/s over this one's")
     res["shots"] = det

@@ -147,7 +147,7 @@ def plot_predictions(result: dict, folder: Path) -> list[str]:
 def plot_evidence(result: dict, predictor: Predictor, folder: Path, base: FeaturizeConfig | None = None) -> list[str]:
     """Per trailer with keyframe evidence, a contact sheet of those keyframes (decoded again
     from the trailer as the model's store was made), labelled with genre, share and time."""
-    from featurize.video import decode_trailer      # lazy: PyAV and numba load only when pictures are asked for
+    from featurize.extract import decode      # lazy: PyAV and numba load only when pictures are asked for
     folder.mkdir(parents=True, exist_ok=True)
     fcfg = from_settings(predictor.featurizer, base)
     out = []
@@ -155,7 +155,7 @@ def plot_evidence(result: dict, predictor: Predictor, folder: Path, base: Featur
         shots = [(g, e) for g, ev in t.get("evidence", {}).items() for e in ev if "shot" in e]
         if not shots:
             continue
-        keyframes = decode_trailer(t["path"], fcfg).keyframes
+        keyframes = decode(t["path"], fcfg).keyframes
         shots = [(g, e) for g, e in shots if e["shot"] < len(keyframes)]
         fig = plots.contact_sheet(np.stack([keyframes[e["shot"]] for _, e in shots]), [e["time_s"] for _, e in shots],
                                   f"{t['trailer_id']}: the shots behind each predicted genre", cols=3,

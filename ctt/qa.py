@@ -17,7 +17,7 @@ from ctt import plots
 from featurize import store
 from featurize.config import FeaturizeConfig
 from featurize.settings import from_settings
-from featurize.video import decode_trailer
+from featurize.extract import decode
 
 log = logging.getLogger("ctt.qa")
 
@@ -41,13 +41,16 @@ def source_of(target: str, trailer_id: str, base: FeaturizeConfig | None = None)
 def inspect_trailer(path: str, cfg: FeaturizeConfig, out_dir: Path, name: str) -> dict[str, Any]:
     """Decode `path` as featurize does and draw `<name>_keyframes.png` and `<name>_shots.png`."""
     out_dir.mkdir(parents=True, exist_ok=True)
-    d = decode_trailer(path, cfg)
+    d = decode(path, cfg)
     files = {"keyframes": out_dir / f"{name}_keyframes.png", "shots": out_dir / f"{name}_shots.png"}
     labels = [f"shot {i + 1}" for i in range(len(d.keyframes))]
     plots.save(plots.contact_sheet(d.keyframes, d.frame_times.tolist(), f"{name}: {len(d.keyframes)} keyframes, "
                                    f"{d.duration_s:.1f} s", labels=labels), files["keyframes"])
-    plots.save(plots.shot_curve(d.similarity, d.cuts, cfg.shots.threshold, d.fps, d.frame_times.tolist(),
-                                f"{name}: {len(d.cuts)} cuts in {d.n_frames} frames"), files["shots"])
+    learned = cfg.shots.detector != "hsv"
+    plots.save(plots.shot_curve(d.similarity, d.cuts, 1 - cfg.shots.transnet_threshold if learned else cfg.shots.threshold,
+                                d.fps, d.frame_times.tolist(), f"{name}: {len(d.cuts)} cuts in {d.n_frames} frames",
+                                label=f"1 - {cfg.shots.detector} transition probability" if learned else
+                                "smoothed HSV similarity"), files["shots"])
     return {"trailer": name, "path": path, "n_frames": d.n_frames, "duration_s": round(d.duration_s, 3),
             "keyframes": len(d.keyframes), "cuts": len(d.cuts), "decode_errors": d.decode_errors,
             "files": {k: str(v) for k, v in files.items()}}

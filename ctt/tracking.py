@@ -371,7 +371,7 @@ def log_servable(predictor: Predictor) -> str:
             name=serving.ARTIFACT, python_model=GenreModel(), artifacts={"bundle": str(bundle)},
             code_paths=[str(PROJECT_ROOT / "ctt"), str(PROJECT_ROOT / "featurize")],
             signature=SIGNATURE, input_example=serving.input_example(predictor),
-            pip_requirements=serving.requirements())
+            pip_requirements=serving.requirements(predictor.featurizer))
     return info.model_uri
 
 

@@ -23,7 +23,7 @@ import numpy as np
 import pandas as pd
 import torch
 
-from featurize import audio, peers
+from featurize import audio, peers, transnet
 from featurize.backbone import FrameEmbedder, crop_size, feature_dim
 from featurize.config import BackboneConfig, FeaturizeConfig
 from featurize.extract import decode_row
@@ -293,12 +293,17 @@ def shot_clips(out: Path, n: int, size: tuple[int, int], seconds: float, fps: in
     return clips
 
 
+HSV_ROW = "ctt-mmc hsv (in the decode pass)"
+TRANSNET_ROW = "ctt-mmc transnetv2 (decode pass + network, CPU)"
+
+
 def shot_detectors(clips: list[tuple[str, list]], cfg: FeaturizeConfig) -> dict[str, dict[str, Any]]:
     """Each detector over the same clips: precision, recall, F1 against the truth (cuts and
-    gradual transitions apart) and frames per CPU-second. PySceneDetect and TransNetV2 rows
-    where they are installed, a `skipped` row with the reason where not."""
+    gradual transitions apart) and frames per CPU-second: the project's two detectors
+    (`featurize.shots.detector`), then PySceneDetect's. A detector that is not installed gets
+    a `skipped` row with the reason."""
     one = dataclasses.replace(cfg, decode_threads=1)
-    out = score_detector("ctt-mmc hsv (in the decode pass)", lambda p: peers.project_cuts(p, one), clips)
+    out = score_detector(HSV_ROW, lambda p: peers.project_cuts(p, one), clips)
     missing = peers.scenedetect_available()
     if missing:
         out["PySceneDetect"] = {"skipped": missing}
@@ -306,11 +311,12 @@ def shot_detectors(clips: list[tuple[str, list]], cfg: FeaturizeConfig) -> dict[
         for name in ("content", "adaptive"):
             out |= score_detector(f"PySceneDetect {name.title()}Detector",
                                   lambda p, d=name: peers.scenedetect_cuts(p, d), clips)
-    missing = peers.transnetv2_available()
+    missing = transnet.available()
     if missing:
-        out["TransNetV2"] = {"skipped": missing}
+        out[TRANSNET_ROW] = {"skipped": missing}
     else:
-        out |= score_detector("TransNetV2 (CPU)", peers.transnetv2_cuts, clips)
+        learned = dataclasses.replace(one, shots=dataclasses.replace(one.shots, detector="transnetv2"))
+        out |= score_detector(TRANSNET_ROW, lambda p: peers.project_cuts(p, learned), clips)
     return out
 
 

@@ -36,8 +36,18 @@ class BackboneConfig:
     bf16: bool = True                # autocast on GPU only
 
 
+SHOT_DETECTORS = ("hsv", "transnetv2")
+
+
 @dataclass
 class ShotConfig:
+    detector: str = "hsv"            # hsv: the paper's colour-histogram rule, online in the decode pass |
+                                     # transnetv2 (beyond the paper; the `transnet` extra): a learned detector
+                                     # run by the embedder actors (on their GPU), which also sees dissolves
+                                     # and fades; the hsv settings below are then unused
+    transnet_threshold: float = 0.5  # a frame is part of a transition above this probability
+    candidates: int = 256            # transnetv2: keyframe candidates a trailer keeps while it decodes (evenly
+                                     # spaced; the spacing doubles when full), one per shot chosen later
     thumb_height: int = 64           # frames are sampled on a grid of about this many rows for histograms
     hue_bins: int = 16
     sat_bins: int = 4
@@ -165,7 +175,10 @@ def validate_featurize(cfg: FeaturizeConfig, prefix: str = "featurize.") -> None
     check_range(prefix + "shots.", cfg.shots, {"thumb_height": (8, None, True), "hue_bins": (1, None, True),
                                                "sat_bins": (1, None, True), "val_bins": (1, None, True),
                                                "smooth": (1, None, True), "radius": (1, None, True),
-                                               "threshold": (0, 1, False), "max_candidates": (2, None, True)})
+                                               "threshold": (0, 1, False), "max_candidates": (2, None, True),
+                                               "transnet_threshold": (0, 1, False), "candidates": (2, None, True)})
+    if cfg.shots.detector not in SHOT_DETECTORS:
+        raise ConfigError(f"{prefix}shots.detector: expected {' or '.join(SHOT_DETECTORS)}")
     if cfg.backbone.weights not in ("imagenet", "imagenet_v2", "pretrained", "none", "checkpoint"):
         raise ConfigError(f"{prefix}backbone.weights: expected imagenet, imagenet_v2, pretrained (timm/open_clip), "
                           "none or checkpoint")

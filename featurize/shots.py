@@ -196,10 +196,37 @@ def shot_boundaries(sims: np.ndarray, smooth: int = 3, radius: int = 4,
     return sorted({i + 1 for i in cuts if i is not None})
 
 
+def subsample(n: int, cap: int) -> np.ndarray:
+    """Indices of at most `cap` of n items, spread uniformly over time (all when cap <= 0)."""
+    if cap <= 0 or n <= cap:
+        return np.arange(n)
+    return np.unique(np.round(np.linspace(0, n - 1, cap)).astype(int))
+
+
 def shots_from_boundaries(boundaries: list[int], n_frames: int) -> list[tuple[int, int]]:
     """[start, end) frame ranges covering 0..n_frames."""
     edges = [0] + [b for b in boundaries if 0 < b < n_frames] + [n_frames]
     return [(a, b) for a, b in zip(edges[:-1], edges[1:]) if b > a]
+
+
+class CandidatePool:
+    """Keyframe candidates for a whole trailer, for a detector that finds its shots after the
+    decode pass: every `stride`-th frame is kept (`make` turns it into what is kept), and
+    once more than `cap` are held every other one is dropped and the stride doubles, so
+    memory stays bounded while the candidates stay evenly spaced over the trailer."""
+
+    def __init__(self, cap: int):
+        self.cap, self.stride = cap, 1
+        self.items: list[tuple[int, float, Any]] = []
+
+    def push(self, index: int, time: float, make: Callable[[], Any]) -> None:
+        """Frame `index` (decode order, from 0) at `time` seconds; `make` runs only for kept frames."""
+        if index % self.stride:
+            return
+        self.items.append((index, time, make()))
+        if len(self.items) > self.cap:
+            self.items = self.items[::2]
+            self.stride *= 2
 
 
 @dataclass

@@ -25,7 +25,8 @@ from featurize.config import FeaturizeConfig
 from featurize.audio import SAMPLE_RATE
 from featurize.backbone import preprocess
 from featurize.lowlevel import MotionMeter
-from featurize.shots import ShotTracker, yuv_histograms
+from featurize import transnet
+from featurize.shots import CandidatePool, Keyframe, ShotTracker, subsample, yuv_histograms
 
 
 class DecodeError(RuntimeError):
@@ -55,6 +56,15 @@ class DecodedTrailer:
     audio_repaired: int = 0               # non-finite audio samples replaced by silence
     similarity: np.ndarray = field(default_factory=lambda: np.zeros(0, np.float32))  # smoothed, frame i vs i + 1
     cuts: list[int] = field(default_factory=list)   # frame index where each shot after the first starts
+    # With a learned detector (`shots.detector` other than hsv) the shots are found after this
+    # pass: `keyframes` / `frame_times` are then keyframe candidates at frames `candidates`,
+    # `thumbs` every frame at the detector's size, until `place_shots` chooses among them.
+    thumbs: np.ndarray | None = None                # (n_frames, 27, 48, 3) uint8 RGB
+    candidates: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))
+
+    @property
+    def shots_pending(self) -> bool:
+        return self.thumbs is not None
 
 
 @contextlib.contextmanager
@@ -68,18 +78,24 @@ def open_media(path: str) -> Iterator[av.container.InputContainer]:
             yield container
 
 
+def frame_duration(fps: float) -> float:
+    """Seconds per frame; 25 fps where the stream declares no usable rate."""
+    return 1.0 / fps if fps else 1.0 / 25
+
+
+def small_rgb(frame: av.VideoFrame, turns: int) -> np.ndarray:
+    """The frame as the learned shot detector reads it: 48 x 27 RGB upright, scaled bicubic
+    by swscale (what TransNetV2's own `ffmpeg -s 48x27` call does)."""
+    w, h = (transnet.HEIGHT, transnet.WIDTH) if turns % 2 else (transnet.WIDTH, transnet.HEIGHT)
+    img = frame.reformat(width=w, height=h, format="rgb24", interpolation="BICUBIC").to_ndarray()
+    return np.ascontiguousarray(np.rot90(img, turns)) if turns else img
+
+
 def keyframe_size(cfg: FeaturizeConfig) -> tuple[int, int]:
     """(short side after resize, side of the stored square): the weights' eval resize (256/224
     of the crop for the paper's), then the crop itself, or the whole square 10-crop cuts from."""
     pre = preprocess(cfg.backbone)
     return pre.resize, pre.resize if cfg.backbone.ten_crop else pre.crop
-
-
-def subsample(n: int, cap: int) -> np.ndarray:
-    """Indices of at most `cap` of n items, spread uniformly over time (all when cap <= 0)."""
-    if cap <= 0 or n <= cap:
-        return np.arange(n)
-    return np.unique(np.round(np.linspace(0, n - 1, cap)).astype(int))
 
 
 def display_size(width: int, height: int, sar: float = 1.0, turns: int = 0) -> tuple[int, int]:
@@ -206,8 +222,9 @@ class FrameBatcher:
     takes the group. Bounded: `size` frames are held at a time."""
 
     def __init__(self, sampler: PlaneSampler, tracker: ShotTracker, motion: MotionMeter,
-                 bins: tuple[int, int, int], size: int = 32):
+                 bins: tuple[int, int, int], size: int = 32, payloads: bool = True):
         self.sampler, self.tracker, self.motion, self.bins, self.size = sampler, tracker, motion, bins, size
+        self.payloads = payloads          # False: the tracker gets no frames (it picks no keyframes)
         self._buf = np.zeros((size, 3, 0), np.uint8)
         self._frames: list[av.VideoFrame] = []
         self._times: list[float] = []
@@ -229,7 +246,7 @@ class FrameBatcher:
         if yuv is not row or n != n0:
             self._buf[n] = yuv
         self._full = full
-        self._frames.append(frame)
+        self._frames.append(frame if self.payloads else None)
         self._times.append(time)
         if len(self._frames) == self.size:
             self.flush()
@@ -453,13 +470,15 @@ def decode_trailer(path: str, cfg: FeaturizeConfig, audio: bool = True) -> Decod
             raise DecodeError("video stream has no frame size")
         ratio = stream.codec_context.sample_aspect_ratio
         sar = float(ratio) if ratio and float(ratio) > 0 else 1.0
+        learned = sc.detector != "hsv"       # shots found later from `thumbs`; candidates kept meanwhile
         tracker = ShotTracker(smooth=sc.smooth, radius=sc.radius, threshold=sc.threshold,
                               max_candidates=sc.max_candidates,
-                              keep=lambda frame: keyframe_array(frame, size, short, sar))  # full frames are not held
+                              keep=None if learned else lambda frame: keyframe_array(frame, size, short, sar))
+        pool, thumbs = CandidatePool(sc.candidates), []
         astream = choose_stream(container.streams.audio, container.streams.best("audio")) if audio else None
         track = AudioTrack()
-        batcher = FrameBatcher(PlaneSampler(sc.thumb_height), tracker, motion, bins)
-        frame_dur = 1.0 / fps if fps else 1.0 / 25
+        batcher = FrameBatcher(PlaneSampler(sc.thumb_height), tracker, motion, bins, payloads=not learned)
+        frame_dur = frame_duration(fps)
         timeline = Timeline()
         vtb, atb = stream.time_base, astream.time_base if astream else None
         n, rotation = 0, 0
@@ -480,7 +499,11 @@ def decode_trailer(path: str, cfg: FeaturizeConfig, audio: bool = True) -> Decod
                     continue
                 if n == 0:
                     rotation = int(frame.rotation or 0)
-                batcher.push(frame, timeline.place(seconds(frame, vtb), frame_dur))
+                t = timeline.place(seconds(frame, vtb), frame_dur)
+                batcher.push(frame, t)
+                if learned:
+                    thumbs.append(small_rgb(frame, quarter_turns(rotation)))
+                    pool.push(n, t, lambda: keyframe_array(frame, size, short, sar))  # noqa: B023 (called at once)
                 n += 1
         batcher.flush()
         codec = stream.codec_context.name
@@ -490,7 +513,10 @@ def decode_trailer(path: str, cfg: FeaturizeConfig, audio: bool = True) -> Decod
     if n == 0:
         raise DecodeError("no decodable video frames" + (f" ({damage.message})" if damage.message else ""))
     kfs = tracker.finish()
-    kfs = [kfs[i] for i in subsample(len(kfs), cfg.max_keyframes)]
+    if learned:                              # (index, time, image) candidates stand in until the shots are known
+        kfs = [Keyframe(i, t, (i, i), img) for i, t, img in pool.items]
+    else:
+        kfs = [kfs[i] for i in subsample(len(kfs), cfg.max_keyframes)]
     keyframes = np.stack([k.payload for k in kfs])
     lead = (track.first - timeline.first) if track.first is not None and timeline.first is not None else 0.0
     y = track.finish(lead=max(-MAX_GAP_S, min(lead, timeline.end)))
@@ -498,12 +524,28 @@ def decode_trailer(path: str, cfg: FeaturizeConfig, audio: bool = True) -> Decod
     return DecodedTrailer(
         keyframes=keyframes,
         frame_times=np.array([k.time for k in kfs], np.float32),
-        shot_starts=[k.shot[0] for k in kfs],
+        shot_starts=[] if learned else [k.shot[0] for k in kfs],
         n_frames=n, duration_s=timeline.end, fps=fps, width=w, height=h, video_codec=codec,
-        shot_lengths_s=np.array([(k.shot[1] - k.shot[0]) * frame_dur for k in kfs], np.float32),
+        shot_lengths_s=np.array([] if learned else [(k.shot[1] - k.shot[0]) * frame_dur for k in kfs], np.float32),
+        thumbs=np.stack(thumbs) if learned else None,
+        candidates=np.array([k.index for k in kfs] if learned else [], np.int64),
         motion=motion.value, audio=y, audio_codec=acodec, sample_rate=src_rate,
         video_stream=indices[0], audio_stream=indices[1],
         decode_errors=damage.errors, frames_lost=max(0, damage.video_packets - n),
         audio_repaired=track.repaired, similarity=tracker.smoothed.astype(np.float32),
-        cuts=list(tracker.boundaries),
+        cuts=[] if learned else list(tracker.boundaries),
     )
+
+
+def place_shots(d: DecodedTrailer, probs: np.ndarray, cfg: FeaturizeConfig) -> DecodedTrailer:
+    """A decoded trailer whose shots wait for a learned detector -> its final keyframes, given
+    the detector's per-frame transition probabilities (`transnet.place`). `similarity` becomes
+    1 - probability, the curve the QA plot draws."""
+    p = transnet.place(transnet.shot_starts(probs, cfg.shots.transnet_threshold), d.n_frames, d.candidates,
+                       cfg.max_keyframes)
+    d.keyframes, d.frame_times = d.keyframes[p.chosen], d.frame_times[p.chosen]
+    d.shot_starts, d.cuts = p.shot_starts.tolist(), p.cuts
+    d.shot_lengths_s = (p.shot_lengths * frame_duration(d.fps)).astype(np.float32)
+    d.similarity = (1.0 - np.asarray(probs, np.float32))
+    d.thumbs, d.candidates = None, np.zeros(0, np.int64)
+    return d

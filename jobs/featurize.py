@@ -33,12 +33,13 @@ def main(argv: list[str] | None = None) -> int:
     from featurize.manifest import ManifestError
     from featurize.pipeline import run_featurize, verdict
     from featurize.store import StoreMismatch
+    from featurize.transnet import DetectorUnavailable
     from ctt.runs import log_featurize_run
     from ctt.tracking import TrackingUnavailable, connect
     if args.dry_run:
         try:
             summary = run_featurize(args.input, args.output, cfg.featurize, args.retry_errors, dry_run=True)
-        except (ManifestError, StoreMismatch, FileNotFoundError) as e:
+        except (ManifestError, StoreMismatch, DetectorUnavailable, FileNotFoundError) as e:
             fail(str(e))
         print("featurize plan: " + json.dumps(summary, indent=2))
         return 0
@@ -48,7 +49,8 @@ def main(argv: list[str] | None = None) -> int:
         connect(cfg.tracking.experiment)             # ... or if MLflow is unreachable
         init_ray()
         summary = run_featurize(args.input, args.output, cfg.featurize, retry_errors=args.retry_errors)
-    except (ManifestError, StoreMismatch, WeightsUnavailable, FileNotFoundError, TrackingUnavailable) as e:
+    except (ManifestError, StoreMismatch, WeightsUnavailable, DetectorUnavailable, FileNotFoundError,
+            TrackingUnavailable) as e:
         fail(str(e))
     print("featurize summary: " + json.dumps(summary, indent=2))
     problem = verdict(summary, cfg.featurize.max_failed_fraction)

@@ -151,7 +151,7 @@ def test_ten_crop_averages_corners_centre_and_flips():
 
 
 def test_keyframe_cap_and_ten_crop_size(tmp_path):
-    from featurize.video import subsample
+    from featurize.shots import subsample
     assert subsample(10, 0).tolist() == list(range(10)) and subsample(3, 5).tolist() == [0, 1, 2]
     assert subsample(10, 4).tolist() == [0, 3, 6, 9]
     render_trailer(tmp_path / "a.mp4", ["action"], 2)
