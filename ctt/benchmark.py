@@ -219,6 +219,19 @@ def run(a: argparse.Namespace) -> dict:
             f"P/R all {d['all_precision']:.2f}/{d['all_recall']:.2f}; {shot_n} trailers {shot_size[0]}x{shot_size[1]} "
             f"{shot_s:.0f} s, 30% of changes gradual; ratio: our frames/s over this one's")
     res["shots"] = det
+    lc = fb.learned_shot_cost(clips_sh, cfg)
+    if "skipped" in lc:
+        print(f"  shots       transnetv2 cost: skipped ({lc['skipped']})", flush=True)
+    else:
+        row("shots", "decode pass, shots.detector=transnetv2 / hsv: frames per CPU-second",
+            f"{lc['transnetv2_decode_fps']:.0f} frames/s", f"{lc['hsv_decode_fps']:.0f} frames/s",
+            lc["transnetv2_decode_fps"] / lc["hsv_decode_fps"],
+            note=f"every frame also at 48x27 ({lc['small_frames_mb']:.1f} MB) and {lc['candidates']} keyframe "
+                 f"candidates ({lc['candidates_mb']:.0f} MB) for the last {lc['frames']}-frame trailer")
+        row("shots", f"TransNetV2 network alone on {lc['device']}: frames/s vs the hsv decode pass",
+            f"{lc['network_fps']:.0f} frames/s", f"{lc['hsv_decode_fps']:.0f} frames/s per core",
+            lc["network_fps"] / lc["hsv_decode_fps"], note=f"{lc['network_fps_per_core']:.0f} frames per CPU-second")
+    res["shot_cost"] = lc
 
     diy = fb.diy_vs_project([c[0] for c in clips_sh], dataclasses.replace(cfg, backbone=e2e_backbone(a)))
     if "skipped" in diy:

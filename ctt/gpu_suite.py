@@ -9,6 +9,10 @@ each measured side by side in one run on one device (on CPU it runs too, smaller
              of up to 240 x 2048), batches prebuilt on the device
   stft       the spectrograms of many trailers: torch.stft on the device vs the decode
              tasks' NumPy path and torch.stft on the CPU
+  shots      TransNetV2 (featurize.shots.detector=transnetv2) as the embedder actor runs it
+             (windows batched) on the device vs on the CPU, and vs the package's own
+             `predict_frames` (one window per forward pass) on the device; skipped where the
+             `transnet` extra is not installed
   featurize  the whole featurize job on one local Ray instance (GPU embedder actors, one decode
              task per CPU): spectrograms in the decode tasks vs on the actors, trailers per
              hour and GPU utilisation; needs Ray and PyAV, reported as skipped without them
@@ -32,9 +36,12 @@ import torch
 from torch.utils.flop_counter import FlopCounterMode
 
 from ctt.train_speed import LMTD9_MAX_T, LMTD9_TRAIN, epoch_time, synthetic_rows
-from featurize import audio
+from featurize import audio, transnet
 from featurize.backbone import FrameEmbedder, crop_size, load_backbone
 from featurize.config import BackboneConfig
+
+
+SECTIONS = ("embedder", "train", "stft", "shots", "featurize")
 
 
 @dataclass
@@ -48,6 +55,7 @@ class GpuSuiteArgs:
     train_epochs: int = 2
     stft_trailers: int = 32
     stft_seconds: float = 150.0
+    shot_frames: int = 2880       # a 2-minute trailer at 24 fps
     e2e_trailers: int = 128
     e2e_size: tuple[int, int] = (640, 360)
     e2e_seconds: float = 60.0
@@ -61,7 +69,7 @@ class GpuSuiteArgs:
     @classmethod
     def quick(cls, **kw) -> "GpuSuiteArgs":
         return cls(backbone="resnet18", keyframes=32, embed_batches=(8, 16), train_trailers=48, train_max_t=48, train_epochs=1,
-                   stft_trailers=2, stft_seconds=9.0, e2e_trailers=2, e2e_size=(160, 96), e2e_seconds=4.0,
+                   stft_trailers=2, stft_seconds=9.0, shot_frames=60, e2e_trailers=2, e2e_size=(160, 96), e2e_seconds=4.0,
                    e2e_backbone="resnet18", repeat=1, warmup=False, **kw)
 
 
@@ -190,6 +198,24 @@ def stft(a: GpuSuiteArgs, dev: torch.device) -> dict[str, Any]:
     return out
 
 
+def shots(a: GpuSuiteArgs, dev: torch.device) -> dict[str, Any]:
+    """TransNetV2 transition probabilities for one trailer of `shot_frames` small frames."""
+    missing = transnet.available()
+    if missing:
+        return {"skipped": missing}
+    frames = np.random.default_rng(0).integers(0, 256, (a.shot_frames, transnet.HEIGHT, transnet.WIDTH, 3), np.uint8)
+    cpu = torch.device("cpu")
+    on_dev, on_cpu = transnet.TransNetV2Detector(str(dev)), transnet.TransNetV2Detector("cpu")
+    x = torch.from_numpy(frames).to(dev)
+    out = {"frames": a.shot_frames, "device": str(dev),
+           "batched_device_s": best_time(lambda: on_dev.probabilities(frames), dev, a.repeat),
+           "batched_cpu_s": best_time(lambda: on_cpu.probabilities(frames), cpu, a.repeat),
+           "package_device_s": best_time(lambda: on_dev.model.predict_frames(x, quiet=True), dev, a.repeat)}
+    theirs, _ = on_dev.model.predict_frames(x, quiet=True)
+    out["max_abs_diff"] = float(np.abs(on_dev.probabilities(frames) - theirs.cpu().numpy()).max())
+    return out
+
+
 class GpuUtilisation:
     """Mean and peak GPU utilisation (NVML, through torch) sampled while the block runs; None
     on a machine without a GPU or without NVML."""
@@ -273,7 +299,8 @@ def run(a: GpuSuiteArgs, log: Callable[[str], None] = print) -> dict[str, Any]:
     res: dict[str, Any] = {"device": torch.cuda.get_device_name(0) if dev.type == "cuda" else "cpu",
                            "cpus": len(os.sched_getaffinity(0)), "torch": torch.__version__}
     steps = {"embedder": lambda: embedder(a, dev), "train": lambda: train(a, dev),
-             "stft": lambda: stft(a, dev), "featurize": lambda: featurize(a, work)}
+             "stft": lambda: stft(a, dev), "shots": lambda: shots(a, dev), "featurize": lambda: featurize(a, work)}
+    assert tuple(steps) == SECTIONS
     for name, fn in steps.items():
         if name in a.skip:
             continue
@@ -296,7 +323,7 @@ def table(res: dict[str, Any]) -> str:
 
     def row(section, what, measured, reference, ratio):
         lines.append(f"| {section} | {what} | {measured} | {reference} | {ratio:.2f} |")
-    for name in ("embedder", "train", "stft", "featurize"):
+    for name in SECTIONS:
         if "error" in res.get(name, {}):
             lines.append(f"| {name} | FAILED: {res[name]['error']} | | | |")
     if "bare_fp32_kf_per_s" in res.get("embedder", {}):
@@ -328,6 +355,17 @@ def table(res: dict[str, Any]) -> str:
         row("stft", f"{what}: torch.stft CPU / on {s['device']} (max diff {s['max_abs_diff']:.1e})",
             f"{s['torch_device_s'] * 1e3:.0f} ms", f"{s['torch_cpu_s'] * 1e3:.0f} ms",
             s["torch_cpu_s"] / s["torch_device_s"])
+    sh = res.get("shots", {})
+    if "skipped" in sh:
+        lines.append(f"| shots | skipped: {sh['skipped']} | | | |")
+    elif "batched_device_s" in sh:
+        what = f"TransNetV2, one {sh['frames']}-frame trailer"
+        row("shots", f"{what}: CPU / {sh['device']} (windows batched, as the actor runs it)",
+            f"{sh['frames'] / sh['batched_device_s']:.0f} frames/s", f"{sh['frames'] / sh['batched_cpu_s']:.0f} frames/s",
+            sh["batched_cpu_s"] / sh["batched_device_s"])
+        row("shots", f"{what} on {sh['device']}: package predict_frames / batched (max diff {sh['max_abs_diff']:.1e})",
+            f"{sh['frames'] / sh['batched_device_s']:.0f} frames/s", f"{sh['frames'] / sh['package_device_s']:.0f} frames/s",
+            sh["package_device_s"] / sh["batched_device_s"])
     f = res.get("featurize", {})
     if "skipped" in f:
         lines.append(f"| featurize | skipped: {f['skipped']} | | | |")

@@ -304,6 +304,12 @@ def shot_detectors(clips: list[tuple[str, list]], cfg: FeaturizeConfig) -> dict[
     a `skipped` row with the reason."""
     one = dataclasses.replace(cfg, decode_threads=1)
     out = score_detector(HSV_ROW, lambda p: peers.project_cuts(p, one), clips)
+    missing = transnet.available()
+    if missing:
+        out[TRANSNET_ROW] = {"skipped": missing}
+    else:
+        learned = dataclasses.replace(one, shots=dataclasses.replace(one.shots, detector="transnetv2"))
+        out |= score_detector(TRANSNET_ROW, lambda p: peers.project_cuts(p, learned), clips)
     missing = peers.scenedetect_available()
     if missing:
         out["PySceneDetect"] = {"skipped": missing}
@@ -311,13 +317,33 @@ def shot_detectors(clips: list[tuple[str, list]], cfg: FeaturizeConfig) -> dict[
         for name in ("content", "adaptive"):
             out |= score_detector(f"PySceneDetect {name.title()}Detector",
                                   lambda p, d=name: peers.scenedetect_cuts(p, d), clips)
+    return out
+
+
+def learned_shot_cost(clips: list[tuple[str, list]], cfg: FeaturizeConfig) -> dict[str, Any]:
+    """What `shots.detector=transnetv2` costs, in its two places: the decode pass (every frame
+    also scaled to 48x27, keyframe candidates kept) against the paper's, frames per CPU-second
+    of one thread with audio as the pipeline runs; and the network alone on this process's
+    device (the embedder actor's: a GPU where there is one)."""
     missing = transnet.available()
     if missing:
-        out[TRANSNET_ROW] = {"skipped": missing}
-    else:
-        learned = dataclasses.replace(one, shots=dataclasses.replace(one.shots, detector="transnetv2"))
-        out |= score_detector(TRANSNET_ROW, lambda p: peers.project_cuts(p, learned), clips)
-    return out
+        return {"skipped": missing}
+    out: dict[str, Any] = {}
+    for name in ("hsv", "transnetv2"):
+        c = dataclasses.replace(cfg, decode_threads=1, shots=dataclasses.replace(cfg.shots, detector=name))
+        decode_trailer(clips[0][0], c)                                    # warm-up
+        frames, cpu, d = 0, 0.0, None
+        for path, _ in clips:
+            d, _, c_s = peers.timed(lambda p=path: decode_trailer(p, c))
+            frames, cpu = frames + d.n_frames, cpu + c_s
+        out[f"{name}_decode_fps"] = frames / cpu
+    device = "cuda" if torch.cuda.is_available() else "cpu"
+    det = transnet.TransNetV2Detector(device)
+    det.probabilities(d.thumbs[:transnet.WINDOW])                        # warm-up
+    _, wall, cpu = peers.timed(lambda: det.probabilities(d.thumbs))
+    return out | {"device": device, "network_fps": len(d.thumbs) / wall, "network_fps_per_core": len(d.thumbs) / cpu,
+                  "candidates": len(d.candidates), "candidates_mb": d.keyframes.nbytes / 2**20,
+                  "small_frames_mb": d.thumbs.nbytes / 2**20, "frames": len(d.thumbs)}
 
 
 def score_detector(name: str, fn: Callable[[str], tuple[list[int], int]],

@@ -42,9 +42,9 @@ SHOT_DETECTORS = ("hsv", "transnetv2")
 @dataclass
 class ShotConfig:
     detector: str = "hsv"            # hsv: the paper's colour-histogram rule, online in the decode pass |
-                                     # transnetv2 (beyond the paper; the `transnet` extra): a learned detector
-                                     # run by the embedder actors (on their GPU), which also sees dissolves
-                                     # and fades; the hsv settings below are then unused
+                                     # transnetv2 (beyond the paper; the `transnet` extra): a network trained
+                                     # on real footage for cuts and gradual transitions, run by the embedder
+                                     # actors (on their GPU); the hsv settings below are then unused
     transnet_threshold: float = 0.5  # a frame is part of a transition above this probability
     candidates: int = 256            # transnetv2: keyframe candidates a trailer keeps while it decodes (evenly
                                      # spaced; the spacing doubles when full), one per shot chosen later

@@ -211,12 +211,12 @@ def shots_from_boundaries(boundaries: list[int], n_frames: int) -> list[tuple[in
 
 class CandidatePool:
     """Keyframe candidates for a whole trailer, for a detector that finds its shots after the
-    decode pass: every `stride`-th frame is kept (`make` turns it into what is kept), and
+    decode pass: every `stride`-th frame is kept (from frame 0) (`make` turns it into what is kept), and
     once more than `cap` are held every other one is dropped and the stride doubles, so
     memory stays bounded while the candidates stay evenly spaced over the trailer."""
 
-    def __init__(self, cap: int):
-        self.cap, self.stride = cap, 1
+    def __init__(self, cap: int, stride: int = 1):
+        self.cap, self.stride = cap, max(1, stride)
         self.items: list[tuple[int, float, Any]] = []
 
     def push(self, index: int, time: float, make: Callable[[], Any]) -> None:

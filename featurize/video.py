@@ -78,6 +78,10 @@ def open_media(path: str) -> Iterator[av.container.InputContainer]:
             yield container
 
 
+CANDIDATES_PER_S = 8     # a learned detector's keyframe candidates start this dense (then thin out when
+                         # `shots.candidates` are held): a shot shorter than 1/8 s may get no keyframe
+
+
 def frame_duration(fps: float) -> float:
     """Seconds per frame; 25 fps where the stream declares no usable rate."""
     return 1.0 / fps if fps else 1.0 / 25
@@ -474,7 +478,7 @@ def decode_trailer(path: str, cfg: FeaturizeConfig, audio: bool = True) -> Decod
         tracker = ShotTracker(smooth=sc.smooth, radius=sc.radius, threshold=sc.threshold,
                               max_candidates=sc.max_candidates,
                               keep=None if learned else lambda frame: keyframe_array(frame, size, short, sar))
-        pool, thumbs = CandidatePool(sc.candidates), []
+        pool, thumbs = CandidatePool(sc.candidates, round((fps or 25) / CANDIDATES_PER_S)), []
         astream = choose_stream(container.streams.audio, container.streams.best("audio")) if audio else None
         track = AudioTrack()
         batcher = FrameBatcher(PlaneSampler(sc.thumb_height), tracker, motion, bins, payloads=not learned)

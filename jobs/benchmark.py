@@ -28,8 +28,9 @@ training path is covered by the tests): it checks that every other measurement r
 
 The GPU suite (ctt/gpu_suite.py), one table in under 8 minutes on one GPU: ResNet-152
 embedder (bf16 + channels_last) vs the bare forward and the device's matmul rate; CTT-MMC-C
-vs LSTM per epoch at LMTD-9 size; torch.stft on the device vs the CPU paths; featurize end
-to end with GPU actors, spectrograms in decode tasks vs on the actors. It runs on CPU too.
+vs LSTM per epoch at LMTD-9 size; torch.stft on the device vs the CPU paths; TransNetV2
+(shots.detector=transnetv2) on the device vs the CPU; featurize end to end with GPU actors,
+spectrograms in decode tasks vs on the actors. It runs on CPU too.
 """
 from __future__ import annotations
 
@@ -57,7 +58,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--suite", choices=("cpu", "gpu"), default="cpu",
                    help="cpu: every stage against its limit (default); gpu: the accelerator's claims")
     p.add_argument("--skip", default="", help="gpu suite: comma-separated sections to leave out "
-                   "(embedder, train, stft, featurize)")
+                   "(embedder, train, stft, shots, featurize)")
     p.add_argument("--quick", action="store_true", help="tiny sizes: checks that every measurement runs (CI)")
     p.add_argument("--sizes", type=_sizes, default=None, help="trailer sizes, e.g. 640x360,1280x720")
     p.add_argument("--seconds", type=float, default=None, help="length of each benchmark trailer")
@@ -107,7 +108,7 @@ def main(argv: list[str] | None = None) -> int:
 def gpu_suite(a: argparse.Namespace) -> int:
     from ctt import gpu_suite as g              # lazy: torch (seconds); --help answers without it
     skip = [s for s in a.skip.split(",") if s]
-    unknown = set(skip) - {"embedder", "train", "stft", "featurize"}
+    unknown = set(skip) - set(g.SECTIONS)
     if unknown:
         print(f"benchmark: --skip: unknown section(s) {sorted(unknown)}", file=sys.stderr)
         return 2

@@ -6,7 +6,8 @@
     python jobs/inspect_trailer.py STORE --sample 6 [--output DIR]      the store's histograms and 6 trailers
 
 Writes NAME_keyframes.png (a contact sheet of the keyframes with their times) and
-NAME_shots.png (the smoothed HSV similarity of consecutive frames, the threshold and the
+NAME_shots.png (the smoothed HSV similarity of consecutive frames, or 1 - TransNetV2's
+transition probability with featurize.shots.detector=transnetv2, the threshold and the
 cuts found, the keyframe times); with a store, store_overview.png (keyframes per trailer,
 shot lengths, durations, failures by reason). The featurize job logs the same pictures
 for `featurize.qa_samples` trailers into its MLflow run.

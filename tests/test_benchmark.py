@@ -29,7 +29,8 @@ def test_benchmark_quick_runs_every_section(tmp_path):
     assert res["memory"]["n"]["peak_worker_rss_mb"] > 50          # real worker processes were measured
     assert res["end_to_end"]["lmtd9_core_hours"] > 0
     shots = {k: v for k, v in res["shots"].items() if "skipped" not in v}
-    assert len(shots) == 3                                    # ours and PySceneDetect's two detectors
+    assert len(shots) == 4                # ours (hsv, transnetv2) and PySceneDetect's two detectors
+    assert res["shots"]["ctt-mmc transnetv2 (decode pass + network, CPU)"]["gradual_recall"] > 0
     for d in shots.values():
         assert 0 <= d["all_f1"] <= 1 and d["fps_per_core"] > 0 and d["frames"] > 0
     assert res["diy"]["same_shapes"]                          # the reference makes the same outputs

@@ -22,8 +22,9 @@ def test_gpu_suite_quick_runs_every_section(tmp_path):
                           cwd=tmp_path, env=env, capture_output=True, text=True, timeout=600)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     res = json.loads(out.read_text())
-    for section in ("embedder", "train", "stft", "featurize"):
+    for section in ("embedder", "train", "stft", "shots", "featurize"):
         assert "error" not in res[section], res[section]
+    assert res["shots"]["max_abs_diff"] < 1e-5 and res["shots"]["batched_device_s"] > 0   # batched == the package
     e = res["embedder"]
     # torchvision's own count for resnet18 (multiply-adds, in G): the counter gives 2 FLOPs each
     macs = torchvision.models.ResNet18_Weights.IMAGENET1K_V1.meta["_ops"]

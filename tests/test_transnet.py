@@ -116,6 +116,16 @@ def test_decode_keeps_small_frames_and_candidates_then_places_the_shots(clip):
     assert not hsv.shots_pending and hsv.thumbs is None
 
 
+def test_inspect_trailer_draws_the_learned_detectors_curve_and_cuts(clip, tmp_path):
+    from ctt.qa import inspect_trailer
+    from featurize.extract import decode
+    cfg = FeaturizeConfig(shots=ShotConfig(detector="transnetv2"))
+    out = inspect_trailer(clip[0], cfg, tmp_path, "clip")
+    d = decode(clip[0], cfg)
+    assert out["cuts"] == len(d.cuts) > 0 and out["keyframes"] == len(d.keyframes) == len(d.cuts) + 1
+    assert all((tmp_path / f"clip_{k}.png").stat().st_size > 10_000 for k in ("keyframes", "shots"))
+
+
 def test_a_row_the_detector_cannot_read_fails_at_stage_shots(clip):
     from featurize.extract import decode_row, place_rows
     from ctt.config import load_config
