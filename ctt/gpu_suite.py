@@ -347,25 +347,27 @@ def table(res: dict[str, Any]) -> str:
         c, l = res["train"]["ctt-c"], res["train"]["lstm"]
         row("train", f"{c['trailers']} sequences x 2048-d on {c['device']}: LSTM / CTT-MMC-C s per epoch",
             f"CTT-MMC-C {c['s_per_epoch']:.2f} s", f"LSTM {l['s_per_epoch']:.2f} s", l["s_per_epoch"] / c["s_per_epoch"])
+    # Two times of the same work each: (section, what, the faster one's time, the other's, how to show a time).
+    pairs: list[tuple[str, str, float, float, Callable[[float], str]]] = []
     if "numpy_s" in res.get("stft", {}):
         s = res["stft"]
-        what = f"{s['trailers']} trailers x {s['seconds']:.0f} s ({s['windows']} windows)"
-        row("stft", f"{what}: NumPy (decode tasks) / torch.stft on {s['device']}",
-            f"{s['torch_device_s'] * 1e3:.0f} ms", f"{s['numpy_s'] * 1e3:.0f} ms", s["numpy_s"] / s["torch_device_s"])
-        row("stft", f"{what}: torch.stft CPU / on {s['device']} (max diff {s['max_abs_diff']:.1e})",
-            f"{s['torch_device_s'] * 1e3:.0f} ms", f"{s['torch_cpu_s'] * 1e3:.0f} ms",
-            s["torch_cpu_s"] / s["torch_device_s"])
+        what, ms = f"{s['trailers']} trailers x {s['seconds']:.0f} s ({s['windows']} windows)", "{:.0f} ms".format
+        pairs += [("stft", f"{what}: NumPy (decode tasks) / torch.stft on {s['device']}", s["torch_device_s"],
+                   s["numpy_s"], lambda t: ms(t * 1e3)),
+                  ("stft", f"{what}: torch.stft CPU / on {s['device']} (max diff {s['max_abs_diff']:.1e})",
+                   s["torch_device_s"], s["torch_cpu_s"], lambda t: ms(t * 1e3))]
     sh = res.get("shots", {})
     if "skipped" in sh:
         lines.append(f"| shots | skipped: {sh['skipped']} | | | |")
     elif "batched_device_s" in sh:
         what = f"TransNetV2, one {sh['frames']}-frame trailer"
-        row("shots", f"{what}: CPU / {sh['device']} (windows batched, as the actor runs it)",
-            f"{sh['frames'] / sh['batched_device_s']:.0f} frames/s", f"{sh['frames'] / sh['batched_cpu_s']:.0f} frames/s",
-            sh["batched_cpu_s"] / sh["batched_device_s"])
-        row("shots", f"{what} on {sh['device']}: package predict_frames / batched (max diff {sh['max_abs_diff']:.1e})",
-            f"{sh['frames'] / sh['batched_device_s']:.0f} frames/s", f"{sh['frames'] / sh['package_device_s']:.0f} frames/s",
-            sh["package_device_s"] / sh["batched_device_s"])
+        pairs += [("shots", f"{what}: CPU / {sh['device']} (windows batched, as the actor runs it)",
+                   sh["batched_device_s"], sh["batched_cpu_s"], lambda t: f"{sh['frames'] / t:.0f} frames/s"),
+                  ("shots", f"{what} on {sh['device']}: package predict_frames / batched "
+                   f"(max diff {sh['max_abs_diff']:.1e})", sh["batched_device_s"], sh["package_device_s"],
+                   lambda t: f"{sh['frames'] / t:.0f} frames/s")]
+    for section, what, fast, slow, show in pairs:
+        row(section, what, show(fast), show(slow), slow / fast)
     f = res.get("featurize", {})
     if "skipped" in f:
         lines.append(f"| featurize | skipped: {f['skipped']} | | | |")
