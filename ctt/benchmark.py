@@ -203,7 +203,7 @@ def run(a: argparse.Namespace) -> dict:
         lstm["s_per_epoch"] / ctt["s_per_epoch"] >= 3)
     res["train"] = {"ctt-c": ctt, "lstm": lstm}
 
-    shot_size, shot_s, shot_n = ((160, 96), 8.0, 1) if a.quick else ((640, 360), 60.0, 4)
+    shot_size, shot_s, shot_n = ((160, 96), 5.0, 1) if a.quick else ((640, 360), 60.0, 4)
     clips_sh = fb.shot_clips(work / "shot_clips", shot_n, shot_size, shot_s)
     det = fb.shot_detectors(clips_sh, cfg)
     ours = det[fb.HSV_ROW]
