@@ -11,6 +11,7 @@ started (never other Ray instances on the machine). Tests use the same functions
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import signal
@@ -60,8 +61,50 @@ def _wait_http(url: str, timeout: float, proc: subprocess.Popen, log: Path) -> N
     raise TimeoutError(f"{url} did not answer within {timeout:.0f}s; see {log}")
 
 
+def _processes() -> list[int]:
+    return [int(p) for p in os.listdir("/proc") if p.isdigit()] if os.path.isdir("/proc") else []
+
+
+def _read(path: str) -> bytes:
+    try:
+        with open(path, "rb") as fh:
+            return fh.read()
+    except OSError:                     # gone meanwhile, or not ours to read
+        return b""
+
+
+def _raylets(pgid: int) -> set[int]:
+    """The raylets in a process group (a Ray node started here)."""
+    out = set()
+    for p in _processes():
+        stat = _read(f"/proc/{p}/stat")
+        fields = stat[stat.rfind(b")") + 2:].split()      # after "pid (comm)": state, ppid, pgrp, ...
+        if len(fields) > 2 and int(fields[2]) == pgid and _read(f"/proc/{p}/comm").strip() == b"raylet":
+            out.add(p)
+    return out
+
+
+def _workers_of(raylets: set[int]) -> list[int]:
+    """Ray worker processes started by these raylets: each runs in a process group of its own
+    and carries its raylet's pid in RAY_RAYLET_PID."""
+    keys = {f"RAY_RAYLET_PID={r}".encode() for r in raylets}
+    return [p for p in _processes() if keys & set(_read(f"/proc/{p}/environ").split(b"\0"))] if keys else []
+
+
 def stop_group(pid: int, timeout: float = 8.0) -> None:
-    """SIGTERM the process group, then SIGKILL what is left."""
+    """SIGTERM the process group, then SIGKILL what is left. A Ray node's workers live in
+    their own groups and normally exit with their raylet; one that hangs instead (seen with
+    a Ray Train controller) is killed too, so nothing of the node outlives it."""
+    raylets = _raylets(pid)
+    try:
+        _stop(pid, timeout)
+    finally:
+        for worker in _workers_of(raylets):
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(worker, signal.SIGKILL)
+
+
+def _stop(pid: int, timeout: float) -> None:
     try:
         os.killpg(pid, signal.SIGTERM)
     except ProcessLookupError:

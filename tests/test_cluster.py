@@ -85,3 +85,27 @@ def test_node_killed_mid_featurize_loses_nothing(samples, ray_head, tmp_path):
     assert set(done) | set(failed) == all_ids and store.done_ids(str(out)) == set(done)
     print(f"node killed while {len(running)} task(s) ran on it; first run: "
           f"{first.get('summary') or repr(first.get('error'))[:300]}; rerun: {again}")
+
+
+def test_stopping_a_node_kills_its_workers_that_outlive_the_raylet(tmp_path):
+    """A worker hung past its raylet's death (own process group, RAY_RAYLET_PID set) is killed
+    with the node; a process of another raylet is left alone."""
+    import shutil
+    import subprocess
+
+    from cluster.local import stop_group
+    raylet = tmp_path / "raylet"
+    raylet.symlink_to(shutil.which("sleep"))                   # its process name is "raylet"
+    node = subprocess.Popen([str(raylet), "60"], start_new_session=True)
+    worker = subprocess.Popen(["sleep", "60"], start_new_session=True, env=os.environ | {"RAY_RAYLET_PID": str(node.pid)})
+    other = subprocess.Popen(["sleep", "60"], start_new_session=True, env=os.environ | {"RAY_RAYLET_PID": "1"})
+    try:
+        time.sleep(0.2)                                       # both have exec'd
+        stop_group(node.pid)
+        node.wait(timeout=5)                                  # (reaped by stop_group already)
+        assert worker.wait(timeout=5) == -signal.SIGKILL
+        assert other.poll() is None
+    finally:
+        for p in (node, worker, other):
+            p.kill()
+            p.wait()
