@@ -46,7 +46,7 @@ def inspect_trailer(path: str, cfg: FeaturizeConfig, out_dir: Path, name: str) -
     labels = [f"shot {i + 1}" for i in range(len(d.keyframes))]
     plots.save(plots.contact_sheet(d.keyframes, d.frame_times.tolist(), f"{name}: {len(d.keyframes)} keyframes, "
                                    f"{d.duration_s:.1f} s", labels=labels), files["keyframes"])
-    learned = cfg.shots.detector != "hsv"
+    learned = cfg.shots.learned
     plots.save(plots.shot_curve(d.similarity, d.cuts, 1 - cfg.shots.transnet_threshold if learned else cfg.shots.threshold,
                                 d.fps, d.frame_times.tolist(), f"{name}: {len(d.cuts)} cuts in {d.n_frames} frames",
                                 label=f"1 - {cfg.shots.detector} transition probability" if learned else

@@ -339,6 +339,7 @@ def collect(experiment: str, filter_string: str = "", run_ids: list[str] | None 
     records = tracking.get_runs(run_ids) if run_ids else tracking.find_runs(experiment, filter_string)
     results: list[RunResult] = []
     seen: set[str] = set()
+    groups: dict[tuple, tuple] = {}          # a group's members are read once, however many of them are listed
     for run in records:
         method = run.tags.get("method")
         if not method or run.tags.get("kind") == "report" or (not (run_ids or filter_string) and method in seen):
@@ -351,7 +352,9 @@ def collect(experiment: str, filter_string: str = "", run_ids: list[str] | None 
         r = RunResult(method, run.run_id, run.name, ids, y, probs, run.params, tracking.read_thresholds(run.run_id))
         group = run.tags.get(repeats.GROUP_TAG)
         if group:
-            r.spread, r.seeds, r.members = group_spread(experiment, group, ids)
+            key = (group, tuple(ids))
+            groups[key] = groups.get(key) or group_spread(experiment, group, ids)
+            r.spread, r.seeds, r.members = groups[key]
         results.append(r)
     if not results:
         what = f"runs {run_ids}" if run_ids else f"experiment {experiment!r}" + (

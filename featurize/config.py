@@ -48,6 +48,11 @@ class ShotConfig:
     transnet_threshold: float = 0.5  # a frame is part of a transition above this probability
     candidates: int = 256            # transnetv2: keyframe candidates a trailer keeps while it decodes (evenly
                                      # spaced; the spacing doubles when full), one per shot chosen later
+
+    @property
+    def learned(self) -> bool:
+        """A learned detector: shots found after the decode pass, from its small frames."""
+        return self.detector != "hsv"
     thumb_height: int = 64           # frames are sampled on a grid of about this many rows for histograms
     hue_bins: int = 16
     sat_bins: int = 4

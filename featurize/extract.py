@@ -17,7 +17,7 @@ from featurize import lowlevel, store, transnet
 from featurize.audio import spectrograms as audio_spectrograms
 from featurize.backbone import FrameEmbedder, feature_dim
 from featurize.config import FeaturizeConfig
-from featurize.video import DecodedTrailer, decode_trailer, frame_duration, keyframe_size, place_shots
+from featurize.video import DecodedTrailer, decode_trailer, find_shots, keyframe_size, place_shots
 
 SILENCE = 1e-4          # peak amplitude below which an audio track counts as silent (-80 dBFS)
 
@@ -54,7 +54,7 @@ def decode_row(row: dict[str, Any], cfg: FeaturizeConfig, stft_in_actor: bool = 
         "decode_node": node, "error_stage": "", "error_type": "", "error_message": "",
         "keyframes": np.zeros((0, size, size, 3), np.uint8), "audio": np.zeros(0, np.float32)}
     del out["frames"]                                    # the embedder's output
-    if cfg.shots.detector != "hsv":                      # what the detector in the embedder reads
+    if cfg.shots.learned:                                # what the detector in the embedder reads
         out.update(PENDING)
     stage = "decode"
     try:
@@ -86,7 +86,7 @@ PENDING = {"thumbs": np.zeros((0, transnet.HEIGHT, transnet.WIDTH, 3), np.uint8)
 def shot_detector(cfg: FeaturizeConfig, device: str = "cpu") -> transnet.TransNetV2Detector | None:
     """The learned shot detector `cfg` asks for, loaded once per process and device; None for
     hsv, which runs inside the decode pass."""
-    return transnet.TransNetV2Detector(device) if cfg.shots.detector == "transnetv2" else None
+    return transnet.TransNetV2Detector(device) if cfg.shots.learned else None
 
 
 def place_rows(batch: dict[str, Any], detector: transnet.TransNetV2Detector, cfg: FeaturizeConfig) -> dict[str, Any]:
@@ -98,11 +98,10 @@ def place_rows(batch: dict[str, Any], detector: transnet.TransNetV2Detector, cfg
         if out["error_stage"][i]:
             continue
         try:
-            probs = detector.probabilities(np.asarray(batch["thumbs"][i]))
-            p = transnet.place(transnet.shot_starts(probs, cfg.shots.transnet_threshold), int(out["n_frames"][i]),
-                               np.asarray(batch["candidates"][i]), cfg.max_keyframes)
+            p, lengths_s = find_shots(detector.probabilities(np.asarray(batch["thumbs"][i])), int(out["n_frames"][i]),
+                                      float(out["fps"][i]), np.asarray(batch["candidates"][i]), cfg)
             keyframes = np.asarray(out["keyframes"][i])[p.chosen]
-            v = lowlevel.vllf(keyframes, p.shot_lengths * frame_duration(float(out["fps"][i])), float(batch["motion"][i]))
+            v = lowlevel.vllf(keyframes, lengths_s, float(batch["motion"][i]))
             av = np.array(out["av"][i], np.float32)
             if len(av):                                  # AV starts with VLLF (lowlevel.AV_NAMES)
                 av[:len(v)] = v

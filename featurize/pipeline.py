@@ -125,7 +125,7 @@ def run_featurize(input: str, output: str, cfg: FeaturizeConfig, retry_errors: b
     `dry_run` plans and stops before Ray: the manifest read and checked, the store's
     settings checked and its done ids read, the to-do rows and blocks counted; nothing written."""
     t0 = time.time()
-    if cfg.shots.detector == "transnetv2":
+    if cfg.shots.learned:
         transnet.require()                    # before any work: the driver's environment stands for the nodes'
     manifest = read_manifest(input)
     store.claim(output, to_settings(cfg), write=not dry_run)

@@ -26,7 +26,7 @@ class NotReproducible(ValueError):
 
 def shot_settings(cfg: FeaturizeConfig) -> dict[str, Any]:
     shots = dataclasses.asdict(cfg.shots)
-    return shots if cfg.shots.detector != "hsv" else {k: v for k, v in shots.items() if k not in LEARNED_SHOT_FIELDS}
+    return shots if cfg.shots.learned else {k: v for k, v in shots.items() if k not in LEARNED_SHOT_FIELDS}
 
 
 def to_settings(cfg: FeaturizeConfig) -> dict[str, Any]:

@@ -474,7 +474,7 @@ def decode_trailer(path: str, cfg: FeaturizeConfig, audio: bool = True) -> Decod
             raise DecodeError("video stream has no frame size")
         ratio = stream.codec_context.sample_aspect_ratio
         sar = float(ratio) if ratio and float(ratio) > 0 else 1.0
-        learned = sc.detector != "hsv"       # shots found later from `thumbs`; candidates kept meanwhile
+        learned = sc.learned                 # shots found later from `thumbs`; candidates kept meanwhile
         tracker = ShotTracker(smooth=sc.smooth, radius=sc.radius, threshold=sc.threshold,
                               max_candidates=sc.max_candidates,
                               keep=None if learned else lambda frame: keyframe_array(frame, size, short, sar))
@@ -541,15 +541,21 @@ def decode_trailer(path: str, cfg: FeaturizeConfig, audio: bool = True) -> Decod
     )
 
 
-def place_shots(d: DecodedTrailer, probs: np.ndarray, cfg: FeaturizeConfig) -> DecodedTrailer:
-    """A decoded trailer whose shots wait for a learned detector -> its final keyframes, given
-    the detector's per-frame transition probabilities (`transnet.place`). `similarity` becomes
-    1 - probability, the curve the QA plot draws."""
-    p = transnet.place(transnet.shot_starts(probs, cfg.shots.transnet_threshold), d.n_frames, d.candidates,
+def find_shots(probs: np.ndarray, n_frames: int, fps: float, candidates: np.ndarray,
+               cfg: FeaturizeConfig) -> tuple[transnet.Placement, np.ndarray]:
+    """A learned detector's per-frame transition probabilities -> which candidates become
+    keyframes (`transnet.place`), and the lengths of their shots in seconds."""
+    p = transnet.place(transnet.shot_starts(probs, cfg.shots.transnet_threshold), n_frames, candidates,
                        cfg.max_keyframes)
+    return p, (p.shot_lengths * frame_duration(fps)).astype(np.float32)
+
+
+def place_shots(d: DecodedTrailer, probs: np.ndarray, cfg: FeaturizeConfig) -> DecodedTrailer:
+    """A decoded trailer whose shots wait for a learned detector -> its final keyframes
+    (`find_shots`). `similarity` becomes 1 - probability, the curve the QA plot draws."""
+    p, d.shot_lengths_s = find_shots(probs, d.n_frames, d.fps, d.candidates, cfg)
     d.keyframes, d.frame_times = d.keyframes[p.chosen], d.frame_times[p.chosen]
     d.shot_starts, d.cuts = p.shot_starts.tolist(), p.cuts
-    d.shot_lengths_s = (p.shot_lengths * frame_duration(d.fps)).astype(np.float32)
     d.similarity = (1.0 - np.asarray(probs, np.float32))
     d.thumbs, d.candidates = None, np.zeros(0, np.int64)
     return d
