@@ -2,7 +2,7 @@
 
 The store keeps `frames` and `spectrograms` as list<fixed_size_list<...>>: the flat
 values of a batch are one contiguous buffer, so padding or drawing is one gather, no
-per-row Python. `describe` reads what a training run needs to know about its store
+per-row Python. `describe_store` reads what a training run needs to know about its store
 once; `ShardCache` is one rank's part of the train split, kept in memory.
 """
 from __future__ import annotations
@@ -54,7 +54,7 @@ class StoreInfo:
     train_ids: list[str]            # sorted
 
 
-def describe(store_path: str, model_name: str) -> StoreInfo:
+def describe_store(store_path: str, model_name: str) -> StoreInfo:
     settings = store.settings_of(store_path)
     if settings is None:
         raise FeatureStoreError(f"{store_path} is not a feature store (no {store.SETTINGS_FILE}); "

@@ -65,3 +65,13 @@ def per_genre_weights(y: np.ndarray, pv: np.ndarray, pa: np.ndarray, grid: np.nd
         best = max(scores, key=lambda w: (scores[w], w))
         out[c] = (n * best + shrink * global_w) / (n + shrink)
     return np.round(out, 6)
+
+
+def fit_weights(y: np.ndarray, pv: np.ndarray, pa: np.ndarray, step: float = 0.05, per_genre: bool = False,
+                shrink: float = 0.0) -> tuple[float | list[float], float, dict[float, float]]:
+    """The fused model's weights from validation: (w, the global weight, validation AU(PRC)
+    micro by global weight); w is the global weight, or with `per_genre` one per genre."""
+    grid = weight_grid(step)
+    w_global, scores = choose_weight(y, pv, pa, grid)
+    w = per_genre_weights(y, pv, pa, grid, w_global, shrink).tolist() if per_genre else w_global
+    return w, w_global, scores

@@ -1,25 +1,18 @@
 """The project's figures, one function each: precision-recall curves per genre (the
 paper's Figure 6; a run's own PR plot is the same figure with one method), genre
 probability bars per trailer (Figure 7; also predict's charts), reliability diagrams
-(calibration, beyond the paper), and what featurize saw: a contact sheet of keyframes, the
-shot detector's similarity curve, and a store's distributions."""
+(calibration, beyond the paper). What featurize saw is drawn by `featurize.figures`."""
 from __future__ import annotations
 
 import math
 from typing import Mapping, Sequence
 
-import matplotlib
+import numpy as np
+from sklearn.metrics import average_precision_score, precision_recall_curve
 
-matplotlib.use("Agg")          # files only, on machines without a display (before pyplot)
-
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-from sklearn.metrics import average_precision_score, precision_recall_curve  # noqa: E402
-
-from ctt.metrics import calibration_bins, ece  # noqa: E402
-from featurize.genres import GENRES  # noqa: E402
-
-DARK, LIGHT = "#1f5fa8", "#b8c7d9"
+from ctt.metrics import calibration_bins, ece
+from featurize.figures import DARK, LIGHT, plt, save  # noqa: F401  (Agg backend chosen there; `save` for callers)
+from featurize.genres import GENRES
 
 
 def pr_figure(curves: Mapping[str, tuple[np.ndarray, np.ndarray]], title: str):
@@ -89,64 +82,3 @@ def reliability_figure(curves: Mapping[str, tuple[np.ndarray, np.ndarray]], titl
     hist.set(xlabel="predicted probability", ylabel="pairs")
     fig.tight_layout()
     return fig
-
-
-def contact_sheet(images: np.ndarray, times: Sequence[float], title: str, cols: int = 6,
-                  labels: Sequence[str] | None = None):
-    """(t, S, S, 3) uint8 keyframes in a grid, each with its time (and label)."""
-    n = max(1, len(images))
-    cols = max(1, min(cols, n))
-    nrows = math.ceil(n / cols)
-    fig, axes = plt.subplots(nrows, cols, figsize=(2.2 * cols, 2.4 * nrows), squeeze=False)
-    for ax in axes.ravel():
-        ax.axis("off")
-    for i, (ax, img) in enumerate(zip(axes.ravel(), images)):
-        ax.imshow(img)
-        ax.set_title(f"{times[i]:.1f} s" + (f"  {labels[i]}" if labels else ""), fontsize=8)
-    fig.suptitle(title)
-    fig.tight_layout()
-    return fig
-
-
-def shot_curve(similarity: np.ndarray, cuts: Sequence[int], threshold: float, fps: float,
-               keyframes: Sequence[float] = (), title: str = "", label: str = "smoothed HSV similarity"):
-    """The smoothed histogram similarity of consecutive frames over time (or 1 - a learned
-    detector's transition probability, `label`), the threshold below which a dip can be a
-    cut, the cuts found (red) and the keyframe times (ticks)."""
-    rate = fps if fps > 0 else 1.0
-    t = np.arange(len(similarity)) / rate
-    fig, ax = plt.subplots(figsize=(11, 3.2))
-    ax.plot(t, similarity, lw=1, color=DARK, label=label)
-    ax.axhline(threshold, color="grey", ls="--", lw=1, label=f"threshold {threshold:g}")
-    for k, c in enumerate(cuts):
-        ax.axvline(c / rate, color="#c0392b", lw=0.8, alpha=0.8, label="cut" if k == 0 else None)
-    if len(keyframes):
-        ax.plot(keyframes, np.full(len(keyframes), 1.02), "|", color="k", ms=10, label="keyframes")
-    ax.set(xlabel="seconds" if fps > 0 else "frame", ylabel="similarity", ylim=(0, 1.06),
-           xlim=(0, max(t[-1] if len(t) else 1.0, 1e-3)), title=title)
-    ax.legend(fontsize=7, loc="lower left", ncol=4)
-    fig.tight_layout()
-    return fig
-
-
-def store_histograms(keyframes: np.ndarray, shot_lengths: np.ndarray, durations: np.ndarray,
-                     failures: Mapping[str, int], title: str):
-    """A store at a glance: keyframes per trailer, shot lengths, durations, failures by reason."""
-    fig, axes = plt.subplots(1, 4, figsize=(16, 3.4))
-    for ax, values, name in ((axes[0], keyframes, "keyframes per trailer"), (axes[1], shot_lengths, "shot length (s)"),
-                             (axes[2], durations, "duration (s)")):
-        if len(values):
-            ax.hist(values, bins=min(30, max(5, len(values) // 3)), color=DARK)
-        ax.set(title=name, ylabel="count")
-    reasons = sorted(failures.items(), key=lambda kv: -kv[1])
-    axes[3].barh([r for r, _ in reasons], [n for _, n in reasons], color="#c0392b")
-    axes[3].set(title="failures by reason" if reasons else "no failures")
-    axes[3].invert_yaxis()
-    fig.suptitle(title)
-    fig.tight_layout()
-    return fig
-
-
-def save(fig, path) -> None:
-    fig.savefig(path, dpi=110)
-    plt.close(fig)

@@ -1,5 +1,5 @@
 """What the servable model does, without MLflow: every train and fuse run logs a pyfunc model
-(artifact `model`; its MLflow wrapper, signature and logging are in `ctt.tracking`) that
+(artifact `model`; its MLflow wrapper, signature and logging are in `ctt.experiment.tracking.model_package`) that
 `mlflow.pyfunc.load_model`, `mlflow models serve` and batch scoring use as they use any
 MLflow model, and `jobs/predict.py` loads too.
 

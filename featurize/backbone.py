@@ -224,7 +224,7 @@ def feature_dim(cfg: BackboneConfig) -> int:
     return _feature_dim(cfg.name, cfg.image_size)
 
 
-def describe(cfg: BackboneConfig) -> str:
+def label(cfg: BackboneConfig) -> str:
     what = {"imagenet": "ImageNet weights (IMAGENET1K_V1)", "imagenet_v2": "ImageNet weights (IMAGENET1K_V2)",
             "pretrained": "its pretrained weights",
             "none": "NO pretrained weights (random init: tests/demo only)",

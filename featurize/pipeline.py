@@ -10,12 +10,10 @@ the actor writes to `STORE/_errors`. Only small summary rows come back to the dr
 """
 from __future__ import annotations
 
-import contextlib
 import logging
-import resource
 import time
 from collections import Counter
-from typing import Any, Iterator
+from typing import Any
 
 import numpy as np
 import ray
@@ -24,6 +22,7 @@ from featurize import backbone, extract, store, transnet
 from featurize.backbone import FrameEmbedder
 from featurize.config import FeaturizeConfig, use_gpu
 from featurize.manifest import read_manifest
+from featurize.memory import peak_rss_mb
 from featurize.settings import to_settings
 
 log = logging.getLogger("ctt.featurize")
@@ -95,25 +94,6 @@ def verdict(summary: dict[str, Any], max_failed_fraction: float) -> str:
     return ""
 
 
-def vm_hwm_bytes(pid: str | int = "self") -> int | None:
-    """A process's peak resident memory (VmHWM in /proc, Linux); None where it cannot be read."""
-    try:
-        with open(f"/proc/{pid}/status") as fh:
-            for line in fh:
-                if line.startswith("VmHWM:"):
-                    return int(line.split()[1]) * 1024
-    except OSError:
-        pass
-    return None
-
-
-def peak_rss_mb() -> float:
-    """This process's peak resident memory so far: VmHWM (ru_maxrss survives exec, so a job
-    started by a big process would report its parent's peak), else ru_maxrss."""
-    hwm = vm_hwm_bytes()
-    return hwm / 2**20 if hwm is not None else resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-
-
 def blocks_for(rows: int) -> int:
     """Ray Data blocks of the decode stage: one trailer each up to MAX_BLOCKS."""
     return min(rows, MAX_BLOCKS)
@@ -136,7 +116,7 @@ def run_featurize(input: str, output: str, cfg: FeaturizeConfig, retry_errors: b
     summary: dict[str, Any] = {"input": input, "output": output, "trailers": len(manifest),
                                "skipped": len(manifest) - len(todo), "done": 0, "failed": 0,
                                "failed_by_reason": {}, "video_hours": 0.0,
-                               "backbone": backbone.describe(cfg.backbone), "shot_detector": cfg.shots.detector}
+                               "backbone": backbone.label(cfg.backbone), "shot_detector": cfg.shots.detector}
     log.info("featurize: %d trailers in %s, %d already in %s, %d to do; backbone %s",
              len(manifest), input, summary["skipped"], output, len(todo), summary["backbone"])
     if dry_run:
@@ -181,16 +161,3 @@ def run_featurize(input: str, output: str, cfg: FeaturizeConfig, retry_errors: b
     summary["driver_peak_rss_mb"] = round(peak_rss_mb(), 1)
     summary["video_hours"] = round(summary["video_hours"], 4)
     return summary
-
-
-@contextlib.contextmanager
-def local_ray(num_cpus: int) -> Iterator[None]:
-    """A fresh private Ray instance on 127.0.0.1 for the block (benchmark runs): Ray only, so
-    a machine without MLflow runs it."""
-    ray.init(address="local", num_cpus=num_cpus, include_dashboard=False, _node_ip_address="127.0.0.1",
-             logging_level=logging.ERROR)
-    try:
-        ray.data.DataContext.get_current().enable_progress_bars = False
-        yield
-    finally:
-        ray.shutdown()

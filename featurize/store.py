@@ -244,6 +244,11 @@ def settings_of(store: str) -> dict | None:
         return json.load(fh)
 
 
+def document(settings: dict) -> dict:
+    """What `SETTINGS_FILE` holds for a store made with `settings`."""
+    return {"version": FEATURIZER_VERSION, "settings": settings}
+
+
 def claim(store: str, settings: dict, write: bool = True) -> None:
     """Record the settings of a new store, or refuse to add to a store made differently
     (`write=False`: only the check, for a dry run)."""
@@ -265,7 +270,7 @@ def claim(store: str, settings: dict, write: bool = True) -> None:
     fs, root = _fs(store)
     fs.makedirs(root, exist_ok=True)
     with fs.open(posixpath.join(root, SETTINGS_FILE), "w") as fh:
-        json.dump({"version": FEATURIZER_VERSION, "settings": settings}, fh, indent=2, sort_keys=True)
+        json.dump(document(settings), fh, indent=2, sort_keys=True)
 
 
 def read_table(store: str, columns: list[str] | None = None, filter=None) -> pa.Table:

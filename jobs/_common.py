@@ -71,18 +71,8 @@ def config_from(args: argparse.Namespace, job: str) -> Config:
 
 def init_ray(num_cpus: int | None = None, progress: bool = True) -> None:
     """Join the cluster of `ray job submit` / RAY_ADDRESS, else start an embedded local instance."""
-    import ray  # lazy: 2 s to import, and only jobs that reach their work need it
-    if ray.is_initialized():
-        return
-    # In logs (not a tty) Ray Data prints per-operator counts every 10 s instead of bars.
-    # Ray Train workers have no tqdm: their datasets must be created with bars off.
-    ray.data.DataContext.get_current().enable_progress_bars = progress
-    address = os.environ.get("RAY_ADDRESS")
-    if address:
-        ray.init(address=address, logging_level=logging.WARNING)
-    else:
-        ray.init(address="local", num_cpus=num_cpus, include_dashboard=False,
-                 _node_ip_address="127.0.0.1", logging_level=logging.WARNING)
+    from cluster.session import init_ray as start  # lazy: Ray takes 2 s to import; only jobs that reach their work need it
+    start(num_cpus, progress)
 
 
 def fail(msg: str, code: int = 1) -> "None":

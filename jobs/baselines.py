@@ -35,9 +35,9 @@ def main(argv: list[str] | None = None) -> int:
     args.overrides += [f"tracking.experiment={args.experiment}"] * bool(args.experiment)
     cfg = config_from(args, "baselines")
     # lazy: Ray, torch and MLflow take about 7 s to import; --help and usage errors answer without them
-    from ctt.baselines import BaselineError, run_baseline
+    from ctt.experiment.baselines import BaselineError, run_baseline
     from ctt.tables import metrics_table
-    from ctt.tracking import TrackingUnavailable, connect
+    from ctt.experiment.tracking.connection import TrackingUnavailable, connect
     rows = []
     try:
         connect(cfg.tracking.experiment)             # fail before any work if MLflow is unreachable

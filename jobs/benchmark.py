@@ -92,7 +92,7 @@ def main(argv: list[str] | None = None) -> int:
     if a.work is None:
         tmp = tempfile.TemporaryDirectory(prefix="ctt_bench_")
         a.work = tmp.name
-    from ctt.benchmark import run, table  # lazy: Ray, torch and MLflow (7 s); --help answers without them
+    from benchmarks.suite import run, table  # lazy: Ray, torch and MLflow (7 s); --help answers without them
     t0 = time.time()
     res = run(a)
     res["wall_s"] = time.time() - t0
@@ -106,7 +106,7 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def gpu_suite(a: argparse.Namespace) -> int:
-    from ctt import gpu_suite as g              # lazy: torch (seconds); --help answers without it
+    from benchmarks import gpu_suite as g  # lazy: torch (seconds); --help answers without it
     skip = [s for s in a.skip.split(",") if s]
     unknown = set(skip) - set(g.SECTIONS)
     if unknown:

@@ -41,13 +41,13 @@ VISUAL_DEMO = ["--seeds", "3"]
 
 
 def tracking_links(run_id: str) -> dict[str, str]:
-    from ctt import tracking  # lazy: imports MLflow and torch (5 s); --help answers without them
-    return tracking.ui_links(run_id)
+    from ctt.experiment.tracking import connection  # lazy: imports MLflow and torch (5 s); --help answers without them
+    return connection.ui_links(run_id)
 
 
 def latest_run_id(experiment: str, method: str) -> str:
-    from ctt import tracking  # lazy: imports MLflow and torch (5 s); --help answers without them
-    runs = tracking.find_runs(experiment, f"tags.method = '{method}'", max_results=1)
+    from ctt.experiment.tracking import reading  # lazy: imports MLflow and torch (5 s); --help answers without them
+    runs = reading.find_runs(experiment, f"tags.method = '{method}'", max_results=1)
     if not runs:
         raise SystemExit(f"error: no finished {method} run in experiment {experiment!r}")
     return runs[0].run_id
@@ -55,8 +55,8 @@ def latest_run_id(experiment: str, method: str) -> str:
 
 def how_it_ended(experiment: str, method: str) -> str:
     """'early_stopping after 23 epochs (best 8)' or 'max_epochs after 50 epochs (best 49)'."""
-    from ctt import tracking  # lazy: imports MLflow and torch (5 s); --help answers without them
-    run = tracking.find_runs(experiment, f"tags.method = '{method}'", max_results=1)[0]
+    from ctt.experiment.tracking import reading  # lazy: imports MLflow and torch (5 s); --help answers without them
+    run = reading.find_runs(experiment, f"tags.method = '{method}'", max_results=1)[0]
     m = run.metrics
     return (f"{run.tags.get('ended_by', '?')} after {m.get('epochs_trained', 0):.0f} epochs "
             f"(best {m.get('best_epoch', 0):.0f})")

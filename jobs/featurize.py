@@ -32,10 +32,12 @@ def main(argv: list[str] | None = None) -> int:
     from featurize.backbone import WeightsUnavailable, load_backbone
     from featurize.manifest import ManifestError
     from featurize.pipeline import run_featurize, verdict
+    from featurize import store
+    from featurize.settings import to_settings
     from featurize.store import StoreMismatch
     from featurize.transnet import DetectorUnavailable
-    from ctt.runs import log_featurize_run
-    from ctt.tracking import TrackingUnavailable, connect
+    from ctt.experiment.featurize_run import log_featurize_run
+    from ctt.experiment.tracking.connection import TrackingUnavailable, connect
     if args.dry_run:
         try:
             summary = run_featurize(args.input, args.output, cfg.featurize, args.retry_errors, dry_run=True)
@@ -54,7 +56,8 @@ def main(argv: list[str] | None = None) -> int:
         fail(str(e))
     print("featurize summary: " + json.dumps(summary, indent=2))
     problem = verdict(summary, cfg.featurize.max_failed_fraction)
-    print(f"MLflow run {log_featurize_run(cfg, summary, problem)}")
+    settings = store.document(to_settings(cfg.featurize))
+    print(f"MLflow run {log_featurize_run(cfg, summary, settings, problem)}")
     if problem:
         fail(f"{problem}; see {args.output}/_errors")      # everything that could be written is written
     return 0

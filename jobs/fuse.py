@@ -29,10 +29,10 @@ def main(argv: list[str] | None = None) -> int:
     args.overrides += [f"tracking.experiment={args.experiment}"] * bool(args.experiment)
     cfg = config_from(args, "fuse")
     # lazy: Ray, torch and MLflow take about 7 s to import; --help and usage errors answer without them
-    from ctt.runs import run_fusion
+    from ctt.experiment.method_runs import run_fusion
     from ctt.tables import metrics_table, spread_table
     from ctt.predictor import NotAGenreModel
-    from ctt.tracking import TrackingUnavailable
+    from ctt.experiment.tracking.connection import TrackingUnavailable
     try:
         summary = run_fusion(args.visual, args.audio, cfg)
     except (TrackingUnavailable, FileNotFoundError, NotAGenreModel, LookupError) as e:

@@ -38,7 +38,7 @@ def main(argv: list[str] | None = None) -> int:
     cfg = config_from(args, "inspect_trailer")
     out = Path(args.output or "reports/inspect")
     # lazy: matplotlib and PyAV load only once the arguments are known to be usable
-    from ctt import qa
+    from featurize import qa
     from featurize import store
     is_store = store.settings_of(args.target) is not None
     if is_store and not args.trailer and args.sample <= 0:

@@ -26,7 +26,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--min-seconds", type=float, default=8.0)
     p.add_argument("--max-seconds", type=float, default=14.0)
     a = p.parse_args(argv)
-    from featurize.synthetic import SampleSpec, make_samples  # lazy: PyAV and numba; --help answers without them
+    from featurize.sample_trailers import SampleSpec, make_samples  # lazy: PyAV and numba; --help answers without them
     spec = SampleSpec(width=a.width, height=a.height, fps=a.fps, min_seconds=a.min_seconds, max_seconds=a.max_seconds)
     t0 = time.time()
     df = make_samples(a.out, a.n, a.seed, spec, workers=a.workers or None)

@@ -45,8 +45,8 @@ def main(argv: list[str] | None = None) -> int:
         fail("no input: give video files, folders or manifests", USAGE)
     cfg = config_from(args, "predict")
     # lazy: Ray, torch and MLflow take about 7 s to import; --help and usage errors answer without them
-    from ctt.predict import ModelNotFound, load_predictor, plot_evidence, plot_predictions, run_predict
-    from ctt.tracking import TrackingUnavailable
+    from ctt.experiment.classify import ModelNotFound, load_predictor, plot_evidence, plot_predictions, run_predict
+    from ctt.experiment.tracking.connection import TrackingUnavailable
     from featurize.manifest import ManifestError
     try:
         predictor = load_predictor(args.model)          # a wrong --model fails before Ray starts

@@ -35,8 +35,9 @@ def main(argv: list[str] | None = None) -> int:
     args = p.parse_args(argv)
     setup_logging()
     # lazy: Ray, torch and MLflow take about 7 s to import; --help answers without them
-    from ctt.report import run_report
-    from ctt.tracking import BadFilter, TrackingUnavailable
+    from ctt.experiment.report import run_report
+    from ctt.experiment.tracking.reading import BadFilter
+    from ctt.experiment.tracking.connection import TrackingUnavailable
     out = Path(args.output or Path("reports") / args.experiment)
     try:
         summary = run_report(args.experiment, out, args.trailers, args.filter, args.runs)

@@ -52,18 +52,21 @@ def main(argv: list[str] | None = None) -> int:
     if args.seeds:
         cfg.train.seeds = list(range(cfg.train.seed, cfg.train.seed + args.seeds))
     # lazy: Ray, torch and MLflow take about 7 s to import; --help and usage errors answer without them
-    from ctt.data import describe
-    from ctt.distributed import FeatureStoreError, StorageError, resume_training, run_training
-    from ctt.repeats import run_repeats
+    from ctt.data import describe_store
+    from ctt.data import FeatureStoreError
+    from ctt.experiment.distributed.checkpoints import StorageError
+    from ctt.experiment.distributed.train_driver import resume_training, run_training
+    from ctt.experiment.repeats import run_repeats
     from ctt.tables import metrics_table, spread_table
-    from ctt.tracking import ModelNotFound, TrackingUnavailable, connect
+    from ctt.experiment.tracking.reading import ModelNotFound
+    from ctt.experiment.tracking.connection import TrackingUnavailable, connect
     try:
         if args.resume:
             init_ray(progress=False)
             summary = resume_training(args.resume, args.features)
         else:
             connect(cfg.tracking.experiment)         # fail before any work if MLflow is unreachable
-            info = describe(args.features, cfg.model.name)   # ... or if the store cannot be trained on
+            info = describe_store(args.features, cfg.model.name)   # ... or if the store cannot be trained on
             init_ray(progress=False)
             if cfg.train.seeds:
                 summary = run_repeats(cfg, "train", cfg.model.name, cfg.train.seeds,

@@ -19,7 +19,7 @@ TINY = ["featurize.backbone.name=resnet18", "featurize.backbone.weights=none", "
 @pytest.fixture(scope="session")
 def samples(tmp_path_factory) -> Path:
     """10 synthetic trailers (all three splits) plus one file that is not a video."""
-    from featurize.synthetic import SampleSpec, make_samples
+    from featurize.sample_trailers import SampleSpec, make_samples
     out = tmp_path_factory.mktemp("samples")
     make_samples(out, 10, seed=3, spec=SampleSpec(min_seconds=4, max_seconds=6), workers=2)
     (out / "videos" / "broken.mp4").write_text("this is not a video")
@@ -142,7 +142,7 @@ def medium_store(ray_head, tmp_path_factory) -> Path:
     enough for every method of the paper to learn something and be compared."""
     from ctt.config import load_config
     from featurize.pipeline import run_featurize
-    from featurize.synthetic import SampleSpec, make_samples, render_trailer
+    from featurize.sample_trailers import SampleSpec, make_samples, render_trailer
     root = tmp_path_factory.mktemp("medium")
     make_samples(root, 60, seed=11, spec=SampleSpec(min_seconds=3, max_seconds=5), workers=2)
     render_trailer(root / "videos" / "mute.mp4", ["horror"], seed=5,
@@ -161,7 +161,7 @@ def trained(store, mlflow_server, tmp_path_factory) -> dict:
     """CTT-MMC-C trained 2 epochs on `store` by 2 Ray Train workers on different nodes,
     registered as ctt-mmc-visual@champion."""
     from ctt.config import load_config
-    from ctt.distributed import run_training
+    from ctt.experiment.distributed.train_driver import run_training
     mp = pytest.MonkeyPatch()
     mp.setenv("MLFLOW_TRACKING_URI", mlflow_server.url)
     cfg = load_config(None, ["train.max_epochs=2", "resources.num_workers=2", "tracking.experiment=it",

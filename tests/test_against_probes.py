@@ -17,13 +17,14 @@ import pyarrow as pa
 import pytest
 import torch
 
-from ctt import fusion, probe
-from ctt.baselines import svm_baseline
+from ctt import fusion
+from ctt import linear_probe
+from ctt.experiment.baselines import svm_baseline
 from ctt.config import Config, input_column, load_config
 from ctt.data import Collate, input_stats, labels, sort_by_id
 from ctt.evaluation import Scorer
 from ctt.models import build_model, set_input_stats
-from ctt.report import RunResult, versus
+from ctt.experiment.report import RunResult, versus
 from ctt.training import fit, seed_everything
 from featurize import store as fstore
 
@@ -41,7 +42,7 @@ def make_store(root: Path) -> Path:
     import pandas as pd
 
     from featurize.pipeline import run_featurize
-    from featurize.synthetic import make_samples
+    from featurize.sample_trailers import make_samples
     make_samples(root, N_TRAILERS, seed=21, workers=2)
     manifest = pd.read_csv(root / "manifest.csv")
     manifest["split"] = [("train" if i % 20 < 10 else "val" if i % 20 < 13 else "test") for i in range(len(manifest))]
@@ -86,14 +87,14 @@ def _train(path: str, cfg: Config, seed: int) -> dict[str, tuple[list[str], np.n
 
 
 def _probe(path: str, what: str) -> tuple[list[str], np.ndarray, np.ndarray]:
-    (_, Xtr, Ytr), (ids, Xte, Yte) = (probe.load(path, s, what) for s in ("train", "test"))
-    (p,), _ = probe.fit_predict(Xtr, Ytr, [Xte], seed=0)
+    (_, Xtr, Ytr), (ids, Xte, Yte) = (linear_probe.load(path, s, what) for s in ("train", "test"))
+    (p,), _ = linear_probe.fit_predict(Xtr, Ytr, [Xte], seed=0)
     return ids, Yte, p
 
 
 def _versus(runs: list[tuple[list[str], np.ndarray, np.ndarray]],
             reference: tuple[list[str], np.ndarray, np.ndarray]) -> dict[str, tuple[float, float, float]]:
-    """The report's probe check (`ctt.report.versus`) on the seeds as one repeat group:
+    """The report's probe check (`ctt.experiment.report.versus`) on the seeds as one repeat group:
     {average: (mean difference, low, high)} on the test trailers all scored."""
     ids, y, _ = runs[0]
     assert all(r[0] == ids for r in runs)                 # every seed scores the same trailers

@@ -1,6 +1,7 @@
-"""The map of the code, checked: imports run one way down (jobs -> ctt -> featurize; cluster
-apart), Ray and MLflow only behind their doors, imports at the top of modules unless a
-comment says why, and no block of six or more lines standing twice.
+"""The map of the code (docs/architecture.md), checked: imports run one way down (jobs ->
+benchmarks -> ctt -> featurize; cluster apart), the pure core of a package never reaches
+into its experiment room, Ray and MLflow only behind their doors, imports at the top of
+modules unless a comment says why, and no block of six or more lines standing twice.
 
 Each rule is a function over {path: source}, so the rules are tested on planted leaks
 as well as on the tree itself.
@@ -15,12 +16,18 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
-PACKAGES = ("cluster", "featurize", "ctt", "jobs")
-# What each package may import of the others (itself always).
-MAY_IMPORT = {"featurize": set(), "ctt": {"featurize"}, "jobs": {"ctt", "featurize", "cluster"}, "cluster": set()}
+PACKAGES = ("cluster", "featurize", "ctt", "benchmarks", "jobs")
+# What each package may import of the others (itself always). Measurement tooling sits above
+# the library: nothing below `benchmarks` may import it.
+MAY_IMPORT = {"featurize": set(), "ctt": {"featurize"}, "benchmarks": {"ctt", "featurize", "cluster"},
+              "jobs": {"ctt", "featurize", "cluster", "benchmarks"}, "cluster": set()}
+# Rooms inside a package: the module prefix that only files under the folder may import.
+# The model core of ctt (config, layers, models, data, training, metrics...) runs without Ray
+# or MLflow; the experiment layer runs it on Ray and records it.
+ROOMS = {"ctt/experiment/": "ctt.experiment"}
 DOORS = {
-    "ray": ("featurize/pipeline.py", "ctt/distributed.py", "jobs/", "cluster/"),
-    "mlflow": ("ctt/tracking.py",),
+    "ray": ("featurize/pipeline.py", "ctt/experiment/distributed/", "jobs/", "cluster/"),
+    "mlflow": ("ctt/experiment/tracking/",),
 }
 LAZY = re.compile(r"#.*\blazy:")        # the comment an import inside a function must carry
 MIN_LINES = 6
@@ -53,6 +60,18 @@ def direction_violations(files: dict[str, str]) -> list[str]:
             top = module.split(".")[0]
             if top in PACKAGES and top != pkg and top not in MAY_IMPORT[pkg]:
                 bad.append(f"{path}:{line} imports {module} ({pkg} may import {sorted(MAY_IMPORT[pkg]) or 'nothing'})")
+    return bad
+
+
+def room_violations(files: dict[str, str]) -> list[str]:
+    bad = []
+    for path, src in files.items():
+        for folder, room in ROOMS.items():
+            if path.startswith(folder) or not path.startswith(folder.split("/")[0] + "/"):
+                continue
+            for module, line, _ in _imports(src):
+                if module == room or module.startswith(room + "."):
+                    bad.append(f"{path}:{line} imports {module}; only {folder} may (the core stays free of it)")
     return bad
 
 
@@ -108,7 +127,7 @@ def repeated_blocks(files: dict[str, str], n: int = MIN_LINES) -> list[str]:
     return bad
 
 
-RULES = [direction_violations, door_violations, nested_import_violations, repeated_blocks]
+RULES = [direction_violations, room_violations, door_violations, nested_import_violations, repeated_blocks]
 
 
 @pytest.mark.parametrize("rule", RULES, ids=lambda r: r.__name__)
@@ -118,10 +137,15 @@ def test_the_tree_keeps_the_rule(rule):
 
 PLANTED = {
     direction_violations: {"featurize/store.py": "from ctt.config import Config\n",
-                           "ctt/data.py": "import jobs._common\n", "cluster/local.py": "from ctt import tracking\n"},
-    door_violations: {"ctt/baselines.py": "def f():\n    import ray  # lazy: planted\n",
-                      "ctt/report.py": "from mlflow import MlflowClient\n", "featurize/benchmark.py": "import ray.data\n"},
-    nested_import_violations: {"ctt/predict.py": "def f():\n    from featurize.store import read_table\n"},
+                           "ctt/data.py": "import jobs._common\n", "cluster/local.py": "from ctt.experiment import report\n",
+                           "ctt/metrics.py": "from benchmarks import suite\n",
+                           "featurize/video.py": "from benchmarks.shot_eval import score\n"},
+    room_violations: {"ctt/models.py": "from ctt.experiment.tracking import recording\n",
+                      "ctt/training.py": "import ctt.experiment.distributed.checkpoints\n"},
+    door_violations: {"ctt/experiment/baselines.py": "def f():\n    import ray  # lazy: planted\n",
+                      "ctt/experiment/report.py": "from mlflow import MlflowClient\n",
+                      "benchmarks/suite.py": "import ray.data\n", "ctt/training.py": "import mlflow\n"},
+    nested_import_violations: {"ctt/experiment/classify.py": "def f():\n    from featurize.store import read_table\n"},
     repeated_blocks: {"a/x.py": "\n".join(f"v{i} = f({i})" for i in range(7)),
                       "a/y.py": "w = 0\n" + "\n".join(f"v{i} = f({i})" for i in range(1, 7))},
 }
@@ -134,7 +158,10 @@ def test_the_rule_catches_a_planted_leak(rule):
 
 
 def test_allowed_imports_and_explained_lazy_imports_pass():
-    ok = {"ctt/data.py": "from featurize import store\n", "jobs/train.py": "import ray\nfrom ctt import tracking\n",
+    ok = {"ctt/data.py": "from featurize import store\n",
+          "jobs/train.py": "import ray\nfrom ctt.experiment.tracking import recording\n",
+          "ctt/experiment/method_runs.py": "from ctt import metrics\nfrom ctt.experiment.tracking import reading\n",
+          "benchmarks/suite.py": "from ctt.models import build_model\nfrom cluster.session import local_ray\n",
           "cluster/node.py": "def main():\n    # lazy: Ray reads the environment when imported\n    import ray\n"}
     assert all(rule(ok) == [] for rule in RULES)
 

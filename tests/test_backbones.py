@@ -12,7 +12,7 @@ from featurize.backbone import FrameEmbedder, family, feature_dim, load_backbone
 from featurize.config import BackboneConfig, FeaturizeConfig
 from featurize.extract import extract
 from featurize.settings import from_settings, to_settings
-from featurize.synthetic import SampleSpec, render_trailer
+from featurize.sample_trailers import SampleSpec, render_trailer
 
 timm = pytest.importorskip("timm")
 open_clip = pytest.importorskip("open_clip")

@@ -54,10 +54,10 @@ def test_an_existing_file_named_like_an_override_is_an_input(tmp_path, monkeypat
 
 def test_a_ray_job_without_a_tracking_server_is_refused(monkeypatch):
     """Runs would go to a store inside the job's temporary working dir, and be lost."""
-    from ctt import tracking
+    from ctt.experiment.tracking import connection
     monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
     monkeypatch.setenv("RAY_JOB_CONFIG_JSON_ENV_VAR", '{"metadata": {"job_submission_id": "raysubmit_x"}}')
-    with pytest.raises(tracking.TrackingUnavailable, match="a Ray job needs MLFLOW_TRACKING_URI"):
-        tracking.tracking_uri()
+    with pytest.raises(connection.TrackingUnavailable, match="a Ray job needs MLFLOW_TRACKING_URI"):
+        connection.tracking_uri()
     monkeypatch.setenv("MLFLOW_TRACKING_URI", "http://127.0.0.1:1")
-    assert tracking.tracking_uri() == "http://127.0.0.1:1" and tracking.context_tags()["ray.job_submission_id"] == "raysubmit_x"
+    assert connection.tracking_uri() == "http://127.0.0.1:1" and connection.context_tags()["ray.job_submission_id"] == "raysubmit_x"

@@ -173,7 +173,7 @@ def test_bootstrap_difference_of_several_runs_is_their_mean():
 def test_probe_check_judges_a_repeat_group_by_its_seeds_mean():
     """The report's probe check: a single run is paired with the probe on the trailers both
     scored; a run of a repeat group stands for its seeds (their mean difference)."""
-    from ctt.report import RunResult, versus
+    from ctt.experiment.report import RunResult, versus
     rng = np.random.default_rng(3)
     y = (rng.random((40, 9)) < 0.3).astype(float)
     ids = [f"t{i:02d}" for i in range(40)]

@@ -110,7 +110,7 @@ def test_constraints_pin_every_dependency_within_its_bounds():
 
 def test_cluster_files_give_training_shared_storage():
     """Every cluster definition points Ray Train at an S3 prefix (CTT_TRAIN_STORAGE)."""
-    from ctt.distributed import STORAGE_ENV
+    from ctt.experiment.distributed.checkpoints import STORAGE_ENV
     aws = yaml.safe_load((ROOT / "cluster/aws.yaml").read_text())
     assert any(o.startswith(f"--env {STORAGE_ENV}=s3://") for o in aws["docker"]["run_options"])
     for name, specs in (("raycluster", lambda d: d["spec"]), ("rayjob", lambda d: d["spec"]["rayClusterSpec"])):

@@ -105,7 +105,7 @@ def test_after_training_the_planted_shot_is_the_top_evidence():
     After CTT-MMC-C is trained on them, the cue keyframe is the top evidence of its genre on
     held-out trailers far above chance (one in t)."""
     from ctt.config import TrainConfig
-    from ctt.train_speed import prebuilt_batches
+    from benchmarks.train_speed import prebuilt_batches
     from ctt.training import fit, seed_everything
     seed_everything(0)
     rng = np.random.default_rng(0)

@@ -55,7 +55,7 @@ def test_online_tracker_matches_offline_and_picks_central_frames():
 
 def test_cuts_of_generated_trailer(tmp_path):
     from featurize.config import FeaturizeConfig
-    from featurize.synthetic import render_trailer
+    from featurize.sample_trailers import render_trailer
     from featurize.video import decode_trailer
     hits = total = 0
     for seed, genres in enumerate([["action", "comedy"], ["drama", "romance"], ["scifi", "horror", "crime"]]):
@@ -83,7 +83,7 @@ def test_yuv_histogram_from_planes_matches_rgb_histogram(tmp_path):
     import av
 
     from featurize.shots import yuv_to_rgb
-    from featurize.synthetic import SampleSpec, render_trailer
+    from featurize.sample_trailers import SampleSpec, render_trailer
     from featurize.video import PlaneSampler
     render_trailer(tmp_path / "t.mp4", ["comedy", "action"], 3, SampleSpec(min_seconds=2, max_seconds=2.5))
     sampler = PlaneSampler(64)
@@ -116,7 +116,7 @@ def test_batched_frames_match_one_by_one(tmp_path):
     import av
 
     from featurize.lowlevel import MotionMeter
-    from featurize.synthetic import SampleSpec, render_trailer
+    from featurize.sample_trailers import SampleSpec, render_trailer
     from featurize.video import FrameBatcher, PlaneSampler
     render_trailer(tmp_path / "t.mp4", ["action", "drama"], 4, SampleSpec(min_seconds=5, max_seconds=6))
     with av.open(str(tmp_path / "t.mp4")) as c:
@@ -199,8 +199,8 @@ def test_plane_sampler_reads_the_grid_of_each_plane(pix_fmt):
 
 
 def test_shot_scores_match_within_one_frame_and_inside_gradual_transitions():
-    from featurize.shot_eval import score
-    from featurize.synthetic import Transition
+    from benchmarks.shot_eval import score
+    from featurize.sample_trailers import Transition
     truth = [Transition("cut", 10, 10), Transition("dissolve", 30, 41), Transition("cut", 60, 60),
              Transition("fade", 80, 85)]
     s = score(truth, [11, 35, 36, 62, 79])          # 11: the cut; 35: the dissolve; 36: a second hit (FP);
@@ -216,7 +216,7 @@ def test_shot_scores_match_within_one_frame_and_inside_gradual_transitions():
 def test_rendered_dissolves_and_fades_mix_the_shots_they_join(tmp_path):
     import av
 
-    from featurize.synthetic import SampleSpec, render_trailer, render_with_transitions
+    from featurize.sample_trailers import SampleSpec, render_trailer, render_with_transitions
     spec = SampleSpec(width=96, height=64, fps=12, min_seconds=12, max_seconds=12.001, gradual=1.0, audio=False)
     truth = render_with_transitions(tmp_path / "g.mp4", ["drama"], 7, spec)
     with av.open(str(tmp_path / "g.mp4")) as c:

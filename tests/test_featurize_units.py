@@ -9,7 +9,7 @@ from ctt.data import collate_frames
 from featurize import store
 from featurize.audio import SPEC_SIZE
 from featurize.backbone import FrameEmbedder, WeightsUnavailable, load_backbone
-from featurize.synthetic import render_trailer
+from featurize.sample_trailers import render_trailer
 from featurize.video import decode_trailer
 
 
@@ -107,7 +107,7 @@ def test_store_refuses_other_settings(tmp_path):
 
 
 def test_samples_are_deterministic_by_seed(tmp_path):
-    from featurize.synthetic import SampleSpec, make_samples
+    from featurize.sample_trailers import SampleSpec, make_samples
     spec = SampleSpec(min_seconds=2, max_seconds=3)
     a = make_samples(tmp_path / "a", 4, seed=5, spec=spec, workers=1)
     b = make_samples(tmp_path / "b", 4, seed=5, spec=spec, workers=2)
@@ -184,7 +184,7 @@ def test_keyframes_are_area_averaged_rgb(tmp_path):
     import av
     import torch.nn.functional as F
 
-    from featurize.synthetic import SampleSpec
+    from featurize.sample_trailers import SampleSpec
     from featurize.video import keyframe_array
     render_trailer(tmp_path / "t.mp4", ["action"], 2, SampleSpec(width=640, height=360, min_seconds=1, max_seconds=1.2))
     with av.open(str(tmp_path / "t.mp4")) as c:

@@ -92,9 +92,9 @@ def test_import_writes_a_store_and_errors(tmp_path):
 def test_train_on_imported_release(tmp_path, mlflow_server, ray_head, monkeypatch):
     import mlflow
 
-    from ctt.baselines import run_baseline
+    from ctt.experiment.baselines import run_baseline
     from ctt.config import load_config
-    from ctt.distributed import run_training
+    from ctt.experiment.distributed.train_driver import run_training
     from featurize.lmtd import import_release
     monkeypatch.setenv("MLFLOW_TRACKING_URI", mlflow_server.url)
     pkl, db = make_release(tmp_path, n=60)

@@ -32,7 +32,7 @@ def tracking_env(mlflow_server):
 
 def _train(store, name, tmp_path, *extra):
     from ctt.config import load_config
-    from ctt.distributed import run_training
+    from ctt.experiment.distributed.train_driver import run_training
     cfg = load_config(None, SHORT + [f"model.name={name}", f"tracking.storage_path={tmp_path}", *extra])
     return run_training(str(store), cfg)
 
@@ -68,7 +68,7 @@ def test_ctt_c_clearly_beats_random(runs):
     dozen test trailers and a random-init backbone the model is weak, and a fixed margin over
     the random mean would test the draw of features more than the training."""
     from ctt import metrics
-    from ctt.tracking import read_predictions
+    from ctt.experiment.tracking.reading import read_predictions
     s = runs["ctt-c"]
     _, y, probs = read_predictions(s["run_id"], "test")
     rng = np.random.default_rng(0)
@@ -87,7 +87,7 @@ def test_ctt_c_clearly_beats_random(runs):
 def test_audio_and_lstm_runs_are_logged(runs, tracking_env, medium_store, tmp_path):
     import pyarrow.dataset as pads
 
-    from ctt.tracking import read_predictions
+    from ctt.experiment.tracking.reading import read_predictions
     c = _client(tracking_env)
     t = pads.dataset(str(medium_store)).to_table(columns=["trailer_id", "split", "has_audio"]).to_pandas()
     test_ids = sorted(t[t.split == "test"].trailer_id)
@@ -111,7 +111,7 @@ def test_audio_and_lstm_runs_are_logged(runs, tracking_env, medium_store, tmp_pa
 def test_fuse_is_its_own_run(runs, tracking_env, medium_store, capsys):
     import mlflow
 
-    from ctt.tracking import read_predictions
+    from ctt.experiment.tracking.reading import read_predictions
     from featurize.store import read_table
     from jobs import fuse
     assert fuse.main(["--visual", runs["ctt-c"]["run_id"], "--audio", runs["ctt-s"]["run_id"],
@@ -161,7 +161,7 @@ def test_baselines_log_runs(medium_store, tracking_env, ray_head):
     assert baselines.main(["--features", str(medium_store), "--method", "vllf", "--method", "av",
                            "--method", "random", "tracking.experiment=methods",
                            "baseline.C=[1.0,100.0]", "baseline.gamma=[0.1,1.0]"]) == 0
-    from ctt.tracking import read_predictions
+    from ctt.experiment.tracking.reading import read_predictions
     c = _client(tracking_env)
     exp = c.get_experiment_by_name("methods")
     for method in ("vllf", "av", "random"):
@@ -175,7 +175,7 @@ def test_baselines_log_runs(medium_store, tracking_env, ray_head):
     import json
 
     from ctt import svm
-    from ctt.baselines import load_split
+    from ctt.experiment.baselines import load_split
     assert baselines.main(["--features", str(medium_store), "--method", "av", "tracking.experiment=cv-selection",
                            "baseline.C=[1.0,100.0]", "baseline.gamma=[0.1,1.0]", "baseline.selection=cv"]) == 0
     run = c.search_runs([c.get_experiment_by_name("cv-selection").experiment_id], "tags.method = 'av'")[0]
@@ -226,7 +226,7 @@ def _row(md: str, section: str, label: str) -> list[str]:
 def test_report_renders_from_the_runs(runs, tracking_env, tmp_path, capsys, browser):
     from sklearn.metrics import accuracy_score, average_precision_score, f1_score, precision_score
 
-    from ctt.tracking import read_predictions, read_thresholds
+    from ctt.experiment.tracking.reading import read_predictions, read_thresholds
     from jobs import fuse, report
     fuse.main(["--visual", runs["ctt-c"]["run_id"], "--audio", runs["ctt-s"]["run_id"], "tracking.experiment=methods"])
     assert report.main(["--experiment", "methods", "--output", str(tmp_path / "rep")]) == 0
@@ -386,13 +386,13 @@ def test_repeats_over_seeds_report_their_spread(medium_store, tracking_env, tmp_
 
     from sklearn.metrics import average_precision_score
 
-    from ctt import repeats
+    from ctt.experiment import repeats
     from ctt.config import ModelConfig, load_config
     from ctt.data import columns_of, labels, sort_by_id
     from ctt.models import build_model
     from ctt.predictor import Predictor, member
-    from ctt.runs import log_method_run
-    from ctt.tracking import read_predictions
+    from ctt.experiment.method_runs import log_method_run
+    from ctt.experiment.tracking.reading import read_predictions
     from featurize import store as fstore
     from jobs import fuse, report, train
     c = _client(tracking_env)

@@ -21,7 +21,7 @@ def test_predict_matches_stored_features_and_reports_errors(trained, samples, st
                                                             capsys, monkeypatch):
     import mlflow
 
-    from ctt.predict import load_predictor
+    from ctt.experiment.classify import load_predictor
     from featurize.store import read_table
     from jobs import predict
     monkeypatch.setenv("MLFLOW_TRACKING_URI", mlflow_server.url)

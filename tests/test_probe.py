@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 import torch
 
-from ctt import probe
+from ctt import linear_probe
 from featurize import store
 from featurize.audio import BINS, FRAMES, SPEC_SIZE
 from featurize.genres import GENRES
@@ -25,10 +25,10 @@ def test_pooled_columns_equal_numpy():
     rng = np.random.default_rng(0)
     rows = _rows(rng, 8)
     t = store.features_table(rows, 6)
-    got = probe.pool_frames(t)
+    got = linear_probe.pool_frames(t)
     for r, g in zip(rows, got):
         np.testing.assert_allclose(g, np.concatenate([r["frames"].mean(0), r["frames"].max(0)]), rtol=1e-6)
-    spec = probe.pool_spectrograms(t)
+    spec = linear_probe.pool_spectrograms(t)
     for r, g in zip(rows, spec):
         if not len(r["spectrograms"]):
             assert np.isnan(g).all()
@@ -45,10 +45,10 @@ def test_probe_chooses_c_by_cross_validation_and_separates_an_easy_genre(tmp_pat
     out = str(tmp_path / "s")
     store.claim(out, {"feature_dim": 6})
     store.write_atomic(store.features_table(_rows(rng, 90), 6), out)
-    ids, Xtr, Ytr = probe.load(out, "train", "frames")
+    ids, Xtr, Ytr = linear_probe.load(out, "train", "frames")
     assert ids == sorted(ids) and Xtr.shape == (len(ids), 12)
-    _, Xte, Yte = probe.load(out, "test", "frames")
-    (pte,), chosen = probe.fit_predict(Xtr, Ytr, [Xte], seed=0)
+    _, Xte, Yte = linear_probe.load(out, "test", "frames")
+    (pte,), chosen = linear_probe.fit_predict(Xtr, Ytr, [Xte], seed=0)
     a = GENRES.index("action")
     assert average_precision_score(Yte[:, a], pte[:, a]) > 0.9           # keyframes shifted by +2: easy
     from sklearn.preprocessing import StandardScaler
@@ -56,12 +56,12 @@ def test_probe_chooses_c_by_cross_validation_and_separates_an_easy_genre(tmp_pat
     y = Ytr[:, a].astype(int)
     cv = StratifiedKFold(n_splits=5, shuffle=True, random_state=0)
     ref = [np.mean(cross_val_score(LogisticRegression(C=c, max_iter=2000), Xs, y, cv=cv, scoring="average_precision"))
-           for c in probe.CS]
-    assert chosen[a] == (probe.CS[int(np.argmax(ref))], pytest.approx(max(ref)))
+           for c in linear_probe.CS]
+    assert chosen[a] == (linear_probe.CS[int(np.argmax(ref))], pytest.approx(max(ref)))
     assert np.isnan(chosen[GENRES.index("thriller")][1])             # no positive: nothing to choose
-    _, Xa, _ = probe.load(out, "train", "spectrograms")              # only trailers with audio
+    _, Xa, _ = linear_probe.load(out, "train", "spectrograms")              # only trailers with audio
     assert Xa.shape[1] == 2 * BINS and np.isfinite(Xa).all()
-    _, Xb, _ = probe.load(out, "train", "both")
+    _, Xb, _ = linear_probe.load(out, "train", "both")
     assert Xb.shape == (len(ids), 12 + 2 * BINS)
 
 
@@ -133,7 +133,7 @@ def test_probe_reads_the_svm_vectors_as_they_are(tmp_path):
     out = str(tmp_path / "s")
     store.claim(out, {"feature_dim": 6})
     store.write_atomic(store.features_table(rows, 6), out)
-    ids, X, _ = probe.load(out, "train", "av")
+    ids, X, _ = linear_probe.load(out, "train", "av")
     by_id = {r["trailer_id"]: r["av"] for r in rows}
     np.testing.assert_allclose(X, np.stack([by_id[i] for i in ids]), rtol=1e-6)
     assert len(ids) == sum(r["split"] == "train" for r in rows)

@@ -18,7 +18,7 @@ def test_featurize_and_train_from_s3(samples, ray_head, s3_server, s3_proxy, mlf
     import mlflow
 
     from ctt.config import load_config
-    from ctt.distributed import run_training
+    from ctt.experiment.distributed.train_driver import run_training
     from featurize import store
     from featurize.pipeline import run_featurize
     fs = s3fs.S3FileSystem()
@@ -60,7 +60,7 @@ def test_featurize_and_train_from_s3(samples, ray_head, s3_server, s3_proxy, mlf
 
 def test_multi_node_training_needs_shared_storage(ray_head, mlflow_server, monkeypatch):
     """No storage set on a two-node cluster: the run stops before anything is trained or logged."""
-    from ctt.distributed import StorageError, train_storage
+    from ctt.experiment.distributed.checkpoints import StorageError, train_storage
     with pytest.raises(StorageError, match=r"the cluster has \d+ nodes: set tracking.storage_path"):
         train_storage("")
     path, fs = train_storage("s3://ctt-data/ray-train")

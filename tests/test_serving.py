@@ -74,16 +74,17 @@ def test_bundle_round_trip_and_pyfunc_contract(tmp_path):
 def test_logged_model_loads_through_pyfunc(tmp_path, monkeypatch):
     import mlflow
 
-    from ctt import serving, tracking
+    from ctt import serving
+    from ctt.experiment.tracking import connection, model_package
     from ctt.predictor import NotAGenreModel
     monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{tmp_path / 'mlflow.db'}")
     p = _predictor(("visual",))
-    tracking.connect("serving-unit")
+    connection.connect("serving-unit")
     with mlflow.start_run() as run:
-        uri = tracking.log_servable(p)
+        uri = model_package.log_servable(p)
     for ref in (run.info.run_id, f"runs:/{run.info.run_id}", uri):
         assert serving.model_uri(ref).endswith("/model") or ref == uri
-        q = tracking.load_servable(ref)
+        q = model_package.load_servable(ref)
         assert q.members["visual"].run_id == "run-visual" and q.source == ref
     frames, _ = _features(3, np.random.default_rng(2))
     out = mlflow.pyfunc.load_model(uri).predict(pd.DataFrame({"frames": [f.tolist() for f in frames]}))
@@ -94,7 +95,7 @@ def test_logged_model_loads_through_pyfunc(tmp_path, monkeypatch):
     lo = {g: 0.0 for g in GENRES}                              # every genre predicted: evidence for each
     p.thresholds = lo
     with mlflow.start_run():
-        uri = tracking.log_servable(p)
+        uri = model_package.log_servable(p)
     got = mlflow.pyfunc.load_model(uri).predict(pd.DataFrame({"frames": [f.tolist() for f in frames]}),
                                                 params={"evidence": True})
     table = table_from_features(["0", "1", "2"], frames, [None] * 3, DIM)
@@ -102,4 +103,4 @@ def test_logged_model_loads_through_pyfunc(tmp_path, monkeypatch):
     assert [json.loads(e) for e in got["evidence"]] == want
     assert all(set(ev) == set(GENRES) for ev in want) and any(ev["action"] for ev in want)
     with pytest.raises(NotAGenreModel):
-        tracking.load_servable(str(tmp_path))
+        model_package.load_servable(str(tmp_path))

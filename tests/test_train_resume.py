@@ -63,7 +63,7 @@ def test_killed_driver_resumes_in_the_same_run(store, ray_head, mlflow_server, t
 def test_newest_checkpoint_on_storage_skips_a_truncated_one(tmp_path):
     import torch
 
-    from ctt.distributed import _load, newest_checkpoint
+    from ctt.experiment.distributed.checkpoints import load_state as _load, newest_checkpoint
     run = tmp_path / "ctt_abc"
     for epoch, stamp in ((3, "06-41-46.1"), (4, "06-41-48.2"), (5, "06-41-50.3")):
         (run / f"checkpoint_2026-12-02_{stamp}").mkdir(parents=True)

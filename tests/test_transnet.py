@@ -13,9 +13,9 @@ import torch
 
 from featurize import transnet
 from featurize.config import FeaturizeConfig, ShotConfig
-from featurize.shot_eval import score
+from benchmarks.shot_eval import score
 from featurize.shots import CandidatePool
-from featurize.synthetic import SampleSpec, render_with_transitions
+from featurize.sample_trailers import SampleSpec, render_with_transitions
 from featurize.video import CANDIDATES_PER_S
 from tests.conftest import TINY
 
@@ -118,7 +118,7 @@ def test_decode_keeps_small_frames_and_candidates_then_places_the_shots(clip):
 
 
 def test_inspect_trailer_draws_the_learned_detectors_curve_and_cuts(clip, tmp_path):
-    from ctt.qa import inspect_trailer
+    from featurize.qa import inspect_trailer
     from featurize.extract import decode
     cfg = FeaturizeConfig(shots=ShotConfig(detector="transnetv2"))
     out = inspect_trailer(clip[0], cfg, tmp_path, "clip")

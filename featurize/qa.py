@@ -13,13 +13,13 @@ from typing import Any
 import numpy as np
 import pyarrow.compute as pc
 
-from ctt import plots
+from featurize import figures
 from featurize import store
 from featurize.config import FeaturizeConfig
 from featurize.settings import from_settings
 from featurize.extract import decode
 
-log = logging.getLogger("ctt.qa")
+log = logging.getLogger("featurize.qa")
 
 
 class NotInStore(LookupError):
@@ -44,10 +44,10 @@ def inspect_trailer(path: str, cfg: FeaturizeConfig, out_dir: Path, name: str) -
     d = decode(path, cfg)
     files = {"keyframes": out_dir / f"{name}_keyframes.png", "shots": out_dir / f"{name}_shots.png"}
     labels = [f"shot {i + 1}" for i in range(len(d.keyframes))]
-    plots.save(plots.contact_sheet(d.keyframes, d.frame_times.tolist(), f"{name}: {len(d.keyframes)} keyframes, "
+    figures.save(figures.contact_sheet(d.keyframes, d.frame_times.tolist(), f"{name}: {len(d.keyframes)} keyframes, "
                                    f"{d.duration_s:.1f} s", labels=labels), files["keyframes"])
     learned = cfg.shots.learned
-    plots.save(plots.shot_curve(d.similarity, d.cuts, 1 - cfg.shots.transnet_threshold if learned else cfg.shots.threshold,
+    figures.save(figures.shot_curve(d.similarity, d.cuts, 1 - cfg.shots.transnet_threshold if learned else cfg.shots.threshold,
                                 d.fps, d.frame_times.tolist(), f"{name}: {len(d.cuts)} cuts in {d.n_frames} frames",
                                 label=f"1 - {cfg.shots.detector} transition probability" if learned else
                                 "smoothed HSV similarity"), files["shots"])
@@ -76,7 +76,7 @@ def store_overview(store_path: str, out_png: Path) -> dict[str, Any]:
         failures.update(errs.column("error_type").to_pylist())
     out_png.parent.mkdir(parents=True, exist_ok=True)
     durations = np.asarray(t.column("duration_s").to_pylist(), np.float64)
-    plots.save(plots.store_histograms(np.asarray(t.column("num_keyframes").to_pylist()), shot_lengths(t),
+    figures.save(figures.store_histograms(np.asarray(t.column("num_keyframes").to_pylist()), shot_lengths(t),
                                       durations, dict(failures), f"{store_path}: {t.num_rows} trailers"), out_png)
     return {"trailers": t.num_rows, "failed": sum(failures.values()), "file": str(out_png)}
 

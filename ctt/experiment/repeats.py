@@ -9,13 +9,12 @@ kind=repeats and no predictions of its own. Fusing two parents pairs their child
 from __future__ import annotations
 
 import copy
-import time
 from typing import Any, Callable
 
 import numpy as np
 
-from ctt import tracking
-from ctt.config import Config, flatten, sections_of
+from ctt.config import Config
+from ctt.experiment.tracking import connection, reading, recording
 
 GROUP_TAG = "repeat_group"
 SEED_TAG = "seed"
@@ -42,9 +41,10 @@ def run_repeats(cfg: Config, job: str, method: str, seeds: list[int],
                 one: Callable[[Config, dict[str, str]], dict[str, Any]]) -> dict[str, Any]:
     """A parent run, then `one(cfg at seed s, child tags)` for each seed, then the spread of
     the children's `test` metrics logged on the parent."""
-    name = cfg.tracking.run_name or f"{method}-x{len(seeds)}-{time.strftime('%Y%m%d-%H%M%S')}"
-    with tracking.open_run(cfg.tracking.experiment, name, {"kind": "repeats", "repeats_of": method}) as parent:
-        tracking.log_params(parent, flatten(sections_of(cfg, job)) | {"method": method, "seeds": seeds})
+    name = recording.run_name(cfg, f"{method}-x{len(seeds)}")
+    with recording.record_run("repeats", name, cfg=cfg, job=job, params={"method": method, "seeds": seeds},
+                              tags={"repeats_of": method}) as parent:
+        pass
     children = []
     for seed in seeds:
         c = copy.deepcopy(cfg)
@@ -52,14 +52,14 @@ def run_repeats(cfg: Config, job: str, method: str, seeds: list[int],
         c.tracking.run_name = f"{name}-seed{seed}"
         children.append(one(c, child_tags(parent, seed)) | {"seed": seed})
     stats = spread([ch["test"] for ch in children])
-    with tracking.open_run(cfg.tracking.experiment, name, {}, resume=parent):
-        tracking.log_metrics(parent, stats)
+    with recording.open_run(cfg.tracking.experiment, name, {}, resume=parent):
+        recording.log_metrics(parent, stats)
     return {"run_id": parent, "run_name": name, "method": method, "seeds": seeds, "spread": stats,
             "children": [{"seed": ch["seed"], "run_id": ch["run_id"]} for ch in children],
-            "tracking_uri": tracking.tracking_uri()} | tracking.ui_links(parent)
+            "tracking_uri": connection.tracking_uri()} | connection.ui_links(parent)
 
 
 def children_by_seed(experiment: str, parent: str) -> dict[int, str]:
     """seed -> run id of a parent's finished children ({} for a run that is not a parent)."""
-    runs = tracking.find_runs(experiment, f"tags.{GROUP_TAG} = '{parent}'")
+    runs = reading.find_runs(experiment, f"tags.{GROUP_TAG} = '{parent}'")
     return {int(r.tags[SEED_TAG]): r.run_id for r in runs if SEED_TAG in r.tags}

@@ -5,7 +5,7 @@ diagrams, and per-trailer genre probabilities (Figure 7), as Markdown, one HTML 
 
 Every number is computed here from the runs' logged test predictions and thresholds with
 `ctt.metrics` (scikit-learn), so the report says what the artifacts say.
-`collect` reads MLflow (through `ctt.tracking`); everything else works on plain values.
+`collect` reads MLflow (through `ctt.experiment.tracking.reading`); everything else works on plain values.
 """
 from __future__ import annotations
 
@@ -19,7 +19,9 @@ from typing import Any
 import numpy as np
 
 from ctt import metrics as M
-from ctt import plots, repeats, tracking
+from ctt import plots
+from ctt.experiment import repeats
+from ctt.experiment.tracking import reading, recording
 from ctt.paper import METHOD_LABEL, METHOD_ORDER, PROBE_OF, TABLE3, TABLE3_MEASURES, TABLE4
 from ctt.tables import fmt as _fmt
 from ctt.tables import metrics_table
@@ -336,7 +338,7 @@ def collect(experiment: str, filter_string: str = "", run_ids: list[str] | None 
     """The runs to compare: `run_ids`, or every finished run matching `filter_string`, or by
     default the latest finished run of each method (tag `method`) of the experiment. Only
     runs with logged test predictions count; report runs never do."""
-    records = tracking.get_runs(run_ids) if run_ids else tracking.find_runs(experiment, filter_string)
+    records = reading.get_runs(run_ids) if run_ids else reading.find_runs(experiment, filter_string)
     results: list[RunResult] = []
     seen: set[str] = set()
     groups: dict[tuple, tuple] = {}          # a group's members are read once, however many of them are listed
@@ -345,11 +347,11 @@ def collect(experiment: str, filter_string: str = "", run_ids: list[str] | None 
         if not method or run.tags.get("kind") == "report" or (not (run_ids or filter_string) and method in seen):
             continue
         try:
-            ids, y, probs = tracking.read_predictions(run.run_id, "test")
+            ids, y, probs = reading.read_predictions(run.run_id, "test")
         except FileNotFoundError:
             continue
         seen.add(method)
-        r = RunResult(method, run.run_id, run.name, ids, y, probs, run.params, tracking.read_thresholds(run.run_id))
+        r = RunResult(method, run.run_id, run.name, ids, y, probs, run.params, reading.read_thresholds(run.run_id))
         group = run.tags.get(repeats.GROUP_TAG)
         if group:
             key = (group, tuple(ids))
@@ -369,12 +371,12 @@ def group_spread(experiment: str, group: str,
     its logged predictions at its thresholds; and each member's test probabilities in the
     order of `ids` (members that scored other trailers are left out of that list)."""
     members, probs = [], []
-    for run in tracking.find_runs(experiment, f"tags.{repeats.GROUP_TAG} = '{group}'"):
+    for run in reading.find_runs(experiment, f"tags.{repeats.GROUP_TAG} = '{group}'"):
         try:
-            mine, y, p = tracking.read_predictions(run.run_id, "test")
+            mine, y, p = reading.read_predictions(run.run_id, "test")
         except FileNotFoundError:
             continue
-        members.append(M.evaluate(y, p, "test_", tracking.read_thresholds(run.run_id) or None))
+        members.append(M.evaluate(y, p, "test_", reading.read_thresholds(run.run_id) or None))
         if sorted(mine) == sorted(ids):
             where = {t: i for i, t in enumerate(mine)}
             probs.append(p[[where[t] for t in ids]])
@@ -388,10 +390,9 @@ def run_report(experiment: str, out_dir: Path, trailers: int = 6, filter_string:
     chosen = (f"the runs {', '.join(r[:8] for r in run_ids)}" if run_ids else
               f"every finished run matching `{filter_string}`" if filter_string else "")
     files = render(results, out_dir, experiment, trailers, chosen)
-    with tracking.open_run(experiment, "report", {"kind": "report"}) as run_id:
-        tracking.log_params(run_id, {f"run.{r.method}" + (f".{r.run_name}" if " · " in r.label else ""): r.run_id
-                                     for r in results}
-                            | ({"filter": filter_string} if filter_string else {}))
-        tracking.log_files(run_id, list(files.values()), "report")
+    compared = {f"run.{r.method}" + (f".{r.run_name}" if " · " in r.label else ""): r.run_id for r in results}
+    with recording.record_run("report", "report", experiment=experiment,
+                              params=compared | ({"filter": filter_string} if filter_string else {})) as run_id:
+        recording.log_files(run_id, list(files.values()), "report")
     return {"run_id": run_id, "files": {k: str(v) for k, v in files.items()},
             "methods": [r.label for r in results], "table": text_table(results)}

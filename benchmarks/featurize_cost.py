@@ -23,13 +23,15 @@ import numpy as np
 import pandas as pd
 import torch
 
-from featurize import audio, peers, transnet
+from featurize import audio, transnet
+from benchmarks import peers
 from featurize.backbone import FrameEmbedder, crop_size, feature_dim
 from featurize.config import BackboneConfig, FeaturizeConfig
 from featurize.extract import decode_row
-from featurize.pipeline import run_featurize, vm_hwm_bytes
-from featurize.shot_eval import ShotScore, score
-from featurize.synthetic import SampleSpec, Transition, render_trailer, render_with_transitions
+from featurize.pipeline import run_featurize
+from featurize.memory import vm_hwm_bytes
+from benchmarks.shot_eval import ShotScore, score
+from featurize.sample_trailers import SampleSpec, Transition, render_trailer, render_with_transitions
 from featurize.video import decode_trailer
 
 

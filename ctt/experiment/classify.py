@@ -15,11 +15,13 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 
-from ctt import plots, tracking
-from ctt.distributed import score_dataset
+from ctt import plots
+from featurize import figures
+from ctt.experiment.distributed.scoring import score_dataset
 from ctt.predictor import NotAGenreModel, Predictor
 from ctt.thresholds import predicted_genres
-from ctt.tracking import ModelNotFound
+from ctt.experiment.tracking import model_package, registry
+from ctt.experiment.tracking.reading import ModelNotFound
 from featurize import store
 from featurize.config import FeaturizeConfig
 from featurize.genres import GENRES
@@ -33,11 +35,11 @@ ROW_COLUMNS = ["trailer_id", "genres", "source_path", "frames", "frame_times", "
 
 
 def load_predictor(ref: str) -> Predictor:
-    """A model reference -> its predictor, through the run's pyfunc model (`tracking.load_servable`)."""
+    """A model reference -> its predictor, through the run's pyfunc model (`model_package.load_servable`)."""
     if not Path(ref).is_dir():
-        tracking.resolve_model(ref)            # an unknown run or model says so before anything loads
+        registry.resolve_model(ref)            # an unknown run or model says so before anything loads
     try:
-        return tracking.load_servable(ref)
+        return model_package.load_servable(ref)
     except NotAGenreModel as e:
         raise ModelNotFound(str(e)) from None
 
@@ -157,7 +159,7 @@ def plot_evidence(result: dict, predictor: Predictor, folder: Path, base: Featur
             continue
         keyframes = decode(t["path"], fcfg).keyframes
         shots = [(g, e) for g, e in shots if e["shot"] < len(keyframes)]
-        fig = plots.contact_sheet(np.stack([keyframes[e["shot"]] for _, e in shots]), [e["time_s"] for _, e in shots],
+        fig = figures.contact_sheet(np.stack([keyframes[e["shot"]] for _, e in shots]), [e["time_s"] for _, e in shots],
                                   f"{t['trailer_id']}: the shots behind each predicted genre", cols=3,
                                   labels=[f"{g} {e['share']:.0%}" for g, e in shots])
         path = folder / f"{t['trailer_id'].replace('/', '_')}_evidence.png"

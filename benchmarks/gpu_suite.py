@@ -35,7 +35,7 @@ import numpy as np
 import torch
 from torch.utils.flop_counter import FlopCounterMode
 
-from ctt.train_speed import LMTD9_MAX_T, LMTD9_TRAIN, epoch_time, synthetic_rows
+from benchmarks.train_speed import LMTD9_MAX_T, LMTD9_TRAIN, epoch_time, synthetic_rows
 from featurize import audio, transnet
 from featurize.backbone import FrameEmbedder, crop_size, load_backbone
 from featurize.config import BackboneConfig
@@ -257,8 +257,9 @@ def featurize(a: GpuSuiteArgs, work: Path) -> dict[str, Any]:
     # lazy: Ray, PyAV and librosa come in here, so the other sections run where only PyTorch is
     import pandas as pd
     from ctt.config import load_config
-    from featurize.benchmark import cpu_count, render_clips
-    from featurize.pipeline import local_ray, run_featurize
+    from benchmarks.featurize_cost import cpu_count, render_clips
+    from cluster.session import local_ray
+    from featurize.pipeline import run_featurize
 
     cpus = a.cpus or cpu_count()
     w, h = a.e2e_size

@@ -6,7 +6,7 @@ method `probe-<input>`.
     tasks:  one per grid point: fit 9 one-vs-all SVMs on train, score each on val
     driver: best grid point per genre -> one task per genre refits it -> val/test probabilities
 
-The fan-out is `ctt.distributed.ray_map`, or any function of the same signature.
+The fan-out is `ctt.experiment.distributed.fanout.ray_map`, or any function of the same signature.
 """
 from __future__ import annotations
 
@@ -16,11 +16,13 @@ from typing import Any, Callable
 import numpy as np
 import pyarrow.compute as pc
 
-from ctt import probe, svm
+from ctt import svm
+from ctt import linear_probe
 from ctt.config import BASELINES, Config
 from ctt.data import sort_by_id, vectors
-from ctt.distributed import ray_map
-from ctt.runs import Split, log_method_run
+from ctt.experiment.distributed.fanout import ray_map
+from ctt.fusion import Split
+from ctt.experiment.method_runs import log_method_run
 from featurize import store
 from featurize.genres import multi_hot
 
@@ -96,14 +98,14 @@ def random_baseline(store_path: str, cfg: Config) -> tuple[Split, Split, dict[st
 
 def probe_baseline(store_path: str, cfg: Config) -> tuple[Split, Split, dict[str, Any]]:
     what = cfg.baseline.probe_input
-    (tr, Xtr, Ytr), (va, Xva, Yva), (te, Xte, Yte) = (probe.load(store_path, s, what) for s in ("train", "val", "test"))
+    (tr, Xtr, Ytr), (va, Xva, Yva), (te, Xte, Yte) = (linear_probe.load(store_path, s, what) for s in ("train", "val", "test"))
     for s, ids in (("train", tr), ("val", va), ("test", te)):
         if not ids:
             raise BaselineError(f"{store_path} has no '{s}' trailers for the {what} probe")
-    (val_p, test_p), chosen = probe.fit_predict(Xtr, Ytr, [Xva, Xte], cfg.baseline.seed)
+    (val_p, test_p), chosen = linear_probe.fit_predict(Xtr, Ytr, [Xva, Xte], cfg.baseline.seed)
     return (te, Yte, test_p), (va, Yva, val_p), {
         "feature_dim": int(Xtr.shape[1]), "chosen": [{"C": c, "cv_average_precision": a} for c, a in chosen],
-        "grid_points": len(probe.CS)}
+        "grid_points": len(linear_probe.CS)}
 
 
 def method_name(method: str, cfg: Config) -> str:

@@ -19,19 +19,19 @@ import numpy as np
 import pandas as pd
 import torch
 
-from ctt import tracking
+from ctt.experiment.tracking import reading
 from ctt import metrics as M
 from ctt import svm
 from ctt.config import BaselineConfig, ModelConfig, load_config
 from featurize.config import BackboneConfig
-from ctt.distributed import run_training
-from featurize.pipeline import local_ray
+from ctt.experiment.distributed.train_driver import run_training
+from cluster.session import local_ray
 from ctt.evidence import input_attributions
 from ctt.models import build_model
-from ctt.train_speed import epoch_time, prebuilt_batches, synthetic_rows
-from featurize import benchmark as fb
+from benchmarks.train_speed import epoch_time, prebuilt_batches, synthetic_rows
+from benchmarks import featurize_cost as fb
 from featurize import store
-from featurize.benchmark import cpu_count
+from benchmarks.featurize_cost import cpu_count
 from featurize.genres import GENRES
 
 
@@ -116,7 +116,7 @@ def ray_train_epoch_time(store_path: str, workers: int, epochs: int, storage: st
                              f"train.patience={epochs}", f"train.checkpoint_every={epochs}",
                              f"tracking.storage_path={storage}", "tracking.experiment=benchmark"])
     s = run_training(store_path, cfg)
-    stamps = sorted(ts for _, ts, _ in tracking.metric_history(s["run_id"], "train_loss"))
+    stamps = sorted(ts for _, ts, _ in reading.metric_history(s["run_id"], "train_loss"))
     per_epoch = (stamps[-1] - stamps[0]) / 1000 / max(1, len(stamps) - 1)
     return {"workers": workers, "epochs": s["epochs_trained"], "fit_s": s["fit_s"], "s_per_epoch": per_epoch}
 
