@@ -23,11 +23,11 @@ import numpy as np
 import pandas as pd
 import torch
 
-from featurize import audio, transnet
+from featurize import audio, shot_detectors, transnet
 from benchmarks import peers
-from featurize.backbone import FrameEmbedder, crop_size, feature_dim
+from featurize.backbone import FrameEmbedder, crop_size, feature_dim, keyframe_geometry
 from featurize.config import BackboneConfig, FeaturizeConfig
-from featurize.extract import decode_row
+from featurize.extract import decode, decode_row
 from featurize.pipeline import run_featurize
 from featurize.memory import vm_hwm_bytes
 from benchmarks.shot_eval import ShotScore, score
@@ -274,7 +274,7 @@ def cpu_count() -> int:
 
 def decode_audio(path: str) -> np.ndarray:
     """The clip's audio as the pipeline sees it: 44.1 kHz mono float32."""
-    return decode_trailer(path, FeaturizeConfig()).audio
+    return decode(path, FeaturizeConfig()).audio
 
 
 def shot_clips(out: Path, n: int, size: tuple[int, int], seconds: float, fps: int = 24,
@@ -306,7 +306,7 @@ def shot_detectors(clips: list[tuple[str, list]], cfg: FeaturizeConfig) -> dict[
     a `skipped` row with the reason."""
     one = dataclasses.replace(cfg, decode_threads=1)
     out = score_detector(HSV_ROW, lambda p: peers.project_cuts(p, one), clips)
-    missing = transnet.available()
+    missing = shot_detectors.DETECTORS["transnetv2"].available()
     if missing:
         out[TRANSNET_ROW] = {"skipped": missing}
     else:
@@ -327,16 +327,16 @@ def learned_shot_cost(clips: list[tuple[str, list]], cfg: FeaturizeConfig) -> di
     also scaled to 48x27, keyframe candidates kept) against the paper's, frames per CPU-second
     of one thread with audio as the pipeline runs; and the network alone on this process's
     device (the embedder actor's: a GPU where there is one)."""
-    missing = transnet.available()
+    missing = shot_detectors.DETECTORS["transnetv2"].available()
     if missing:
         return {"skipped": missing}
     out: dict[str, Any] = {}
     for name in ("hsv", "transnetv2"):
         c = dataclasses.replace(cfg, decode_threads=1, shots=dataclasses.replace(cfg.shots, detector=name))
-        decode_trailer(clips[0][0], c)                                    # warm-up
+        decode_trailer(clips[0][0], c, keyframe_geometry(c.backbone))  # warm-up
         frames, cpu, d = 0, 0.0, None
         for path, _ in clips:
-            d, _, c_s = peers.timed(lambda p=path: decode_trailer(p, c))
+            d, _, c_s = peers.timed(lambda p=path: decode_trailer(p, c, keyframe_geometry(c.backbone)))
             frames, cpu = frames + d.n_frames, cpu + c_s
         out[f"{name}_decode_fps"] = frames / cpu
     device = "cuda" if torch.cuda.is_available() else "cpu"

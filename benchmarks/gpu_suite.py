@@ -36,7 +36,7 @@ import torch
 from torch.utils.flop_counter import FlopCounterMode
 
 from benchmarks.train_speed import LMTD9_MAX_T, LMTD9_TRAIN, epoch_time, synthetic_rows
-from featurize import audio, transnet
+from featurize import audio, shot_detectors, transnet
 from featurize.backbone import FrameEmbedder, crop_size, load_backbone
 from featurize.config import BackboneConfig
 
@@ -200,7 +200,7 @@ def stft(a: GpuSuiteArgs, dev: torch.device) -> dict[str, Any]:
 
 def shots(a: GpuSuiteArgs, dev: torch.device) -> dict[str, Any]:
     """TransNetV2 transition probabilities for one trailer of `shot_frames` small frames."""
-    missing = transnet.available()
+    missing = shot_detectors.DETECTORS["transnetv2"].available()
     if missing:
         return {"skipped": missing}
     frames = np.random.default_rng(0).integers(0, 256, (a.shot_frames, transnet.HEIGHT, transnet.WIDTH, 3), np.uint8)

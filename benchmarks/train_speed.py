@@ -17,7 +17,7 @@ from ctt.training import make_optimizer, train_one_epoch
 from featurize import store
 from featurize.genres import GENRES
 
-LMTD9_TRAIN = 2861          # LMTD-9's training split (SPEC section 2)
+LMTD9_TRAIN = 2861          # LMTD-9's training split
 LMTD9_MAX_T = 240           # keyframes of the longest sequences the suite generates
 
 

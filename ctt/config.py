@@ -2,7 +2,7 @@
 
 Every job takes `--config FILE` and trailing `key=value` pairs; the typing rules are
 `featurize.config`'s, so both halves of the system check their settings alike. The
-defaults are the paper's settings (SPEC section 2).
+defaults are the paper's settings.
 """
 from __future__ import annotations
 
@@ -20,7 +20,7 @@ __all__ = ["AUDIO_MODELS", "BASELINES", "HEADS", "JOB_SECTIONS", "MODELS", "Conf
 
 @dataclass(frozen=True)
 class ModelSpec:
-    """What a SPEC model name stands for (the code of each architecture is `ctt.models`)."""
+    """What a model name (ctt-a|b|c|s|lstm) stands for (the code of each architecture is `ctt.models`)."""
     arch: str                        # visual: CTT over keyframes | audio: CTT over spectrograms | lstm
     head: str                        # its head unless model.head says otherwise ("": the LSTM's own)
 
@@ -238,6 +238,8 @@ def sections_of(cfg: Config, job: str) -> dict:
 
 
 def from_dict(d: dict) -> Config:
+    """A logged resolved config (a run's `config/resolved_config.json`) -> a checked Config."""
     cfg = Config()
     merge(cfg, d)
+    validate(cfg)
     return cfg

@@ -15,7 +15,7 @@ import torch
 from ctt.config import AUDIO_MODELS, ModelConfig, input_column
 from ctt.data import EVAL_DRAW_OFFSET, Collate, collate_spectrograms, columns_of, labels, part_draws
 from ctt.evidence import input_attributions
-from ctt.training import predict
+from ctt.training import probabilities
 from featurize import store
 from featurize.genres import NUM_GENRES
 
@@ -35,7 +35,7 @@ class Scorer:
         return [self.collate(table)]
 
     def __call__(self, table: pa.Table) -> np.ndarray:
-        return np.mean([predict(self.model, [b], torch.device("cpu"))[0] for b in self.batches(table)], axis=0)
+        return np.mean([probabilities(self.model, [b], torch.device("cpu"))[0] for b in self.batches(table)], axis=0)
 
     def attributions(self, table: pa.Table) -> list[np.ndarray]:
         """Rows the model can read -> per trailer (steps, C) attributions (`ctt.evidence`):

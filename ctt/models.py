@@ -1,4 +1,4 @@
-"""The paper's models, built by SPEC name.
+"""The paper's models, built by name.
 
     ctt-a|b|c  keyframes V (t x m) -> CTT -> head (A linear, B two FC, C Maxout)   (section 3.2)
     ctt-s      p spectrograms (130 x 513) -> BatchNorm -> shared CTT -> mean over p -> head   (3.3)
@@ -125,7 +125,7 @@ def _lstm(cfg: ModelConfig, head: str, feature_dim: int, num_classes: int) -> nn
                         standardize=cfg.standardize)
 
 
-# ModelSpec.arch -> builder; the SPEC names and their heads are `ctt.config.MODELS`.
+# ModelSpec.arch -> builder; the model names and their heads are `ctt.config.MODELS`.
 ARCHITECTURES: dict[str, Callable[[ModelConfig, str, int, int], nn.Module]] = {
     "visual": _visual, "audio": _audio, "lstm": _lstm}
 

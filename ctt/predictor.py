@@ -5,8 +5,8 @@ and the featurizer settings its store was made with.
 It is saved as one folder, the bundle inside every run's MLflow pyfunc model:
 
     BUNDLE/predictor.json          members, visual weight, thresholds, genres
-    BUNDLE/<visual|audio>/         state_dict.pt, model_config.json (with feature_dim),
-                                   resolved_config.json, featurizer.json
+    BUNDLE/<visual|audio>/         state_dict.pt, resolved_config.json (the model's config
+                                   within it), member.json (feature_dim), featurizer.json
 """
 from __future__ import annotations
 
@@ -20,7 +20,7 @@ import pyarrow as pa
 import torch
 
 from ctt import calibration
-from ctt.config import AUDIO_MODELS, Config, ModelConfig, from_dict, input_column, to_dict
+from ctt.config import AUDIO_MODELS, Config, from_dict, input_column, to_dict
 from ctt.evaluation import Scorer
 from ctt.evidence import top_evidence, window_times
 from ctt.fusion import fuse
@@ -58,8 +58,7 @@ class Member:
     def save(self, folder: Path) -> None:
         folder.mkdir(parents=True, exist_ok=True)
         torch.save(self.scorer.model.state_dict(), folder / "state_dict.pt")
-        (folder / "model_config.json").write_text(json.dumps({"feature_dim": self.feature_dim,
-                                                              **to_dict(self.cfg.model)}, indent=2))
+        (folder / "member.json").write_text(json.dumps({"feature_dim": self.feature_dim}))
         (folder / "resolved_config.json").write_text(json.dumps(to_dict(self.cfg), indent=2))
         (folder / "featurizer.json").write_text(json.dumps(self.featurizer, indent=2))
         (folder / "calibration.json").write_text(json.dumps(self.calibration, indent=2))
@@ -71,10 +70,10 @@ def member(model: torch.nn.Module, cfg: Config, feature_dim: int, featurizer: di
 
 
 def load_member(folder: Path, run_id: str = "") -> Member:
-    mc = json.loads((folder / "model_config.json").read_text())
-    dim = int(mc.pop("feature_dim"))
     cfg = from_dict(json.loads((folder / "resolved_config.json").read_text()))
-    cfg.model = ModelConfig(**mc)
+    # Bundles before member.json kept feature_dim beside a second copy of the model config.
+    dim = int(json.loads(next(p for p in (folder / "member.json", folder / "model_config.json")
+                              if p.exists()).read_text())["feature_dim"])
     model = build_model(cfg.model, dim)
     model.load_state_dict(torch.load(folder / "state_dict.pt", map_location="cpu", weights_only=True))
     cal = folder / "calibration.json"

@@ -29,7 +29,8 @@ import pandas as pd
 from ctt.predictor import Predictor, table_from_features
 from ctt.thresholds import predicted_genres
 from featurize.audio import SPEC_SIZE
-from featurize import transnet
+from featurize import shot_detectors
+from featurize.backbone_families import family_of
 from featurize.backbone import FrameEmbedder
 from featurize.extract import extract
 from featurize.genres import GENRES
@@ -41,17 +42,15 @@ ARTIFACT = "model"
 SERVING_REQUIREMENTS = ("torch", "torchvision", "numpy", "pandas", "pyarrow", "av", "librosa", "numba", "soxr",
                         "scipy", "scikit-learn", "fsspec", "s3fs", "matplotlib", "pyyaml", "mlflow")
 
-# Optional packages a served model needs when its store was made with them.
-OPTIONAL_REQUIREMENTS = {"timm": "timm", "open_clip": "open_clip_torch", "transnetv2": transnet.PACKAGE}
 
 
 def requirements(featurizer: dict[str, Any] | None = None) -> list[str]:
     """The pinned packages of the serving environment; `featurizer` (a store's recorded
     settings) adds the optional backbone family and shot detector it was made with."""
     s = (featurizer or {}).get("settings", featurizer or {})
-    name = str(s.get("backbone", {}).get("name") or "")
-    used = {name.partition(":")[0], s.get("shots", {}).get("detector", "hsv")}
-    extra = [OPTIONAL_REQUIREMENTS[k] for k in sorted(used) if k in OPTIONAL_REQUIREMENTS]
+    name = str(s.get("backbone", {}).get("name") or "resnet152")
+    used = {family_of(name)[0].requirement, shot_detectors.get(s.get("shots", {}).get("detector", "hsv")).requirement}
+    extra = sorted(r for r in used if r)
     return [f"{d}=={importlib.metadata.version(d)}" for d in (*SERVING_REQUIREMENTS, *extra)]
 
 

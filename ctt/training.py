@@ -84,7 +84,7 @@ def train_one_epoch(model: nn.Module, batches: Iterable[dict], optimizer: torch.
 
 
 @torch.no_grad()
-def predict(model: nn.Module, batches: Iterable[dict], device: torch.device) -> tuple[np.ndarray, np.ndarray]:
+def probabilities(model: nn.Module, batches: Iterable[dict], device: torch.device) -> tuple[np.ndarray, np.ndarray]:
     """-> (probabilities (N, C), labels (N, C)) in batch order."""
     model.eval()
     probs, ys = [], []
@@ -120,7 +120,7 @@ def fit(model: nn.Module, train_batches: Batches, val_batches: Batches, cfg: Tra
         for group in optimizer.param_groups:
             group["lr"] = lr
         train_loss = train_one_epoch(model, train_batches(), optimizer, device)
-        probs, y = predict(model, val_batches(), device)
+        probs, y = probabilities(model, val_batches(), device)
         val_micro = metrics.auprc(y, probs, "micro") if len(y) else float("nan")
         val_macro = metrics.auprc(y, probs, "macro") if len(y) else float("nan")
         val_loss = float(bce_loss(torch.logit(torch.from_numpy(probs).clamp(1e-7, 1 - 1e-7)),

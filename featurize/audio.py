@@ -12,7 +12,6 @@ torch.stft twin for GPU actors.
 from __future__ import annotations
 
 import numpy as np
-import torch
 
 SAMPLE_RATE = 44_100
 WINDOW_S = 3.0
@@ -77,6 +76,7 @@ def spectrograms(y: np.ndarray) -> tuple[np.ndarray, bool]:
 
 def spectrograms_torch(y, device: str = "cpu"):
     """torch.stft twin of `spectrograms` (same windows, padding and scaling): for GPU actors."""
+    import torch  # lazy: decoding never needs torch; only the actors' twin does
     w, padded = windows(np.asarray(y))
     x = torch.from_numpy(w).to(device)
     S = torch.stft(x, n_fft=N_FFT, hop_length=HOP, window=torch.hann_window(N_FFT, device=device),

@@ -2,122 +2,43 @@
 
 ResNet-152 pretrained on ImageNet is the paper's default. `featurize.backbone.name` takes
 any torchvision classification model, and, beyond the paper, `timm:<name>` and
-`open_clip:<arch>/<pretrained>` image towers (the `backbones` extra). Each brings its own
-preprocessing (`Preprocess`: short-side resize, centre crop, mean and std from its
-weights) and its feature length (the input of its last linear layer, timm's pooled
-features, CLIP's embedding), which the store records.
-
-`imagenet` is pinned to torchvision's IMAGENET1K_V1, the original ImageNet training the
-paper used, with its 256 -> 224 eval transform; torchvision's DEFAULT for the larger
-ResNets is IMAGENET1K_V2, a newer recipe whose eval resizes to 232: it is the named
-option `imagenet_v2`, with its own resize.
+`open_clip:<arch>/<pretrained>` image towers (the `backbones` extra). Each family
+(`featurize.backbone_families`) brings its own build, preprocessing (`Preprocess`:
+short-side resize, centre crop, mean and std from its weights) and feature length, which
+the store records; this module holds what is common to all of them.
 """
 from __future__ import annotations
 
 import functools
-from dataclasses import dataclass
 from typing import Any
 
 import fsspec
 import numpy as np
 import torch
-import torchvision
 from torch import nn
 
 from featurize.audio import spectrograms_torch
+from featurize.backbone_families import FAMILIES, family_of
+from featurize.backbone_families.base import Preprocess, WeightsUnavailable
+from featurize.backbone_families.torchvision_family import WEIGHTS
 from featurize.config import BackboneConfig
+from featurize.video import KeyframeGeometry
 
-IMAGENET_MEAN = (0.485, 0.456, 0.406)
-IMAGENET_STD = (0.229, 0.224, 0.225)
-RESNETS = ("resnet18", "resnet34", "resnet50", "resnet101", "resnet152")
-FAMILIES = ("torchvision", "timm", "open_clip")
-
-
-class WeightsUnavailable(RuntimeError):
-    pass
-
-
-WEIGHTS = {"imagenet": "IMAGENET1K_V1", "imagenet_v2": "IMAGENET1K_V2"}   # featurize.backbone.weights -> enum
-
-
-@dataclass(frozen=True)
-class Preprocess:
-    """How a keyframe becomes the network's input: short side resized to `resize` (area
-    averaging, by the decoder), centre crop `crop`, then (x / 255 - mean) / std."""
-    resize: int
-    crop: int
-    mean: tuple[float, float, float]
-    std: tuple[float, float, float]
-
-
-def family(name: str) -> tuple[str, str]:
-    """`timm:vit_small_patch16_224` -> ("timm", "vit_small_patch16_224"); a bare name is torchvision's."""
-    fam, _, model = name.partition(":") if ":" in name else ("torchvision", "", name)
-    if fam not in FAMILIES:
-        raise ValueError(f"backbone {name!r}: unknown family {fam!r}; expected a torchvision model name, "
-                         "timm:<name> or open_clip:<arch>/<pretrained>")
-    return fam, model
-
-
-def _require(module: str, extra: str = "backbones"):
-    try:
-        return __import__(module)
-    except ImportError:
-        raise ValueError(f"this backbone needs the {module} package: pip install 'ctt-mmc[{extra}]'") from None
-
-
-def _open_clip_names(model: str) -> tuple[str, str]:
-    arch, _, tag = model.partition("/")
-    if not tag:
-        raise ValueError(f"open_clip backbone {model!r}: expected open_clip:<arch>/<pretrained>, e.g. ViT-B-32/openai")
-    return arch, tag
-
-
-def weights_enum(cfg: BackboneConfig):
-    """The torchvision weights enum of an ImageNet choice (no download), None otherwise."""
-    if cfg.weights not in WEIGHTS or family(cfg.name)[0] != "torchvision":
-        return None
-    enums = torchvision.models.get_model_weights(cfg.name)
-    if not hasattr(enums, WEIGHTS[cfg.weights]):
-        raise WeightsUnavailable(f"{cfg.name} has no {WEIGHTS[cfg.weights]} weights in torchvision "
-                         f"(featurize.backbone.weights={cfg.weights}); use imagenet")
-    return getattr(enums, WEIGHTS[cfg.weights])
+__all__ = ["FAMILIES", "WEIGHTS", "FrameEmbedder", "Preprocess", "WeightsUnavailable", "check_weights", "crop_size",
+           "feature_dim",
+           "keyframe_geometry", "label", "load_backbone", "preprocess", "resize_short"]
 
 
 @functools.lru_cache(maxsize=32)
 def _preprocess(name: str, weights: str, image_size: int) -> Preprocess:
-    cfg = BackboneConfig(name=name, weights=weights, image_size=image_size)
-    fam, model = family(cfg.name)
-    if fam == "timm":
-        pc = _require("timm").models.get_pretrained_cfg(model)
-        if pc is None:
-            raise ValueError(f"timm has no model {model!r}")
-        crop = int(pc.input_size[-1])
-        return Preprocess(int(crop / pc.crop_pct), crop, tuple(pc.mean), tuple(pc.std))
-    if fam == "open_clip":
-        oc = _require("open_clip")
-        arch, tag = _open_clip_names(model)
-        mc = oc.get_model_config(arch)
-        if mc is None:
-            raise ValueError(f"open_clip has no model {arch!r}")
-        size = mc["vision_cfg"].get("image_size", 224)
-        size = int(size if isinstance(size, int) else size[0])
-        pc = oc.get_pretrained_cfg(arch, tag) or {}
-        return Preprocess(size, size, tuple(pc.get("mean", oc.constants.OPENAI_DATASET_MEAN)),
-                          tuple(pc.get("std", oc.constants.OPENAI_DATASET_STD)))
-    enum = weights_enum(cfg)
-    ratio = 256 / 224
-    if enum is not None:
-        t = enum.transforms()
-        ratio = t.resize_size[0] / t.crop_size[0]
-    return Preprocess(int(round(cfg.image_size * ratio)), cfg.image_size, IMAGENET_MEAN, IMAGENET_STD)
+    fam, model = family_of(name)
+    return fam.preprocess(model, BackboneConfig(name=name, weights=weights, image_size=image_size))
 
 
 def preprocess(cfg: BackboneConfig) -> Preprocess:
-    """The backbone's own preprocessing: from its weights' eval transform for torchvision
-    (256/224 of the crop for V1, the paper's; 232/224 for V2; ImageNet mean and std),
-    timm's pretrained config (input size, crop_pct, mean, std), CLIP's image size and
-    normalisation for open_clip. Read from configs and enums: no network is built."""
+    """The backbone's own preprocessing, as its family declares it: from its weights' eval
+    transform for torchvision, timm's pretrained config, CLIP's image size and normalisation.
+    Read from configs and enums: no network is built."""
     return _preprocess(cfg.name, cfg.weights, cfg.image_size)
 
 
@@ -130,6 +51,13 @@ def crop_size(cfg: BackboneConfig) -> int:
     return preprocess(cfg).crop
 
 
+def keyframe_geometry(cfg: BackboneConfig) -> KeyframeGeometry:
+    """How the decode pass cuts keyframes for this backbone: the weights' eval resize (256/224
+    of the crop for the paper's), then the crop itself, or the whole square 10-crop cuts from."""
+    pre = preprocess(cfg)
+    return KeyframeGeometry(short=pre.resize, size=pre.resize if cfg.ten_crop else pre.crop)
+
+
 def _read_checkpoint(path: str) -> dict[str, torch.Tensor]:
     with fsspec.open(path, "rb") as fh:
         obj = torch.load(fh, map_location="cpu", weights_only=True)
@@ -138,55 +66,25 @@ def _read_checkpoint(path: str) -> dict[str, torch.Tensor]:
     return {k.removeprefix("module."): v for k, v in state.items()}
 
 
-def _strip_classifier(model: nn.Module) -> nn.Module:
-    """A torchvision classifier -> its penultimate features: the last linear layer becomes
-    identity (ResNet's `fc`, the last layer of VGG's or EfficientNet's `classifier`, ViT's head)."""
-    last = None
-    for name, mod in model.named_modules():
-        if isinstance(mod, nn.Linear):
-            last = name
-    if last is None:
-        raise ValueError(f"{type(model).__name__} has no linear classifier to take features before")
-    parent = model.get_submodule(last.rpartition(".")[0]) if "." in last else model
-    setattr(parent, last.rpartition(".")[2], nn.Identity())
-    return model
-
-
-def _build(cfg: BackboneConfig, pretrained: bool) -> nn.Module:
-    """The network without its classifier, random or with its family's pretrained weights."""
-    fam, model = family(cfg.name)
-    if fam == "timm":
-        return _require("timm").create_model(model, pretrained=pretrained, num_classes=0)
-    if fam == "open_clip":
-        arch, tag = _open_clip_names(model)
-        return _require("open_clip").create_model(arch, pretrained=tag if pretrained else None).visual
-    if model not in torchvision.models.list_models(module=torchvision.models):
-        raise ValueError(f"backbone {cfg.name!r} is not a torchvision classification model "
-                         f"(e.g. {', '.join(RESNETS)}, convnext_tiny, vit_b_16)")
-    return _strip_classifier(torchvision.models.get_model(model, weights=weights_enum(cfg) if pretrained else None))
-
-
 def load_backbone(cfg: BackboneConfig) -> nn.Module:
     """The frozen network: images (N, 3, crop, crop) -> (N, feature_dim)."""
-    fam = family(cfg.name)[0]
-    if cfg.weights in WEIGHTS or (cfg.weights == "pretrained" and fam != "torchvision"):
-        what = weights_enum(cfg) if fam == "torchvision" else f"{cfg.name} pretrained weights"
+    fam, model_name = family_of(cfg.name)
+    if cfg.weights in fam.pretrained_weights:
         try:
-            model = _build(cfg, pretrained=True)
+            model = fam.build(model_name, cfg, pretrained=True)
         except (ValueError, WeightsUnavailable):
             raise
         except Exception as e:  # offline machine, proxy, corrupt cache...
-            where = (f"Put {what.url.rsplit('/', 1)[-1]} under {torch.hub.get_dir()}/checkpoints on every node "
-                     "(or set TORCH_HOME)") if fam == "torchvision" else \
-                "Fill the Hugging Face cache (HF_HOME) on every node"
             raise WeightsUnavailable(
-                f"{'ImageNet weights' if fam == 'torchvision' else 'Weights'} for {cfg.name} ({what}) could not be loaded: {type(e).__name__}: {e}. {where}, "
+                f"{fam.weights_kind} for {cfg.name} ({fam.weights_name(model_name, cfg)}) could not be loaded: "
+                f"{type(e).__name__}: {e}. "
+                f"{fam.weights_hint(model_name, cfg)}, "
                 f"or use featurize.backbone.weights=checkpoint featurize.backbone.checkpoint=PATH; "
                 f"weights=none is for tests only.") from e
     elif cfg.weights == "checkpoint":
         if not cfg.checkpoint:
             raise WeightsUnavailable("featurize.backbone.weights=checkpoint needs featurize.backbone.checkpoint=PATH")
-        model = _build(cfg, pretrained=False)
+        model = fam.build(model_name, cfg, pretrained=False)
         try:
             state = _read_checkpoint(cfg.checkpoint)
         except Exception as e:
@@ -200,27 +98,30 @@ def load_backbone(cfg: BackboneConfig) -> nn.Module:
     elif cfg.weights == "none":
         with torch.random.fork_rng(devices=[]):   # the same random network in every actor and every run
             torch.manual_seed(0)
-            model = _build(cfg, pretrained=False)
+            model = fam.build(model_name, cfg, pretrained=False)
     else:
-        raise ValueError(f"unknown weights {cfg.weights!r}")
+        raise ValueError(f"unknown weights {cfg.weights!r} for a {fam.name} backbone")
     return model.eval().requires_grad_(False)
+
+
+def check_weights(cfg: BackboneConfig) -> None:
+    """Raise WeightsUnavailable before any work where the actors could not load the weights:
+    staged pretrained weights pass at once; otherwise they are loaded here (a download, or a
+    checkpoint checked against the network), with the error that says what to do."""
+    fam, model = family_of(cfg.name)
+    if cfg.weights == "none" or (cfg.weights in fam.pretrained_weights and fam.weights_cached(model, cfg)):
+        return
+    load_backbone(cfg)
 
 
 @functools.lru_cache(maxsize=32)
 def _feature_dim(name: str, image_size: int) -> int:
-    cfg = BackboneConfig(name=name, weights="none", image_size=image_size)
-    if cfg.name in RESNETS:
-        return 512 if cfg.name in ("resnet18", "resnet34") else 2048
-    fam, model = family(cfg.name)
-    if fam == "open_clip":                           # the image tower projects into CLIP's embedding
-        return int(_require("open_clip").get_model_config(_open_clip_names(model)[0])["embed_dim"])
-    with torch.device("meta"):                       # shapes only: no memory, no weights
-        model = _build(cfg, pretrained=False)
-        return int(model(torch.zeros(1, 3, crop_size(cfg), crop_size(cfg))).shape[-1])
+    fam, model = family_of(name)
+    return fam.feature_dim(model, BackboneConfig(name=name, weights="none", image_size=image_size))
 
 
 def feature_dim(cfg: BackboneConfig) -> int:
-    """Length of one keyframe's features, from the network's own shapes."""
+    """Length of one keyframe's features, as its family measures it."""
     return _feature_dim(cfg.name, cfg.image_size)
 
 

@@ -4,7 +4,7 @@ featurizer's own sections.
 The rules live here, at the bottom of the package stack, so the featurizer's settings
 and the training config (`ctt.config`) are checked the same way: unknown keys and
 values of the wrong type are errors, so a typo never silently trains the wrong model.
-The defaults are the paper's settings (SPEC section 2).
+The defaults are the paper's settings.
 """
 from __future__ import annotations
 
@@ -14,6 +14,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import yaml
+
+from featurize.shot_detectors import DETECTORS
 
 
 class ConfigError(ValueError):
@@ -36,23 +38,16 @@ class BackboneConfig:
     bf16: bool = True                # autocast on GPU only
 
 
-SHOT_DETECTORS = ("hsv", "transnetv2")
-
-
 @dataclass
 class ShotConfig:
     detector: str = "hsv"            # hsv: the paper's colour-histogram rule, online in the decode pass |
                                      # transnetv2 (beyond the paper; the `transnet` extra): a network trained
                                      # on real footage for cuts and gradual transitions, run by the embedder
-                                     # actors (on their GPU); the hsv settings below are then unused
+                                     # actors (on their GPU); the hsv settings below then only draw the
+                                     # similarity curve (`featurize.shot_detectors` lists them all)
     transnet_threshold: float = 0.5  # a frame is part of a transition above this probability
     candidates: int = 256            # transnetv2: keyframe candidates a trailer keeps while it decodes (evenly
                                      # spaced; the spacing doubles when full), one per shot chosen later
-
-    @property
-    def learned(self) -> bool:
-        """A learned detector: shots found after the decode pass, from its small frames."""
-        return self.detector != "hsv"
     thumb_height: int = 64           # frames are sampled on a grid of about this many rows for histograms
     hue_bins: int = 16
     sat_bins: int = 4
@@ -182,8 +177,8 @@ def validate_featurize(cfg: FeaturizeConfig, prefix: str = "featurize.") -> None
                                                "smooth": (1, None, True), "radius": (1, None, True),
                                                "threshold": (0, 1, False), "max_candidates": (2, None, True),
                                                "transnet_threshold": (0, 1, False), "candidates": (2, None, True)})
-    if cfg.shots.detector not in SHOT_DETECTORS:
-        raise ConfigError(f"{prefix}shots.detector: expected {' or '.join(SHOT_DETECTORS)}")
+    if cfg.shots.detector not in DETECTORS:
+        raise ConfigError(f"{prefix}shots.detector: expected {' or '.join(DETECTORS)}")
     if cfg.backbone.weights not in ("imagenet", "imagenet_v2", "pretrained", "none", "checkpoint"):
         raise ConfigError(f"{prefix}backbone.weights: expected imagenet, imagenet_v2, pretrained (timm/open_clip), "
                           "none or checkpoint")

@@ -13,11 +13,13 @@ from typing import Any
 import numpy as np
 import pyarrow as pa
 
-from featurize import lowlevel, store, transnet
+from featurize import lowlevel, shot_detectors, store
 from featurize.audio import spectrograms as audio_spectrograms
-from featurize.backbone import FrameEmbedder, feature_dim
+from featurize.backbone import FrameEmbedder, feature_dim, keyframe_geometry
 from featurize.config import FeaturizeConfig
-from featurize.video import DecodedTrailer, decode_trailer, find_shots, keyframe_size, place_shots
+from featurize.shot_detectors import TransitionModel
+from featurize.shot_placement import find_shots, place_shots
+from featurize.video import DecodedTrailer, decode_trailer
 
 SILENCE = 1e-4          # peak amplitude below which an audio track counts as silent (-80 dBFS)
 
@@ -48,17 +50,19 @@ def decode_row(row: dict[str, Any], cfg: FeaturizeConfig, stft_in_actor: bool = 
                node: str = "") -> dict[str, Any]:
     """A manifest row -> a store row without `frames` (the keyframe images instead, for the
     embedder; the raw audio too with `stft_in_actor`), or with the error that stopped it."""
-    size = keyframe_size(cfg)[1]
+    geometry = keyframe_geometry(cfg.backbone)
+    size = geometry.size
     out = store.trailer_row(trailer_id=row["trailer_id"], split=row.get("split", ""),
                             genres=list(row.get("genres", [])), source_path=row["path"]) | {
         "decode_node": node, "error_stage": "", "error_type": "", "error_message": "",
         "keyframes": np.zeros((0, size, size, 3), np.uint8), "audio": np.zeros(0, np.float32)}
     del out["frames"]                                    # the embedder's output
-    if cfg.shots.learned:                                # what the detector in the embedder reads
-        out.update(PENDING)
+    detector = shot_detectors.get(cfg.shots.detector)
+    if not detector.online:                              # what the detector in the embedder reads
+        out.update(pending(detector))
     stage = "decode"
     try:
-        d = decode_trailer(row["path"], cfg)
+        d = decode_trailer(row["path"], cfg, geometry)
         if d.shots_pending:
             out.update(thumbs=d.thumbs, candidates=d.candidates, motion=d.motion)
         out.update(keyframes=d.keyframes, frame_times=d.frame_times,
@@ -78,28 +82,35 @@ def _fail(row: dict[str, Any], stage: str, e: Exception) -> None:
                error_message=(str(e) or traceback.format_exc(limit=1)).strip()[:2000])
 
 
-# A decoded row's fields while its shots wait for a learned detector (`place_rows` drops them).
-PENDING = {"thumbs": np.zeros((0, transnet.HEIGHT, transnet.WIDTH, 3), np.uint8),
-           "candidates": np.zeros(0, np.int64), "motion": 0.0}
+PENDING_FIELDS = ("thumbs", "candidates", "motion")
 
 
-def shot_detector(cfg: FeaturizeConfig, device: str = "cpu") -> transnet.TransNetV2Detector | None:
-    """The learned shot detector `cfg` asks for, loaded once per process and device; None for
-    hsv, which runs inside the decode pass."""
-    return transnet.TransNetV2Detector(device) if cfg.shots.learned else None
+def pending(detector: shot_detectors.ShotDetector) -> dict[str, Any]:
+    """A decoded row's fields while its shots wait for a learned detector (`place_rows` drops them)."""
+    return {"thumbs": np.zeros((0, *detector.frame_size, 3), np.uint8), "candidates": np.zeros(0, np.int64),
+            "motion": 0.0}
 
 
-def place_rows(batch: dict[str, Any], detector: transnet.TransNetV2Detector, cfg: FeaturizeConfig) -> dict[str, Any]:
+def shot_model(cfg: FeaturizeConfig, device: str = "cpu") -> TransitionModel | None:
+    """The learned shot detector's model `cfg` asks for, loaded once per process and device;
+    None for a detector that runs inside the decode pass (hsv)."""
+    detector = shot_detectors.get(cfg.shots.detector)
+    return None if detector.online else detector.load(device)
+
+
+def place_rows(batch: dict[str, Any], model: TransitionModel, cfg: FeaturizeConfig) -> dict[str, Any]:
     """Decoded rows whose shots wait for the detector -> rows with one keyframe per shot, the
     shot starts, and VLLF (whose shot length and colour terms read the keyframes). A row the
     detector fails on fails at stage "shots"."""
-    out = {k: list(v) for k, v in batch.items() if k not in PENDING}
+    threshold = shot_detectors.get(cfg.shots.detector).threshold(cfg.shots)
+    out = {k: list(v) for k, v in batch.items() if k not in PENDING_FIELDS}
     for i in range(len(out["trailer_id"])):
         if out["error_stage"][i]:
             continue
         try:
-            p, lengths_s = find_shots(detector.probabilities(np.asarray(batch["thumbs"][i])), int(out["n_frames"][i]),
-                                      float(out["fps"][i]), np.asarray(batch["candidates"][i]), cfg)
+            p, lengths_s = find_shots(model.probabilities(np.asarray(batch["thumbs"][i])), threshold,
+                                      int(out["n_frames"][i]), float(out["fps"][i]), np.asarray(batch["candidates"][i]),
+                                      cfg.max_keyframes)
             keyframes = np.asarray(out["keyframes"][i])[p.chosen]
             v = lowlevel.vllf(keyframes, lengths_s, float(batch["motion"][i]))
             av = np.array(out["av"][i], np.float32)
@@ -119,8 +130,11 @@ def place_rows(batch: dict[str, Any], detector: transnet.TransNetV2Detector, cfg
 def decode(path: str, cfg: FeaturizeConfig, device: str = "cpu", audio: bool = True) -> DecodedTrailer:
     """`decode_trailer` with the shots found and the keyframes chosen, whichever the detector:
     what a store's row was made from (for pictures of it, and the benchmark's shot table)."""
-    d = decode_trailer(path, cfg, audio=audio)
-    return place_shots(d, shot_detector(cfg, device).probabilities(d.thumbs), cfg) if d.shots_pending else d
+    d = decode_trailer(path, cfg, keyframe_geometry(cfg.backbone), audio=audio)
+    if not d.shots_pending:
+        return d
+    threshold = shot_detectors.get(cfg.shots.detector).threshold(cfg.shots)
+    return place_shots(d, shot_model(cfg, device).probabilities(d.thumbs), threshold, cfg.max_keyframes)
 
 
 def split_batch(batch: dict[str, Any], dim: int) -> tuple[list[dict[str, Any]], list[dict[str, str]]]:
@@ -153,9 +167,9 @@ def extract(rows: list[dict[str, Any]], cfg: FeaturizeConfig,
     decoded and embedded in this process, exactly as `jobs/featurize.py` would store them."""
     decoded = [decode_row(r, cfg) for r in rows]
     batch = {k: [d[k] for d in decoded] for k in decoded[0]} if decoded else {"trailer_id": []}
-    detector = shot_detector(cfg, str(embedder.device))
-    if decoded and detector:
-        batch = place_rows(batch, detector, cfg)
+    model = shot_model(cfg, str(embedder.device)) if decoded else None
+    if model is not None:
+        batch = place_rows(batch, model, cfg)
     if decoded:
         batch = embedder(batch)
     dim = feature_dim(cfg.backbone)

@@ -1,4 +1,4 @@
-"""The LMTD-9 label space: genre names in SPEC order and their multi-hot encoding."""
+"""The LMTD-9 label space: genre names in their fixed order and their multi-hot encoding."""
 from __future__ import annotations
 
 from typing import Iterable, Sequence

@@ -1,4 +1,4 @@
-"""Import the public LMTD-9 release (SPEC section 2) into a feature store.
+"""Import the public LMTD-9 release into a feature store.
 
     lmtd9_resnet152.pickle  dict: 6-digit trailer id string -> (t, 2048) keyframe features
     database.db             SQLite table lmtd9_0: id, set (0 train, 1 valid, 2 test), isAction ... isThriller

@@ -1,4 +1,4 @@
-"""Reading the featurize input: a CSV/Parquet manifest, or a folder of videos (SPEC section 3)."""
+"""Reading the featurize input: a CSV/Parquet manifest, or a folder of videos (docs/contract.md)."""
 from __future__ import annotations
 
 import posixpath

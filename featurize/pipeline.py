@@ -18,7 +18,7 @@ from typing import Any
 import numpy as np
 import ray
 
-from featurize import backbone, extract, store, transnet
+from featurize import backbone, extract, shot_detectors, store
 from featurize.backbone import FrameEmbedder
 from featurize.config import FeaturizeConfig, use_gpu
 from featurize.manifest import read_manifest
@@ -73,11 +73,11 @@ class EmbedAndWrite(FrameEmbedder):
     def __init__(self, cfg: FeaturizeConfig, device: str, output: str, dim: int):
         super().__init__(cfg.backbone, device)
         self.featurize, self.output, self.dim = cfg, output, dim
-        self.detector = extract.shot_detector(cfg, device)
+        self.shot_model = extract.shot_model(cfg, device)
 
     def __call__(self, batch: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-        if self.detector is not None:
-            batch = extract.place_rows(batch, self.detector, self.featurize)
+        if self.shot_model is not None:
+            batch = extract.place_rows(batch, self.shot_model, self.featurize)
         return write_batch(super().__call__(batch), self.output, self.dim)
 
 
@@ -105,8 +105,7 @@ def run_featurize(input: str, output: str, cfg: FeaturizeConfig, retry_errors: b
     `dry_run` plans and stops before Ray: the manifest read and checked, the store's
     settings checked and its done ids read, the to-do rows and blocks counted; nothing written."""
     t0 = time.time()
-    if cfg.shots.learned:
-        transnet.require()                    # before any work: the driver's environment stands for the nodes'
+    shot_detectors.require(cfg.shots.detector)    # before any work: the driver's environment stands for the nodes'
     manifest = read_manifest(input)
     store.claim(output, to_settings(cfg), write=not dry_run)
     if retry_errors and not dry_run:

@@ -14,7 +14,7 @@ import numpy as np
 import pyarrow.compute as pc
 
 from featurize import figures
-from featurize import store
+from featurize import shot_detectors, store
 from featurize.config import FeaturizeConfig
 from featurize.settings import from_settings
 from featurize.extract import decode
@@ -45,12 +45,12 @@ def inspect_trailer(path: str, cfg: FeaturizeConfig, out_dir: Path, name: str) -
     files = {"keyframes": out_dir / f"{name}_keyframes.png", "shots": out_dir / f"{name}_shots.png"}
     labels = [f"shot {i + 1}" for i in range(len(d.keyframes))]
     figures.save(figures.contact_sheet(d.keyframes, d.frame_times.tolist(), f"{name}: {len(d.keyframes)} keyframes, "
-                                   f"{d.duration_s:.1f} s", labels=labels), files["keyframes"])
-    learned = cfg.shots.learned
-    figures.save(figures.shot_curve(d.similarity, d.cuts, 1 - cfg.shots.transnet_threshold if learned else cfg.shots.threshold,
-                                d.fps, d.frame_times.tolist(), f"{name}: {len(d.cuts)} cuts in {d.n_frames} frames",
-                                label=f"1 - {cfg.shots.detector} transition probability" if learned else
-                                "smoothed HSV similarity"), files["shots"])
+                                       f"{d.duration_s:.1f} s", labels=labels), files["keyframes"])
+    detector = shot_detectors.get(cfg.shots.detector)
+    threshold, label = (cfg.shots.threshold, "smoothed HSV similarity") if detector.online else \
+        (1 - detector.threshold(cfg.shots), f"1 - {detector.name} transition probability")
+    figures.save(figures.shot_curve(d.similarity, d.cuts, threshold, d.fps, d.frame_times.tolist(),
+                                    f"{name}: {len(d.cuts)} cuts in {d.n_frames} frames", label=label), files["shots"])
     return {"trailer": name, "path": path, "n_frames": d.n_frames, "duration_s": round(d.duration_s, 3),
             "keyframes": len(d.keyframes), "cuts": len(d.cuts), "decode_errors": d.decode_errors,
             "files": {k: str(v) for k, v in files.items()}}

@@ -252,7 +252,7 @@ def _render_job(args: tuple) -> None:
 
 def make_samples(out: str | Path, n: int, seed: int = 0, spec: SampleSpec = SampleSpec(),
                  workers: int | None = None) -> pd.DataFrame:
-    """Render n trailers into `out` and write `out/manifest.csv` (SPEC format); deterministic by seed."""
+    """Render n trailers into `out` and write `out/manifest.csv` (the manifest format, docs/contract.md); deterministic by seed."""
     out = Path(out)
     (out / "videos").mkdir(parents=True, exist_ok=True)
     rng = np.random.default_rng(seed)

@@ -10,14 +10,12 @@ from __future__ import annotations
 import dataclasses
 from typing import Any
 
-from featurize import audio, backbone, lowlevel
+from featurize import audio, backbone, lowlevel, shot_detectors
+from featurize.backbone_families import family_of
 from featurize.config import FeaturizeConfig, merge
 
 # Backbone fields that change speed, not features: left out of the recorded settings.
 RUNTIME_BACKBONE_FIELDS = ("batch_size", "channels_last")
-# Shot fields of a learned detector: recorded only when one ran, so the paper's HSV stores
-# keep the settings they were made with.
-LEARNED_SHOT_FIELDS = ("detector", "transnet_threshold", "candidates")
 
 
 class NotReproducible(ValueError):
@@ -25,8 +23,10 @@ class NotReproducible(ValueError):
 
 
 def shot_settings(cfg: FeaturizeConfig) -> dict[str, Any]:
-    shots = dataclasses.asdict(cfg.shots)
-    return shots if cfg.shots.learned else {k: v for k, v in shots.items() if k not in LEARNED_SHOT_FIELDS}
+    """The shot fields the detector declares (the paper's HSV stores record only the rule's own,
+    so they keep the settings they were made with)."""
+    fields = shot_detectors.get(cfg.shots.detector).settings_fields
+    return {k: v for k, v in dataclasses.asdict(cfg.shots).items() if k in fields}
 
 
 def to_settings(cfg: FeaturizeConfig) -> dict[str, Any]:
@@ -35,8 +35,8 @@ def to_settings(cfg: FeaturizeConfig) -> dict[str, Any]:
         "feature_dim": backbone.feature_dim(cfg.backbone),
         "backbone_weights": backbone.WEIGHTS.get(cfg.backbone.weights, cfg.backbone.weights),  # which enum ran
         "resize": backbone.resize_short(cfg.backbone),
-        **({} if backbone.family(cfg.backbone.name)[0] == "torchvision" else   # torchvision's: resize + weights
-           {"preprocess": dataclasses.asdict(backbone.preprocess(cfg.backbone))}),
+        **({"preprocess": dataclasses.asdict(backbone.preprocess(cfg.backbone))}
+           if family_of(cfg.backbone.name)[0].records_preprocess else {}),
         "shots": shot_settings(cfg),
         "max_keyframes": cfg.max_keyframes,
         "audio": {"sample_rate": audio.SAMPLE_RATE, "window_s": audio.WINDOW_S, "n_fft": audio.N_FFT,

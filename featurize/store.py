@@ -1,4 +1,4 @@
-"""The Parquet feature store (SPEC section 3): schema, atomic writes, errors, resume.
+"""The Parquet feature store (docs/contract.md): schema, atomic writes, errors, resume.
 
     STORE/                  one row per featurized trailer (plain Parquet dataset): keyframe
                             features, spectrograms, low-level features, source metadata

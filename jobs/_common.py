@@ -26,7 +26,7 @@ env.apply()
 
 from ctt.config import JOB_SECTIONS, Config, ConfigError, load_config, sections_of  # noqa: E402
 
-USAGE = 2                # exit code of a usage or config error (SPEC section 4); 1: the job ran and failed
+USAGE = 2                # exit code of a usage or config error (docs/contract.md); 1: the job ran and failed
 
 # An override is `section.key=value` (dotted, lower-case names), e.g. train.lr=1e-4: a path such
 # as s3://bucket/year=2024/t.mp4 or clips/a=b.mp4 is not one.

@@ -29,13 +29,13 @@ def main(argv: list[str] | None = None) -> int:
     setup_logging()
     cfg = config_from(args, "featurize")
     # lazy: Ray, torch and MLflow take about 7 s to import; --help and usage errors answer without them
-    from featurize.backbone import WeightsUnavailable, load_backbone
+    from featurize.backbone import WeightsUnavailable, check_weights
     from featurize.manifest import ManifestError
     from featurize.pipeline import run_featurize, verdict
     from featurize import store
     from featurize.settings import to_settings
     from featurize.store import StoreMismatch
-    from featurize.transnet import DetectorUnavailable
+    from featurize.shot_detectors import DetectorUnavailable
     from ctt.experiment.featurize_run import log_featurize_run
     from ctt.experiment.tracking.connection import TrackingUnavailable, connect
     if args.dry_run:
@@ -46,8 +46,7 @@ def main(argv: list[str] | None = None) -> int:
         print("featurize plan: " + json.dumps(summary, indent=2))
         return 0
     try:
-        if cfg.featurize.backbone.weights != "none":
-            load_backbone(cfg.featurize.backbone)      # fail before any work if weights are missing
+        check_weights(cfg.featurize.backbone)        # fail before any work if weights are missing
         connect(cfg.tracking.experiment)             # ... or if MLflow is unreachable
         init_ray()
         summary = run_featurize(args.input, args.output, cfg.featurize, retry_errors=args.retry_errors)

@@ -25,6 +25,10 @@ MAY_IMPORT = {"featurize": set(), "ctt": {"featurize"}, "benchmarks": {"ctt", "f
 # The model core of ctt (config, layers, models, data, training, metrics...) runs without Ray
 # or MLflow; the experiment layer runs it on Ray and records it.
 ROOMS = {"ctt/experiment/": "ctt.experiment"}
+# Modules that must not import these (directly): decoding knows nothing of the backbone.
+KEPT_APART = {("featurize/video.py", "featurize/containers.py", "featurize/timeline.py", "featurize/frames.py",
+               "featurize/audio_decode.py", "featurize/shots.py"):
+              ("featurize.backbone", "featurize.backbone_families", "torch")}
 DOORS = {
     "ray": ("featurize/pipeline.py", "ctt/experiment/distributed/", "jobs/", "cluster/"),
     "mlflow": ("ctt/experiment/tracking/",),
@@ -72,6 +76,16 @@ def room_violations(files: dict[str, str]) -> list[str]:
             for module, line, _ in _imports(src):
                 if module == room or module.startswith(room + "."):
                     bad.append(f"{path}:{line} imports {module}; only {folder} may (the core stays free of it)")
+    return bad
+
+
+def apart_violations(files: dict[str, str]) -> list[str]:
+    bad = []
+    for paths, banned in KEPT_APART.items():
+        for path in paths:
+            for module, line, _ in _imports(files.get(path, "")):
+                if any(module == b or module.startswith(b + ".") for b in banned):
+                    bad.append(f"{path}:{line} imports {module}, which it is kept apart from")
     return bad
 
 
@@ -127,7 +141,7 @@ def repeated_blocks(files: dict[str, str], n: int = MIN_LINES) -> list[str]:
     return bad
 
 
-RULES = [direction_violations, room_violations, door_violations, nested_import_violations, repeated_blocks]
+RULES = [direction_violations, room_violations, apart_violations, door_violations, nested_import_violations, repeated_blocks]
 
 
 @pytest.mark.parametrize("rule", RULES, ids=lambda r: r.__name__)
@@ -142,6 +156,8 @@ PLANTED = {
                            "featurize/video.py": "from benchmarks.shot_eval import score\n"},
     room_violations: {"ctt/models.py": "from ctt.experiment.tracking import recording\n",
                       "ctt/training.py": "import ctt.experiment.distributed.checkpoints\n"},
+    apart_violations: {"featurize/video.py": "from featurize.backbone import preprocess\n",
+                       "featurize/frames.py": "import torch\n"},
     door_violations: {"ctt/experiment/baselines.py": "def f():\n    import ray  # lazy: planted\n",
                       "ctt/experiment/report.py": "from mlflow import MlflowClient\n",
                       "benchmarks/suite.py": "import ray.data\n", "ctt/training.py": "import mlflow\n"},

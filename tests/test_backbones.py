@@ -8,7 +8,8 @@ import torch
 import torchvision
 
 from featurize import store
-from featurize.backbone import FrameEmbedder, family, feature_dim, load_backbone, preprocess
+from featurize.backbone import FrameEmbedder, feature_dim, load_backbone, preprocess
+from featurize.backbone_families import family_of
 from featurize.config import BackboneConfig, FeaturizeConfig
 from featurize.extract import extract
 from featurize.settings import from_settings, to_settings
@@ -44,7 +45,8 @@ def test_timm_model_uses_its_pretrained_config():
     assert pre.mean == tuple(pc.mean) == (0.5, 0.5, 0.5) and pre.std == tuple(pc.std)
     ref = timm.create_model("vit_tiny_patch16_224", pretrained=False, num_classes=0)
     assert feature_dim(cfg) == ref.num_features == 192 == _out(cfg).shape[-1]
-    assert family(cfg.name) == ("timm", "vit_tiny_patch16_224")
+    fam, model = family_of(cfg.name)
+    assert (fam.name, fam.requirement, model) == ("timm", "timm", "vit_tiny_patch16_224")
 
 
 def test_open_clip_image_tower_uses_clip_normalisation():

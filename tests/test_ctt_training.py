@@ -5,7 +5,7 @@ import torch
 from ctt import metrics
 from ctt.config import ModelConfig, TrainConfig
 from ctt.models import build_model
-from ctt.training import FitState, fit, predict
+from ctt.training import FitState, fit, probabilities
 
 
 def _toy(n, rng, dim=16):
@@ -45,7 +45,7 @@ def test_fit_learns_and_keeps_best_weights():
     assert len(seen) == 25 and state.epoch == 24
     assert seen[-1]["train_loss"] < seen[0]["train_loss"]
     model.load_state_dict(state.best_state)
-    probs, y = predict(model, _batches(*va)(), torch.device("cpu"))
+    probs, y = probabilities(model, _batches(*va)(), torch.device("cpu"))
     assert metrics.auprc(y, probs, "micro") == state.best_metric > 0.8
 
 

@@ -5,7 +5,7 @@ import pytest
 
 from featurize.config import FeaturizeConfig
 from featurize import audio, lowlevel
-from featurize.video import decode_trailer
+from featurize.extract import decode
 
 
 def _music(seconds, sr=audio.SAMPLE_RATE, seed=0):
@@ -66,7 +66,7 @@ def _write(path, seconds, with_audio=True, colour=(200, 30, 30), size=(64, 48), 
 
 def test_decode_resamples_audio_to_44k_mono(tmp_path):
     _write(tmp_path / "a.mp4", 4.0)
-    d = decode_trailer(str(tmp_path / "a.mp4"), FeaturizeConfig())
+    d = decode(str(tmp_path / "a.mp4"), FeaturizeConfig())
     assert d.sample_rate == 48000 and d.audio_codec == "aac"
     assert d.audio.ndim == 1 and len(d.audio) == pytest.approx(4.0 * audio.SAMPLE_RATE, rel=0.02)
     spectrum = np.abs(np.fft.rfft(d.audio[10000:10000 + 44100]))
@@ -75,7 +75,7 @@ def test_decode_resamples_audio_to_44k_mono(tmp_path):
 
 def test_constant_colour_video_has_no_colour_variance_and_no_motion(tmp_path):
     _write(tmp_path / "c.mp4", 2.0, with_audio=False)
-    d = decode_trailer(str(tmp_path / "c.mp4"), FeaturizeConfig())
+    d = decode(str(tmp_path / "c.mp4"), FeaturizeConfig())
     assert d.audio is None and len(d.keyframes) == 1
     v = dict(zip(lowlevel.VLLF_NAMES, lowlevel.vllf(d.keyframes, d.shot_lengths_s, d.motion)))
     assert v["color_variance"] == pytest.approx(0, abs=1e-3) and v["motion_content"] == 0
@@ -190,7 +190,7 @@ def _encode_audio(path, layout, rate, codec="aac", seconds=2.0):
 def test_audio_track_mixes_like_ffmpeg(tmp_path, layout, rate, codec):
     """AudioTrack (mix from the decoder's buffers, one resampling at the end) against
     FFmpeg's resampler frame by frame, the way every frame used to be converted."""
-    from featurize.video import AudioTrack
+    from featurize.audio_decode import AudioTrack
     path = tmp_path / ("a.wav" if codec.startswith("pcm") else "a.mp4")
     _encode_audio(path, layout, rate, codec)
     with av.open(str(path)) as c:

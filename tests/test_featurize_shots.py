@@ -56,11 +56,11 @@ def test_online_tracker_matches_offline_and_picks_central_frames():
 def test_cuts_of_generated_trailer(tmp_path):
     from featurize.config import FeaturizeConfig
     from featurize.sample_trailers import render_trailer
-    from featurize.video import decode_trailer
+    from featurize.extract import decode
     hits = total = 0
     for seed, genres in enumerate([["action", "comedy"], ["drama", "romance"], ["scifi", "horror", "crime"]]):
         truth = render_trailer(tmp_path / f"t{seed}.mp4", genres, seed)
-        found = decode_trailer(str(tmp_path / f"t{seed}.mp4"), FeaturizeConfig()).shot_starts
+        found = decode(str(tmp_path / f"t{seed}.mp4"), FeaturizeConfig()).shot_starts
         total += len(truth) - 1
         hits += sum(any(abs(c - f) <= 2 for f in found) for c in truth[1:])
         assert len(found) <= len(truth) + 1
@@ -84,7 +84,7 @@ def test_yuv_histogram_from_planes_matches_rgb_histogram(tmp_path):
 
     from featurize.shots import yuv_to_rgb
     from featurize.sample_trailers import SampleSpec, render_trailer
-    from featurize.video import PlaneSampler
+    from featurize.frames import PlaneSampler
     render_trailer(tmp_path / "t.mp4", ["comedy", "action"], 3, SampleSpec(min_seconds=2, max_seconds=2.5))
     sampler = PlaneSampler(64)
     with av.open(str(tmp_path / "t.mp4")) as c:
@@ -117,7 +117,7 @@ def test_batched_frames_match_one_by_one(tmp_path):
 
     from featurize.lowlevel import MotionMeter
     from featurize.sample_trailers import SampleSpec, render_trailer
-    from featurize.video import FrameBatcher, PlaneSampler
+    from featurize.frames import FrameBatcher, PlaneSampler
     render_trailer(tmp_path / "t.mp4", ["action", "drama"], 4, SampleSpec(min_seconds=5, max_seconds=6))
     with av.open(str(tmp_path / "t.mp4")) as c:
         frames = [f if i < 40 else f.reformat(format="rgb24") for i, f in enumerate(c.decode(video=0))]
@@ -183,7 +183,7 @@ def test_plane_sampler_reads_the_grid_of_each_plane(pix_fmt):
     chroma at the subsampled position covering each (line padding included)."""
     import av
 
-    from featurize.video import PLANAR_YUV, PlaneSampler
+    from featurize.frames import PLANAR_YUV, PlaneSampler
     rng = np.random.default_rng(0)
     frame = av.VideoFrame.from_ndarray(rng.integers(0, 256, (90, 160, 3), dtype=np.uint8), format="rgb24")
     frame = frame.reformat(format=pix_fmt)

@@ -8,14 +8,14 @@ from featurize.config import BackboneConfig, FeaturizeConfig
 from ctt.data import collate_frames
 from featurize import store
 from featurize.audio import SPEC_SIZE
-from featurize.backbone import FrameEmbedder, WeightsUnavailable, load_backbone
+from featurize.backbone import FrameEmbedder, WeightsUnavailable, check_weights, load_backbone
 from featurize.sample_trailers import render_trailer
-from featurize.video import decode_trailer
+from featurize.extract import decode
 
 
 def test_decode_gives_model_sized_keyframes(tmp_path):
     truth = render_trailer(tmp_path / "a.mp4", ["comedy"], 1)
-    d = decode_trailer(str(tmp_path / "a.mp4"), FeaturizeConfig())
+    d = decode(str(tmp_path / "a.mp4"), FeaturizeConfig())
     assert d.keyframes.dtype == np.uint8 and d.keyframes.shape[1:] == (224, 224, 3)
     assert len(d.keyframes) == len(d.frame_times) >= len(truth) - 1
     assert (d.width, d.height, d.fps, d.video_codec) == (192, 108, 12.0, "h264")
@@ -27,7 +27,7 @@ def test_decode_rejects_non_video(tmp_path, content):
     p = tmp_path / "bad.mp4"
     p.write_bytes(content)
     with pytest.raises(Exception):
-        decode_trailer(str(p), FeaturizeConfig())
+        decode(str(p), FeaturizeConfig())
 
 
 def test_embedder_shapes_and_split_per_trailer():
@@ -116,8 +116,8 @@ def test_samples_are_deterministic_by_seed(tmp_path):
     assert set(a.split) <= {"train", "val", "test"}
     assert all(1 <= len(g.split("|")) <= 3 for g in a.genres)
     for rel in a.path:
-        da = decode_trailer(str(tmp_path / "a" / rel), FeaturizeConfig())
-        db = decode_trailer(str(tmp_path / "b" / rel), FeaturizeConfig())
+        da = decode(str(tmp_path / "a" / rel), FeaturizeConfig())
+        db = decode(str(tmp_path / "b" / rel), FeaturizeConfig())
         # the same shots and keyframes; pixels within encoder noise (x264 output is not bit-stable run to run)
         assert da.shot_starts == db.shot_starts
         np.testing.assert_array_equal(da.frame_times, db.frame_times)
@@ -131,6 +131,12 @@ def test_imagenet_weights_missing_is_a_clear_error(tmp_path, monkeypatch):
         monkeypatch.setenv(var, "http://127.0.0.1:9")
     with pytest.raises(WeightsUnavailable, match="ImageNet weights for resnet18.*checkpoints"):
         load_backbone(BackboneConfig(name="resnet18", weights="imagenet"))
+    with pytest.raises(WeightsUnavailable, match="checkpoints"):          # the job's check before any work
+        check_weights(BackboneConfig(name="resnet18", weights="imagenet"))
+    staged = tmp_path / "hub" / "checkpoints" / "resnet18-f37072fd.pth"
+    staged.parent.mkdir(parents=True, exist_ok=True)
+    staged.write_bytes(b"staged")                   # the actors load it; the driver builds no network to know
+    check_weights(BackboneConfig(name="resnet18", weights="imagenet"))
 
 
 def test_ten_crop_averages_corners_centre_and_flips():
@@ -155,10 +161,10 @@ def test_keyframe_cap_and_ten_crop_size(tmp_path):
     assert subsample(10, 0).tolist() == list(range(10)) and subsample(3, 5).tolist() == [0, 1, 2]
     assert subsample(10, 4).tolist() == [0, 3, 6, 9]
     render_trailer(tmp_path / "a.mp4", ["action"], 2)
-    full = decode_trailer(str(tmp_path / "a.mp4"), FeaturizeConfig())
+    full = decode(str(tmp_path / "a.mp4"), FeaturizeConfig())
     cfg = FeaturizeConfig(max_keyframes=3)
     cfg.backbone.ten_crop = True
-    capped = decode_trailer(str(tmp_path / "a.mp4"), cfg)
+    capped = decode(str(tmp_path / "a.mp4"), cfg)
     assert len(full.keyframes) > 3 and capped.keyframes.shape == (3, 256, 256, 3)
     assert set(capped.frame_times.tolist()) <= set(full.frame_times.tolist())
 
@@ -185,7 +191,7 @@ def test_keyframes_are_area_averaged_rgb(tmp_path):
     import torch.nn.functional as F
 
     from featurize.sample_trailers import SampleSpec
-    from featurize.video import keyframe_array
+    from featurize.frames import keyframe_array
     render_trailer(tmp_path / "t.mp4", ["action"], 2, SampleSpec(width=640, height=360, min_seconds=1, max_seconds=1.2))
     with av.open(str(tmp_path / "t.mp4")) as c:
         frame = [f for i, f in enumerate(c.decode(video=0)) if i == 10][0]
@@ -206,22 +212,23 @@ def test_keyframes_are_area_averaged_rgb(tmp_path):
 
 
 def test_imagenet_weights_are_the_papers_v1_with_their_own_resize():
-    from featurize import backbone
     from featurize.config import FeaturizeConfig
     from featurize.settings import to_settings
-    from featurize.video import keyframe_size
+    from featurize.backbone import keyframe_geometry
+    from featurize.backbone_families.torchvision_family import weights_enum
     v1, v2 = BackboneConfig(name="resnet152"), BackboneConfig(name="resnet152", weights="imagenet_v2")
-    assert backbone.weights_enum(v1).name == "IMAGENET1K_V1" and backbone.weights_enum(v2).name == "IMAGENET1K_V2"
+    assert weights_enum(v1.name, v1.weights).name == "IMAGENET1K_V1"
+    assert weights_enum(v2.name, v2.weights).name == "IMAGENET1K_V2"
     assert v1.weights == "imagenet"                                      # the default is the paper's
     cfg = FeaturizeConfig()
-    assert keyframe_size(cfg) == (256, 224)
+    assert (keyframe_geometry(cfg.backbone).short, keyframe_geometry(cfg.backbone).size) == (256, 224)
     cfg.backbone = v2
-    assert keyframe_size(cfg) == (232, 224)                              # V2's own eval transform
+    assert (keyframe_geometry(cfg.backbone).short, keyframe_geometry(cfg.backbone).size) == (232, 224)  # V2's transform
     assert to_settings(cfg)["backbone_weights"] == "IMAGENET1K_V2" and to_settings(cfg)["resize"] == 232
     with pytest.raises(WeightsUnavailable, match="IMAGENET1K_V1"):      # offline: names the file to place
         load_backbone(BackboneConfig(name="resnet152", weights="imagenet"))
     with pytest.raises(WeightsUnavailable, match="no IMAGENET1K_V2"):
-        backbone.weights_enum(BackboneConfig(name="resnet18", weights="imagenet_v2"))
+        weights_enum("resnet18", "imagenet_v2")
 
 
 def test_dry_run_plans_without_writing(tmp_path):

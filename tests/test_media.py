@@ -9,8 +9,9 @@ import pytest
 from featurize import store
 from featurize.audio import SAMPLE_RATE
 from featurize.config import FeaturizeConfig
-from featurize.extract import SILENCE, decode_row
-from featurize.video import Timeline, clean_audio, decode_trailer
+from featurize.extract import SILENCE, decode, decode_row
+from featurize.timeline import Timeline
+from featurize.audio_decode import clean_audio
 from tests import media
 
 
@@ -28,7 +29,7 @@ def test_damaged_media_data_is_decoded_through(tmp_path):
     path = tmp_path / "damaged.mp4"
     written = media.write_clip(path, 8.0)
     media.damage(path, at=0.5, nbytes=4000)
-    d = decode_trailer(str(path), FeaturizeConfig())
+    d = decode(str(path), FeaturizeConfig())
     assert d.decode_errors > 0                                       # the damage was seen and skipped
     assert d.n_frames >= 0.9 * written and d.n_frames + d.frames_lost == written
     assert d.duration_s == pytest.approx(8.0, abs=0.1) and _increasing(d.frame_times)
@@ -38,7 +39,7 @@ def test_damaged_media_data_is_decoded_through(tmp_path):
 def test_cover_art_is_skipped_and_the_default_audio_track_taken(tmp_path):
     path = tmp_path / "cover.mp4"
     written = media.write_cover_art_first(path, 3.0)
-    d = decode_trailer(str(path), FeaturizeConfig())
+    d = decode(str(path), FeaturizeConfig())
     assert (d.video_stream, d.audio_stream) == (1, 3)                # the film, the track marked default
     assert (d.width, d.height, d.fps, d.n_frames) == (64, 48, 12.0, written)
     assert d.duration_s == pytest.approx(3.0, abs=0.1)
@@ -60,7 +61,7 @@ def test_rotated_phone_clip_is_stored_upright(tmp_path):
     path = tmp_path / "phone.mp4"
     media.write_clip(path, 3.0, size=(64, 48))                       # top half bright
     media.rotate_mp4(path, 90)                                       # shown turned 90 degrees clockwise
-    d = decode_trailer(str(path), FeaturizeConfig())
+    d = decode(str(path), FeaturizeConfig())
     assert (d.width, d.height) == (48, 64)                           # portrait, as displayed
     k = d.keyframes[0].astype(np.float32).mean(2)                    # (S, S) brightness
     half = k.shape[1] // 2
@@ -70,7 +71,7 @@ def test_rotated_phone_clip_is_stored_upright(tmp_path):
 def test_anamorphic_pixels_are_stretched_before_the_crop(tmp_path):
     path = tmp_path / "wide.mp4"
     media.write_clip(path, 2.0, size=(64, 48), sar=Fraction(2, 1), image=media.gradient)
-    d = decode_trailer(str(path), FeaturizeConfig())
+    d = decode(str(path), FeaturizeConfig())
     assert (d.width, d.height) == (128, 48)
     # displayed 128 x 48: the centre square keeps the middle 48/128 of the width, so its
     # left edge is 40/128 of the way across (with square pixels it would be 8/64)
@@ -81,7 +82,7 @@ def test_anamorphic_pixels_are_stretched_before_the_crop(tmp_path):
 def test_a_clock_that_starts_late_counts_from_the_first_frame(tmp_path):
     path = tmp_path / "late.mp4"
     written = media.write_clip(path, 3.0, rate=25, video_start=0.52)
-    d = decode_trailer(str(path), FeaturizeConfig())
+    d = decode(str(path), FeaturizeConfig())
     assert d.n_frames == written and d.duration_s == pytest.approx(3.0, abs=0.1)
     assert 0 <= d.frame_times.min() and d.frame_times.max() < 3.0 and _increasing(d.frame_times)
     assert len(d.audio) == pytest.approx(3.0 * SAMPLE_RATE, rel=0.03)
@@ -90,7 +91,7 @@ def test_a_clock_that_starts_late_counts_from_the_first_frame(tmp_path):
 def test_joined_mpegts_segments_make_one_timeline(tmp_path):
     path = tmp_path / "joined.ts"
     written = media.write_joined_ts(path, 4.0, segments=2)
-    d = decode_trailer(str(path), FeaturizeConfig())
+    d = decode(str(path), FeaturizeConfig())
     assert d.n_frames == pytest.approx(written, rel=0.03)
     assert d.duration_s == pytest.approx(8.0, abs=0.1)
     assert _increasing(d.frame_times) and d.frame_times.max() < 8.0 and (d.frame_times > 4.0).any()
@@ -100,7 +101,7 @@ def test_joined_mpegts_segments_make_one_timeline(tmp_path):
 def test_audio_that_starts_late_is_placed_on_the_video_timeline(tmp_path):
     path = tmp_path / "late_audio.mp4"
     media.write_clip(path, 4.0, audio_start=1.0)
-    d = decode_trailer(str(path), FeaturizeConfig())
+    d = decode(str(path), FeaturizeConfig())
     y = d.audio
     assert len(y) == pytest.approx(4.0 * SAMPLE_RATE, rel=0.03)
     assert np.abs(y[:int(0.9 * SAMPLE_RATE)]).max() < SILENCE        # nothing before the track starts
@@ -181,7 +182,7 @@ def test_a_store_of_another_featurizer_version_is_refused(tmp_path):
 
 
 def test_display_geometry_of_each_quarter_turn():
-    from featurize.video import display_size, quarter_turns
+    from featurize.frames import display_size, quarter_turns
     assert [quarter_turns(r) for r in (0, -90, 90, 180, -180, 270)] == [0, 3, 1, 2, 2, 3]
     assert [display_size(64, 48, 1.0, quarter_turns(r)) for r in (0, -90, 180, 90)] == [
         (64, 48), (48, 64), (64, 48), (48, 64)]                        # upside down stays landscape
@@ -192,7 +193,7 @@ def test_an_upside_down_clip_keeps_its_landscape_size(tmp_path):
     path = tmp_path / "flipped.mp4"
     media.write_clip(path, 2.0, size=(64, 48))                       # top half bright
     media.rotate_mp4(path, 180)
-    d = decode_trailer(str(path), FeaturizeConfig())
+    d = decode(str(path), FeaturizeConfig())
     assert (d.width, d.height) == (64, 48)
     k = d.keyframes[0].astype(np.float32).mean(2)
     half = k.shape[0] // 2

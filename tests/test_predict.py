@@ -51,7 +51,7 @@ def test_predict_matches_stored_features_and_reports_errors(trained, samples, st
     found = 0
     for t in out["trailers"]:
         assert t["genres"] == [g for g in GENRES if t["probabilities"][g] >= run_th[g]]
-        # evidence (SPEC 4): per predicted genre, keyframes of this trailer at their stored times
+        # evidence: per predicted genre, keyframes of this trailer at their stored times
         assert sorted(t["evidence"]) == sorted(t["genres"])
         for g, ev in t["evidence"].items():
             shares = [e["share"] for e in ev]

@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 from featurize.config import FeaturizeConfig
-from featurize.video import decode_trailer
+from featurize.extract import decode
 from tests import media
 from tests.conftest import TINY
 
@@ -20,7 +20,7 @@ def test_inspect_a_video_shows_its_keyframes_and_cuts(tmp_path, capsys):
     media.write_clip(video, 6.0)                           # a new colour every 24 frames: cuts at 24 and 48
     assert inspect.main([str(video), "--output", str(tmp_path / "out")]) == 0
     got = json.loads(capsys.readouterr().out)
-    d = decode_trailer(str(video), FeaturizeConfig())
+    d = decode(str(video), FeaturizeConfig())
     assert got["cuts"] == len(d.cuts) == 2 and got["keyframes"] == len(d.keyframes) == 3
     assert [abs(c - k) <= 2 for c, k in zip(d.cuts, (24, 48))] == [True, True]
     assert len(d.similarity) == d.n_frames - 1 and np.all((d.similarity >= 0) & (d.similarity <= 1.0001))

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 import torch
 
-from featurize import transnet
+from featurize import shot_placement, transnet
 from featurize.config import FeaturizeConfig, ShotConfig
 from benchmarks.shot_eval import score
 from featurize.shots import CandidatePool
@@ -53,7 +53,7 @@ def test_batched_windows_give_the_packages_probabilities_and_leave_global_state_
     np.testing.assert_allclose(ours, theirs.numpy(), atol=1e-5)
     # ... and its shots are the package's scenes (the clip opens on a shot, not a transition)
     scenes = det.model.predictions_to_scenes(theirs.numpy())
-    assert transnet.shot_starts(ours) == scenes[:, 0].tolist()
+    assert shot_placement.shot_starts(ours) == scenes[:, 0].tolist()
     with pytest.raises(ValueError, match="27, 48, 3"):
         det.probabilities(frames[:, :20])
 
@@ -69,22 +69,22 @@ def test_windows_cover_every_frame_once_with_edge_padding():
 
 def test_shot_starts_follow_each_transition_run():
     p = np.array([0.1, 0.2, 0.9, 0.1, 0.1, 0.6, 0.7, 0.8, 0.2, 0.1, 0.95])
-    assert transnet.shot_starts(p) == [0, 3, 8]                   # a transition still running at the end opens nothing
-    assert transnet.shot_starts(p, threshold=0.65) == [0, 3, 8]
-    assert transnet.shot_starts(p, threshold=0.75) == [0, 3, 8]
-    assert transnet.shot_starts(p, threshold=0.85) == [0, 3]
-    assert transnet.shot_starts(np.zeros(5)) == [0] and transnet.shot_starts(np.zeros(0)) == [0]
+    assert shot_placement.shot_starts(p) == [0, 3, 8]                   # a transition still running at the end opens nothing
+    assert shot_placement.shot_starts(p, threshold=0.65) == [0, 3, 8]
+    assert shot_placement.shot_starts(p, threshold=0.75) == [0, 3, 8]
+    assert shot_placement.shot_starts(p, threshold=0.85) == [0, 3]
+    assert shot_placement.shot_starts(np.zeros(5)) == [0] and shot_placement.shot_starts(np.zeros(0)) == [0]
 
 
 def test_place_takes_the_candidate_nearest_each_shot_centre():
     cands = np.arange(0, 40, 4)                                   # every 4th frame of 40
-    p = transnet.place([0, 10, 12, 30], 40, cands)
+    p = shot_placement.place([0, 10, 12, 30], 40, cands)
     # shots [0,10) centre 4.5 -> 4; [10,12) holds no candidate; [12,30) centre 20.5 -> 20; [30,40) centre 34.5 -> 36 (|1.5| vs 32's |2.5|)
     assert cands[p.chosen].tolist() == [4, 20, 36]
     assert p.shot_starts.tolist() == [0, 12, 30] and p.shot_lengths.tolist() == [10, 18, 10] and p.cuts == [10, 12, 30]
-    tie = transnet.place([0, 8], 16, np.arange(16))               # centre 3.5: 3 and 4 tie, the earlier wins
+    tie = shot_placement.place([0, 8], 16, np.arange(16))               # centre 3.5: 3 and 4 tie, the earlier wins
     assert tie.chosen.tolist() == [3, 11]
-    capped = transnet.place(list(range(0, 40, 4)), 40, np.arange(40), max_keyframes=4)
+    capped = shot_placement.place(list(range(0, 40, 4)), 40, np.arange(40), max_keyframes=4)
     assert len(capped.chosen) == 4 and capped.chosen[0] == 1 and capped.chosen[-1] == 37
 
 
@@ -101,10 +101,11 @@ def test_candidate_pool_is_bounded_and_evenly_spaced():
 
 def test_decode_keeps_small_frames_and_candidates_then_places_the_shots(clip):
     from featurize.extract import decode
+    from featurize.backbone import keyframe_geometry
     from featurize.video import decode_trailer
     path, truth = clip
     cfg = FeaturizeConfig(shots=ShotConfig(detector="transnetv2", candidates=64))
-    d = decode_trailer(path, cfg)
+    d = decode_trailer(path, cfg, keyframe_geometry(cfg.backbone))
     assert d.shots_pending and d.thumbs.shape == (d.n_frames, 27, 48, 3)
     np.testing.assert_array_equal(d.thumbs, _small_frames(path))
     assert len(d.candidates) == len(d.keyframes) == len(d.frame_times) <= 64 and d.candidates[0] == 0
@@ -113,7 +114,7 @@ def test_decode_keeps_small_frames_and_candidates_then_places_the_shots(clip):
     assert not placed.shots_pending and len(placed.keyframes) == len(placed.shot_starts) == len(placed.cuts) + 1
     s = score(truth, placed.cuts)
     assert s.prf("all")[2] >= 0.9, (placed.cuts, truth)
-    hsv = decode_trailer(path, FeaturizeConfig())                 # the default is untouched: no small frames
+    hsv = decode_trailer(path, FeaturizeConfig(), keyframe_geometry(cfg.backbone))   # the default: no small frames
     assert not hsv.shots_pending and hsv.thumbs is None
 
 
