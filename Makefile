@@ -2,7 +2,7 @@ PY      := .venv/bin/python
 PIP     := .venv/bin/pip
 STAMP   := .venv/.installed
 
-.PHONY: demo test install browser constraints cluster-up cluster-down clean
+.PHONY: demo test install browser constraints cluster-up cluster-down clean docs
 
 $(STAMP): pyproject.toml constraints.txt
 	test -x $(PY) || python3 -m venv .venv
@@ -28,6 +28,10 @@ browser:
 
 test: $(STAMP) browser
 	$(PY) -m pytest -q --durations=15 tests
+
+# The config reference is generated from the dataclasses (tests/test_docs.py checks it is current).
+docs: $(STAMP)
+	$(PY) -m ctt.config_reference > docs/config.md
 
 WORKERS ?= 0
 

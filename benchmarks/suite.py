@@ -30,6 +30,7 @@ from ctt.evidence import input_attributions
 from ctt.models import build_model
 from benchmarks.train_speed import epoch_time, prebuilt_batches, synthetic_rows
 from benchmarks import featurize_cost as fb
+from benchmarks import shot_cost as sc
 from featurize import store
 from benchmarks.featurize_cost import cpu_count
 from featurize.genres import GENRES
@@ -204,14 +205,14 @@ def run(a: argparse.Namespace) -> dict:
     res["train"] = {"ctt-c": ctt, "lstm": lstm}
 
     shot_size, shot_s, shot_n = ((160, 96), 5.0, 1) if a.quick else ((640, 360), 60.0, 4)
-    clips_sh = fb.shot_clips(work / "shot_clips", shot_n, shot_size, shot_s)
-    det = fb.shot_detectors(clips_sh, cfg)
-    ours = det[fb.HSV_ROW]
+    clips_sh = sc.shot_clips(work / "shot_clips", shot_n, shot_size, shot_s)
+    det = sc.detector_rows(clips_sh, cfg)
+    ours = det[sc.HSV_ROW]
     for name, d in det.items():
         if "skipped" in d:
             print(f"  shots       {name}: skipped ({d['skipped']})", flush=True)
             continue
-        peer = name not in (fb.HSV_ROW, fb.TRANSNET_ROW)       # the project's own options are not judged
+        peer = name not in (sc.HSV_ROW, sc.TRANSNET_ROW)       # the project's own options are not judged
         row("shots", f"{name}: F1 cuts / gradual / all", f"{d['cut_f1']:.2f} / {d['gradual_f1']:.2f} / {d['all_f1']:.2f}",
             f"{d['fps_per_core']:.0f} frames/s per core", ours["fps_per_core"] / d["fps_per_core"],
             ">= 3 (ours / this)" if peer else None,
@@ -219,7 +220,7 @@ def run(a: argparse.Namespace) -> dict:
             f"P/R all {d['all_precision']:.2f}/{d['all_recall']:.2f}; {shot_n} trailers {shot_size[0]}x{shot_size[1]} "
             f"{shot_s:.0f} s, 30% of changes gradual; ratio: our frames/s over this one's")
     res["shots"] = det
-    lc = fb.learned_shot_cost(clips_sh, cfg)
+    lc = sc.learned_shot_cost(clips_sh, cfg)
     if "skipped" in lc:
         print(f"  shots       transnetv2 cost: skipped ({lc['skipped']})", flush=True)
     else:

@@ -23,7 +23,6 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.dataset as pads
 import pyarrow.parquet as pq
-import torch
 
 from featurize.audio import SPEC_SIZE
 
@@ -131,6 +130,7 @@ def to_float16(x: np.ndarray) -> np.ndarray:
     """float32 -> float16 as stored, bit for bit what numpy gives, converted by torch's
     vectorised kernels: numpy's own cast is ~100x slower on the tiny (subnormal in float16)
     magnitudes a spectrogram is full of."""
+    import torch  # lazy: a store's readers (pyarrow only) never need torch; only writers of spectrograms cast
     return torch.from_numpy(np.ascontiguousarray(x, np.float32)).to(torch.float16).numpy()
 
 

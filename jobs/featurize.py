@@ -29,15 +29,13 @@ def main(argv: list[str] | None = None) -> int:
     setup_logging()
     cfg = config_from(args, "featurize")
     # lazy: Ray, torch and MLflow take about 7 s to import; --help and usage errors answer without them
+    from ctt.experiment.featurize_run import log_featurize_run
+    from ctt.experiment.tracking.connection import TrackingUnavailable, connect
     from featurize.backbone import WeightsUnavailable, check_weights
     from featurize.manifest import ManifestError
     from featurize.pipeline import run_featurize, verdict
-    from featurize import store
-    from featurize.settings import to_settings
-    from featurize.store import StoreMismatch
     from featurize.shot_detectors import DetectorUnavailable
-    from ctt.experiment.featurize_run import log_featurize_run
-    from ctt.experiment.tracking.connection import TrackingUnavailable, connect
+    from featurize.store import StoreMismatch
     if args.dry_run:
         try:
             summary = run_featurize(args.input, args.output, cfg.featurize, args.retry_errors, dry_run=True)
@@ -55,8 +53,7 @@ def main(argv: list[str] | None = None) -> int:
         fail(str(e))
     print("featurize summary: " + json.dumps(summary, indent=2))
     problem = verdict(summary, cfg.featurize.max_failed_fraction)
-    settings = store.document(to_settings(cfg.featurize))
-    print(f"MLflow run {log_featurize_run(cfg, summary, settings, problem)}")
+    print(f"MLflow run {log_featurize_run(cfg, summary, problem)}")
     if problem:
         fail(f"{problem}; see {args.output}/_errors")      # everything that could be written is written
     return 0

@@ -52,14 +52,13 @@ def main(argv: list[str] | None = None) -> int:
     if args.seeds:
         cfg.train.seeds = list(range(cfg.train.seed, cfg.train.seed + args.seeds))
     # lazy: Ray, torch and MLflow take about 7 s to import; --help and usage errors answer without them
-    from ctt.data import describe_store
-    from ctt.data import FeatureStoreError
+    from ctt.data import FeatureStoreError, describe_store
     from ctt.experiment.distributed.checkpoints import StorageError
     from ctt.experiment.distributed.train_driver import resume_training, run_training
     from ctt.experiment.repeats import run_repeats
-    from ctt.tables import metrics_table, spread_table
-    from ctt.experiment.tracking.reading import ModelNotFound
     from ctt.experiment.tracking.connection import TrackingUnavailable, connect
+    from ctt.experiment.tracking.reading import ModelNotFound
+    from ctt.tables import metrics_table, spread_table
     try:
         if args.resume:
             init_ray(progress=False)

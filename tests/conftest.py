@@ -1,8 +1,10 @@
 """Shared fixtures: sample trailers, and real servers on 127.0.0.1 started (and stopped) here."""
 from __future__ import annotations
 
+import glob
 import os
 import shutil
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -171,3 +173,29 @@ def trained(store, mlflow_server, tmp_path_factory) -> dict:
     summary = run_training(str(store[0]), cfg)
     mp.undo()
     return summary
+
+
+@pytest.fixture(scope="session")
+def runs(medium_store, mlflow_server, tmp_path_factory) -> dict:
+    """CTT-MMC-C, CTT-MMC-S (Platt-calibrated) and the LSTM trained briefly on `medium_store` in
+    experiment `methods`, shared by the experiment tests; and any checkpoint staging left behind."""
+    from tests.experiment_helpers import LSTM, train_model
+    tmp = tmp_path_factory.mktemp("ckpt")
+    staged_before = set(glob.glob(os.path.join(tempfile.gettempdir(), "ctt_ckpt_*")))
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("MLFLOW_TRACKING_URI", mlflow_server.url)
+        out = {
+            "ctt-c": train_model(medium_store, "ctt-c", tmp, "train.max_epochs=16", "train.patience=16"),
+            "ctt-s": train_model(medium_store, "ctt-s", tmp, "train.max_epochs=4", "train.checkpoint_every=4",
+                           "model.parts=4", "model.test_draws=3", "train.calibration=platt"),
+            "lstm": train_model(medium_store, "lstm", tmp, *LSTM),
+        }
+    out["staged_left"] = set(glob.glob(os.path.join(tempfile.gettempdir(), "ctt_ckpt_*"))) - staged_before
+    return out
+
+
+@pytest.fixture
+def tracking_env(mlflow_server, monkeypatch) -> str:
+    """MLFLOW_TRACKING_URI set to the session's server for one test."""
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", mlflow_server.url)
+    return mlflow_server.url

@@ -1,3 +1,4 @@
+import re
 from pathlib import Path
 
 import pytest
@@ -7,9 +8,34 @@ from ctt.config import Config, ConfigError, flatten, load_config, to_dict
 CONFIGS = sorted((Path(__file__).parents[1] / "configs").glob("*.yaml"))
 
 
+PAPER_TRAINING = {"train.lr": 1e-3, "train.weight_decay": 1e-4, "train.batch_size": 64, "train.max_epochs": 200,
+                  "train.patience": 20, "model.dropout": 0.5}
+
+
+def expected_settings(name: str) -> dict:
+    """What a shipped config's file name promises (configs are named by recipe)."""
+    if m := re.fullmatch(r"(ctt-[abc])_f(\d+)_n(\d+)", name):
+        return {"model.name": m[1], "model.f": int(m[2]), "model.n": int(m[3]), **PAPER_TRAINING}
+    if m := re.fullmatch(r"ctt-s_p(\d+)", name):
+        return {"model.name": "ctt-s", "model.parts": int(m[1]), "model.test_draws": 10, **PAPER_TRAINING}
+    if m := re.fullmatch(r"lstm_h(\d+)", name):
+        return {"model.name": "lstm", "model.hidden": int(m[1]), "model.max_steps": 120, **PAPER_TRAINING}
+    if m := re.fullmatch(r"featurize_(\w+?)_(imagenet|places365)", name):
+        return {"featurize.backbone.name": m[1], "featurize.shots.detector": "hsv",
+                "featurize.backbone.weights": "imagenet" if m[2] == "imagenet" else "checkpoint"}
+    if name == "baselines":
+        return {"baseline.C": [0.1, 1.0, 10.0, 100.0, 1000.0], "baseline.kernels": ["linear", "rbf"],
+                "baseline.gamma": [round(0.1 * i, 1) for i in range(1, 11)], "baseline.selection": "val"}
+    if name == "demo":                        # offline and small: no pretrained weights, said so in its output
+        return {"featurize.backbone.weights": "none", "featurize.backbone.name": "resnet18"}
+    raise AssertionError(f"configs/{name}.yaml: a name that says no recipe")
+
+
 @pytest.mark.parametrize("path", CONFIGS, ids=lambda p: p.name)
-def test_every_shipped_config_loads(path):
-    assert isinstance(load_config(path), Config)
+def test_every_shipped_config_sets_what_its_name_says(path):
+    got = flatten(to_dict(load_config(path)))
+    want = expected_settings(path.stem)
+    assert {k: got[k] for k in want} == want
 
 
 def test_defaults_are_the_papers():

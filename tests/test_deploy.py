@@ -122,7 +122,7 @@ def test_cluster_files_give_training_shared_storage():
 
 def test_runtime_env_file_is_what_jobs_are_submitted_with():
     """cluster/runtime_env.yaml: telemetry off as in the safe environment, the tracking address to
-    set, the local data left out of the upload; the README's submit commands use it."""
+    set, the local data left out of the upload; the documented submit commands use it."""
     from cluster.env import SAFE_ENV
     doc = yaml.safe_load((ROOT / "cluster/runtime_env.yaml").read_text())
     env = doc["env_vars"]
@@ -130,7 +130,8 @@ def test_runtime_env_file_is_what_jobs_are_submitted_with():
     for key in ("RAY_USAGE_STATS_ENABLED", "MLFLOW_DISABLE_TELEMETRY", "DO_NOT_TRACK"):
         assert env[key] == SAFE_ENV[key]
     assert {"data/", "mlruns/", ".cluster/"} <= set(doc["excludes"])
-    readme = (ROOT / "README.md").read_text()
-    submits = re.findall(r"ray job submit [^\n]*", readme)
-    assert submits and all("--runtime-env $ENV" in c for c in submits if "--working-dir" in c)
-    assert "ENV=cluster/runtime_env.yaml" in readme
+    docs = "\n".join(p.read_text() for p in [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))])
+    submits = re.findall(r"ray job submit [^\n`]*", docs)
+    assert submits and all(re.search(r"--runtime-env (\$ENV|cluster/runtime_env\.yaml)", c)
+                           for c in submits if "--working-dir" in c), submits
+    assert "ENV=cluster/runtime_env.yaml" in (ROOT / "docs" / "cluster.md").read_text()

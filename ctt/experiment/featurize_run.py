@@ -9,13 +9,15 @@ from typing import Any
 from ctt.config import Config
 from ctt.experiment.tracking import recording
 from featurize import qa, store
+from featurize.settings import to_settings
 
 
-def log_featurize_run(cfg: Config, summary: dict[str, Any], settings: dict[str, Any], problem: str = "") -> str:
-    """The run: the settings that made the store (`settings`: its `_featurizer.json`), the
-    run's counts and throughput, the summary and the store's errors table as artifacts, QA
-    pictures, and the store as the run's dataset (context `output`)."""
+def log_featurize_run(cfg: Config, summary: dict[str, Any], problem: str = "") -> str:
+    """The run: the settings that made the store (what its `_featurizer.json` holds, from the
+    config that wrote it), the run's counts and throughput, the summary and the store's
+    errors table as artifacts, QA pictures, and the store as the run's dataset (context `output`)."""
     out = summary["output"]
+    settings = store.document(to_settings(cfg.featurize))
     files = store.files(out)
     with recording.record_run("featurize", recording.run_name(cfg, "featurize"), cfg=cfg, job="featurize",
                               params={"input": summary["input"], "output": out}, tags={"store": out},

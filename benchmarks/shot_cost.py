@@ -1,0 +1,106 @@
+"""Shot detectors measured side by side on rendered trailers with known transitions: the
+project's two (`featurize.shots.detector`) and PySceneDetect's, scored against the truth
+(`benchmarks.shot_eval`), and what the learned detector costs in the decode pass and on
+the device."""
+from __future__ import annotations
+
+import dataclasses
+import json
+from pathlib import Path
+from typing import Any, Callable
+
+import torch
+
+from benchmarks import peers
+from benchmarks.shot_eval import ShotScore, score
+from featurize import transnet
+from featurize.backbone import keyframe_geometry
+from featurize.config import FeaturizeConfig
+from featurize.sample_trailers import SampleSpec, Transition, render_with_transitions
+from featurize.shot_detectors import DETECTORS
+from featurize.video import decode_trailer
+
+
+def shot_clips(out: Path, n: int, size: tuple[int, int], seconds: float, fps: int = 24,
+               gradual: float = 0.3) -> list[tuple[str, list]]:
+    """Rendered trailers with hard cuts and (a `gradual` share of) dissolves and fades, and
+    their ground truth; reused if present."""
+    out.mkdir(parents=True, exist_ok=True)
+    clips = []
+    for k in range(n):
+        path = out / f"shots_{size[0]}x{size[1]}_{int(seconds)}s_{k}.mp4"
+        truth_file = path.with_suffix(".json")
+        if not truth_file.exists():
+            spec = SampleSpec(width=size[0], height=size[1], fps=fps, min_seconds=seconds,
+                              max_seconds=seconds + 1e-3, gradual=gradual)
+            truth = render_with_transitions(path, [["action"], ["drama"], ["horror", "thriller"]][k % 3], 100 + k, spec)
+            truth_file.write_text(json.dumps([dataclasses.asdict(t) for t in truth]))
+        clips.append((str(path), [Transition(**t) for t in json.loads(truth_file.read_text())]))
+    return clips
+
+
+HSV_ROW = "ctt-mmc hsv (in the decode pass)"
+TRANSNET_ROW = "ctt-mmc transnetv2 (decode pass + network, CPU)"
+
+
+def detector_rows(clips: list[tuple[str, list]], cfg: FeaturizeConfig) -> dict[str, dict[str, Any]]:
+    """Each detector over the same clips: precision, recall, F1 against the truth (cuts and
+    gradual transitions apart) and frames per CPU-second: the project's two detectors
+    (`featurize.shots.detector`), then PySceneDetect's. A detector that is not installed gets
+    a `skipped` row with the reason."""
+    one = dataclasses.replace(cfg, decode_threads=1)
+    out = score_detector(HSV_ROW, lambda p: peers.project_cuts(p, one), clips)
+    missing = DETECTORS["transnetv2"].available()
+    if missing:
+        out[TRANSNET_ROW] = {"skipped": missing}
+    else:
+        learned = dataclasses.replace(one, shots=dataclasses.replace(one.shots, detector="transnetv2"))
+        out |= score_detector(TRANSNET_ROW, lambda p: peers.project_cuts(p, learned), clips)
+    missing = peers.scenedetect_available()
+    if missing:
+        out["PySceneDetect"] = {"skipped": missing}
+    else:
+        for name in ("content", "adaptive"):
+            out |= score_detector(f"PySceneDetect {name.title()}Detector",
+                                  lambda p, d=name: peers.scenedetect_cuts(p, d), clips)
+    return out
+
+
+def learned_shot_cost(clips: list[tuple[str, list]], cfg: FeaturizeConfig) -> dict[str, Any]:
+    """What `shots.detector=transnetv2` costs, in its two places: the decode pass (every frame
+    also scaled to 48x27, keyframe candidates kept) against the paper's, frames per CPU-second
+    of one thread with audio as the pipeline runs; and the network alone on this process's
+    device (the embedder actor's: a GPU where there is one)."""
+    missing = DETECTORS["transnetv2"].available()
+    if missing:
+        return {"skipped": missing}
+    out: dict[str, Any] = {}
+    for name in ("hsv", "transnetv2"):
+        c = dataclasses.replace(cfg, decode_threads=1, shots=dataclasses.replace(cfg.shots, detector=name))
+        decode_trailer(clips[0][0], c, keyframe_geometry(c.backbone))  # warm-up
+        frames, cpu, d = 0, 0.0, None
+        for path, _ in clips:
+            d, _, c_s = peers.timed(lambda p=path: decode_trailer(p, c, keyframe_geometry(c.backbone)))
+            frames, cpu = frames + d.n_frames, cpu + c_s
+        out[f"{name}_decode_fps"] = frames / cpu
+    device = "cuda" if torch.cuda.is_available() else "cpu"
+    det = transnet.TransNetV2Detector(device)
+    det.probabilities(d.thumbs[:transnet.WINDOW])                        # warm-up
+    _, wall, cpu = peers.timed(lambda: det.probabilities(d.thumbs))
+    return out | {"device": device, "network_fps": len(d.thumbs) / wall, "network_fps_per_core": len(d.thumbs) / cpu,
+                  "candidates": len(d.candidates), "candidates_mb": d.keyframes.nbytes / 2**20,
+                  "small_frames_mb": d.thumbs.nbytes / 2**20, "frames": len(d.thumbs)}
+
+
+def score_detector(name: str, fn: Callable[[str], tuple[list[int], int]],
+                   clips: list[tuple[str, list]]) -> dict[str, dict[str, Any]]:
+    """One detector over the clips: its counts against the truth, frames per CPU-second."""
+    fn(clips[0][0])                                                   # warm-up: JIT, codec tables, weights
+    total, frames, cpu = ShotScore(), 0, 0.0
+    for path, truth in clips:
+        (cuts, n), _, c = peers.timed(lambda: fn(path))
+        total.add(score(truth, cuts))
+        frames, cpu = frames + n, cpu + c
+    return {name: {"fps_per_core": frames / cpu, "frames": frames,
+                   **{f"{k}_{m}": v for k in ("cut", "gradual", "all")
+                      for m, v in zip(("precision", "recall", "f1"), total.prf(k))}}}
