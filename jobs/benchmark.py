@@ -26,7 +26,7 @@ training path is covered by the tests): it checks that every other measurement r
 
     python jobs/benchmark.py --suite gpu [--quick] [--skip featurize] [--out gpu.json]
 
-The GPU suite (ctt/gpu_suite.py), one table in under 8 minutes on one GPU: ResNet-152
+The GPU suite (benchmarks/gpu_suite.py), one table in under 8 minutes on one GPU: ResNet-152
 embedder (bf16 + channels_last) vs the bare forward and the device's matmul rate; CTT-MMC-C
 vs LSTM per epoch at LMTD-9 size; torch.stft on the device vs the CPU paths; TransNetV2
 (shots.detector=transnetv2) on the device vs the CPU; featurize end to end with GPU actors,
@@ -35,16 +35,13 @@ spectrograms in decode tasks vs on the actors. It runs on CPU too.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import sys
-import tempfile
-import time
-from pathlib import Path
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 import jobs._common  # noqa: E402,F401  (safe Ray / MLflow environment defaults)
+
 
 def _sizes(text: str) -> list[tuple[int, int]]:
     try:
@@ -77,50 +74,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--work", default=None, help="folder for trailers and stores (default: a temp folder)")
     p.add_argument("--out", default="benchmark.json", help="JSON results")
     a = p.parse_args(argv)
-    if a.suite == "gpu":
-        return gpu_suite(a)
-    q = a.quick
-    defaults = {"sizes": [(320, 180)] if q else [(640, 360), (1280, 720)], "seconds": 8 if q else 60,
-                "repeat": 1 if q else 2, "keyframes": 16 if q else 64, "n": 1 if q else 8,
-                "train_trailers": 32 if q else 512, "ray_trailers": 24 if q else 400, "ray_epochs": 0 if q else 6}
-    for k, v in defaults.items():
-        if getattr(a, k) is None:
-            setattr(a, k, v)
-    if q:
-        a.backbone = "resnet18"
-    tmp = None
-    if a.work is None:
-        tmp = tempfile.TemporaryDirectory(prefix="ctt_bench_")
-        a.work = tmp.name
-    from benchmarks.suite import run, table  # lazy: Ray, torch and MLflow (7 s); --help answers without them
-    t0 = time.time()
-    res = run(a)
-    res["wall_s"] = time.time() - t0
-    text = table(res)
-    print("\n" + text)
-    Path(a.out).write_text(json.dumps(res, indent=2, default=str))
-    print(f"\nwritten: {a.out} ({res['wall_s']:.0f} s)")
-    if tmp:
-        tmp.cleanup()
-    return 0
-
-
-def gpu_suite(a: argparse.Namespace) -> int:
-    from benchmarks import gpu_suite as g  # lazy: torch (seconds); --help answers without it
-    skip = [s for s in a.skip.split(",") if s]
-    unknown = set(skip) - set(g.SECTIONS)
-    if unknown:
-        print(f"benchmark: --skip: unknown section(s) {sorted(unknown)}", file=sys.stderr)
-        return 2
-    with tempfile.TemporaryDirectory(prefix="ctt_gpu_") as tmp:
-        args = (g.GpuSuiteArgs.quick if a.quick else g.GpuSuiteArgs)(work=a.work or tmp, skip=skip)
-        t0 = time.time()
-        res = g.run(args)
-    res["wall_s"] = time.time() - t0
-    print("\n" + g.table(res))
-    Path(a.out).write_text(json.dumps(res, indent=2, default=str))
-    print(f"\nwritten: {a.out} ({res['wall_s']:.0f} s)")
-    return 0
+    from benchmarks import entry  # lazy: --help answers without the measurement code
+    return entry.gpu_suite(a) if a.suite == "gpu" else entry.cpu_suite(a)
 
 
 if __name__ == "__main__":
