@@ -42,9 +42,15 @@ def tracking_uri() -> str:
 
 
 def _artifact_root() -> str | None:
-    if os.environ.get("MLFLOW_TRACKING_URI"):
-        return None                               # the server decides
-    return (PROJECT_ROOT / "mlruns" / "artifacts").as_uri()
+    """Where a new experiment keeps its artifacts: a server decides for itself; a database
+    file keeps them beside it (MLflow's default would be ./mlruns of whatever folder the job
+    runs in)."""
+    uri = os.environ.get("MLFLOW_TRACKING_URI", "")
+    if not uri:
+        return (PROJECT_ROOT / "mlruns" / "artifacts").as_uri()
+    if uri.startswith("sqlite:///"):
+        return (Path(uri.removeprefix("sqlite:///")).parent / "artifacts").as_uri()
+    return None
 
 
 def client() -> mlflow.MlflowClient:
