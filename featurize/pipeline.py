@@ -16,6 +16,7 @@ from collections import Counter
 from typing import Any
 
 import numpy as np
+import pandas as pd
 import ray
 
 from featurize import backbone, extract, shot_detectors, store
@@ -100,13 +101,14 @@ def blocks_for(rows: int) -> int:
 
 
 def run_featurize(input: str, output: str, cfg: FeaturizeConfig, retry_errors: bool = False,
-                  dry_run: bool = False) -> dict[str, Any]:
+                  dry_run: bool = False, manifest: pd.DataFrame | None = None) -> dict[str, Any]:
     """Featurize every trailer of `input` not yet in `output`; returns the run summary.
     `dry_run` plans and stops before Ray: the manifest read and checked, the store's
-    settings checked and its done ids read, the to-do rows and blocks counted; nothing written."""
+    settings checked and its done ids read, the to-do rows and blocks counted; nothing written.
+    `manifest`: `input` as the caller already read it."""
     t0 = time.time()
     shot_detectors.require(cfg.shots.detector)    # before any work: the driver's environment stands for the nodes'
-    manifest = read_manifest(input)
+    manifest = read_manifest(input) if manifest is None else manifest
     store.claim(output, to_settings(cfg), write=not dry_run)
     if retry_errors and not dry_run:
         store.clear_errors(output)

@@ -69,6 +69,36 @@ def config_from(args: argparse.Namespace, job: str) -> Config:
     return cfg
 
 
+def require(args: argparse.Namespace, *names: str) -> None:
+    """The data arguments a job cannot run without, checked after --print-config has had its
+    turn (which needs none of them): one line and exit 2 when any is missing."""
+    missing = [f"--{n.replace('_', '-')}" for n in names if not getattr(args, n)]
+    if missing:
+        fail(f"give {' and '.join(missing)} (see --help)", USAGE)
+
+
+def manifest_or_exit(source: str):
+    """The featurize input read and checked before Ray or MLflow start: a path that does not
+    exist, a manifest without its columns or with unknown genres is a usage error (exit 2)."""
+    from featurize.manifest import ManifestError, read_manifest  # lazy: pandas; --help answers without it
+    try:
+        return read_manifest(source)
+    except (ManifestError, OSError) as e:
+        fail(str(e), USAGE)
+
+
+def store_or_exit(path: str) -> None:
+    """A feature store to read: a path with no store there is a usage error (exit 2), before
+    Ray or MLflow start."""
+    from featurize import store  # lazy: pyarrow; --help answers without it
+    try:
+        found = store.settings_of(path) is not None or bool(store.files(path))
+    except OSError as e:
+        fail(f"cannot read the feature store {path}: {e}", USAGE)
+    if not found:
+        fail(f"{path} is not a feature store: write one with jobs/featurize.py (or jobs/import_lmtd.py)", USAGE)
+
+
 def init_ray(num_cpus: int | None = None, progress: bool = True) -> None:
     """Join the cluster of `ray job submit` / RAY_ADDRESS, else start an embedded local instance."""
     from cluster.session import init_ray as start  # lazy: Ray takes 2 s to import; only jobs that reach their work need it
@@ -84,4 +114,5 @@ def setup_logging() -> None:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
 
 
-__all__ = ["USAGE", "config_from", "fail", "init_ray", "parser", "setup_logging", "split_overrides"]
+__all__ = ["USAGE", "config_from", "fail", "init_ray", "manifest_or_exit", "parser", "require", "setup_logging",
+           "split_overrides", "store_or_exit"]

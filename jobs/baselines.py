@@ -19,21 +19,23 @@ import sys
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from jobs._common import config_from, fail, init_ray, parser, setup_logging  # noqa: E402
+from jobs._common import config_from, fail, init_ray, parser, require, setup_logging, store_or_exit  # noqa: E402
 from ctt.config import BASELINES  # noqa: E402
 
 
 
 def main(argv: list[str] | None = None) -> int:
     p = parser(__doc__)
-    p.add_argument("--features", required=True, help="feature store written by jobs/featurize.py (local or s3://)")
-    p.add_argument("--method", action="append", choices=BASELINES, required=True,
-                   help="vllf, av, random or probe; repeat to run several (one MLflow run each)")
+    p.add_argument("--features", help="feature store written by jobs/featurize.py (local or s3://; required)")
+    p.add_argument("--method", action="append", choices=BASELINES,
+                   help="vllf, av, random or probe; repeat to run several (one MLflow run each; required)")
     p.add_argument("--experiment", help="MLflow experiment (overrides tracking.experiment)")
     args = p.parse_args(argv)
     setup_logging()
     args.overrides += [f"tracking.experiment={args.experiment}"] * bool(args.experiment)
     cfg = config_from(args, "baselines")
+    require(args, "features", "method")
+    store_or_exit(args.features)                   # before Ray or MLflow: a missing store is a usage error
     # lazy: Ray, torch and MLflow take about 7 s to import; --help and usage errors answer without them
     from ctt.experiment.baselines import BaselineError, run_baseline
     from ctt.tables import metrics_table

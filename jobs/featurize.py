@@ -5,6 +5,11 @@
 
 A rerun skips trailers already in the store; --retry-errors tries recorded failures again;
 --dry-run says what a run would do (and the driver's memory for it) without doing it.
+
+The manifest: CSV or Parquet with columns trailer_id,path[,genres][,split]. `path` is relative
+to the manifest's folder, absolute, or s3://; `genres` are written action|scifi, from
+action adventure comedy crime drama horror romance scifi thriller; `split` is train, val or
+test. A folder as --input takes every video file under it, without labels.
 """
 from __future__ import annotations
 
@@ -14,20 +19,22 @@ import sys
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from jobs._common import config_from, fail, init_ray, parser, setup_logging  # noqa: E402
+from jobs._common import config_from, fail, init_ray, manifest_or_exit, parser, require, setup_logging  # noqa: E402
 
 
 
 def main(argv: list[str] | None = None) -> int:
     p = parser(__doc__)
-    p.add_argument("--input", required=True, help="manifest (CSV/Parquet) or a folder of videos; local or s3://")
-    p.add_argument("--output", required=True, help="feature store folder; local or s3://")
+    p.add_argument("--input", help="manifest (CSV/Parquet) or a folder of videos; local or s3:// (required)")
+    p.add_argument("--output", help="feature store folder; local or s3:// (required)")
     p.add_argument("--retry-errors", action="store_true", help="featurize trailers in STORE/_errors again")
     p.add_argument("--dry-run", action="store_true",
                    help="plan only: read the manifest, check the store, count what is to do; no Ray, no writes")
     args = p.parse_args(argv)
     setup_logging()
     cfg = config_from(args, "featurize")
+    require(args, "input", "output")
+    manifest = manifest_or_exit(args.input)        # before Ray or MLflow: a bad input is a usage error
     # lazy: Ray, torch and MLflow take about 7 s to import; --help and usage errors answer without them
     from ctt.experiment.featurize_run import log_featurize_run
     from ctt.experiment.tracking.connection import TrackingUnavailable, connect
@@ -38,7 +45,8 @@ def main(argv: list[str] | None = None) -> int:
     from featurize.store import StoreMismatch
     if args.dry_run:
         try:
-            summary = run_featurize(args.input, args.output, cfg.featurize, args.retry_errors, dry_run=True)
+            summary = run_featurize(args.input, args.output, cfg.featurize, args.retry_errors, dry_run=True,
+                                    manifest=manifest)
         except (ManifestError, StoreMismatch, DetectorUnavailable, FileNotFoundError) as e:
             fail(str(e))
         print("featurize plan: " + json.dumps(summary, indent=2))
@@ -47,7 +55,8 @@ def main(argv: list[str] | None = None) -> int:
         check_weights(cfg.featurize.backbone)        # fail before any work if weights are missing
         connect(cfg.tracking.experiment)             # ... or if MLflow is unreachable
         init_ray()
-        summary = run_featurize(args.input, args.output, cfg.featurize, retry_errors=args.retry_errors)
+        summary = run_featurize(args.input, args.output, cfg.featurize, retry_errors=args.retry_errors,
+                                manifest=manifest)
     except (ManifestError, StoreMismatch, WeightsUnavailable, DetectorUnavailable, FileNotFoundError,
             TrackingUnavailable) as e:
         fail(str(e))

@@ -23,7 +23,7 @@ import sys
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from jobs._common import USAGE, config_from, fail, init_ray, parser, setup_logging  # noqa: E402
+from jobs._common import USAGE, config_from, fail, init_ray, parser, setup_logging, store_or_exit  # noqa: E402
 from ctt.config import MODELS  # noqa: E402
 
 
@@ -39,8 +39,6 @@ def main(argv: list[str] | None = None) -> int:
     setup_logging()
     args.overrides += [f"model.name={args.model}"] * bool(args.model)
     args.overrides += [f"tracking.experiment={args.experiment}"] * bool(args.experiment)
-    if not (args.features or args.resume):
-        fail("give --features STORE (a new run) or --resume RUN_ID", USAGE)
     if args.resume and (args.config or args.overrides or args.model or args.experiment):
         fail("--resume continues a run with the config it logged: no --config, --model, --experiment or overrides",
              USAGE)
@@ -49,6 +47,10 @@ def main(argv: list[str] | None = None) -> int:
     if args.seeds and args.resume:
         fail("--resume continues one run: resume each child of a repeat by its own id", USAGE)
     cfg = config_from(args, "train")
+    if not (args.features or args.resume):
+        fail("give --features STORE (a new run) or --resume RUN_ID", USAGE)
+    if args.features:
+        store_or_exit(args.features)               # before Ray or MLflow: a missing store is a usage error
     if args.seeds:
         cfg.train.seeds = list(range(cfg.train.seed, cfg.train.seed + args.seeds))
     # lazy: Ray, torch and MLflow take about 7 s to import; --help and usage errors answer without them

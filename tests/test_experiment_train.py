@@ -20,7 +20,7 @@ def test_checkpoint_staging_is_cleaned_up(runs, tmp_path_factory):
     assert list(tmp_path_factory.getbasetemp().glob("ckpt*/**/state.pt"))
 
 
-def test_ctt_c_clearly_beats_random(runs):
+def test_ctt_c_clearly_beats_random(runs, tracking_env):
     """Against random scores on the same test labels (200 draws): the trained model must beat 95 %
     of random scorers on micro AUPRC and ranking loss, and their mean on macro AUPRC. With a
     dozen test trailers and a random-init backbone the model is weak, and a fixed margin over

@@ -224,10 +224,40 @@ def test_featurize_verdict():
     assert verdict({"done": 0, "failed": 0, "failed_by_reason": {}}, 0.0) == ""        # a rerun with nothing to do
 
 
-def test_train_job_fails_clearly_without_store(tmp_path):
-    proc = subprocess.run([sys.executable, "jobs/train.py", "--features", str(tmp_path / "nope")], cwd=ROOT,
-                          capture_output=True, text=True, env=os.environ | {"MLFLOW_TRACKING_URI": f"sqlite:///{tmp_path}/m.db"})
-    assert proc.returncode == 1 and "not a feature store" in proc.stderr
+def _manifest_without_paths(tmp_path):
+    (tmp_path / "m.csv").write_text("trailer_id,file\na,a.mp4\n")
+    return str(tmp_path / "m.csv")
+
+
+INPUT_ERRORS = [   # job, its arguments (TMP: the test's folder), what the one line says
+    ("featurize", ["--input", "TMP/missing.csv", "--output", "TMP/s"], "input TMP/missing.csv does not exist"),
+    ("featurize", ["--input", "TMP/m.csv", "--output", "TMP/s"], "lacks column(s) ['path']"),
+    ("featurize", ["--output", "TMP/s"], "give --input (see --help)"),
+    ("train", ["--features", "TMP/nope"], "TMP/nope is not a feature store"),
+    ("baselines", ["--features", "TMP", "--method", "random"], "is not a feature store"),
+    ("baselines", ["--features", "TMP"], "give --method (see --help)"),
+]
+
+
+@pytest.mark.parametrize("job, args, message", INPUT_ERRORS, ids=[f"{j} {' '.join(a)}" for j, a, _ in INPUT_ERRORS])
+def test_input_errors_are_usage_errors_before_ray_or_mlflow(job, args, message, tmp_path):
+    """A missing or malformed input is one line and exit 2, checked before Ray or MLflow start
+    (MLflow points at a closed port: reaching it would be a different error)."""
+    from cluster.env import free_port
+    _manifest_without_paths(tmp_path)
+    args = [a.replace("TMP", str(tmp_path)) for a in args]
+    env = os.environ | {"MLFLOW_TRACKING_URI": f"http://127.0.0.1:{free_port()}"}
+    proc = subprocess.run([sys.executable, f"jobs/{job}.py", *args], cwd=ROOT, capture_output=True, text=True,
+                          env=env, timeout=60)
+    assert proc.returncode == 2 and message.replace("TMP", str(tmp_path)) in proc.stderr, proc.stderr
+    assert proc.stderr.count("\n") == 1 and "Traceback" not in proc.stderr
+
+
+def test_print_config_needs_no_data_arguments():
+    for job in ("featurize", "baselines", "train"):
+        proc = subprocess.run([sys.executable, f"jobs/{job}.py", "--print-config"], cwd=ROOT, capture_output=True,
+                              text=True, timeout=60)
+        assert proc.returncode == 0 and "tracking:" in proc.stdout, (job, proc.stderr)
 
 
 def test_jobs_fail_fast_when_mlflow_is_down(tmp_path):
@@ -236,6 +266,7 @@ def test_jobs_fail_fast_when_mlflow_is_down(tmp_path):
 
     from cluster.env import free_port
     env = os.environ | {"MLFLOW_TRACKING_URI": f"http://127.0.0.1:{free_port()}"}
+    (tmp_path / "_featurizer.json").write_text("{}")            # a store to read: MLflow is what is missing
     for args in (["jobs/train.py", "--features", str(tmp_path)], ["jobs/report.py", "--experiment", "x"],
                  ["jobs/baselines.py", "--features", str(tmp_path), "--method", "random"]):
         t = time.time()
