@@ -144,7 +144,8 @@ def test_every_job_answers_help(job):
 
 def test_featurize_job_fails_clearly_on_bad_config_and_missing_weights(tmp_path):
     env = os.environ | {"TORCH_HOME": str(tmp_path), "https_proxy": "http://127.0.0.1:9", "HTTPS_PROXY": "http://127.0.0.1:9"}
-    base = [sys.executable, "jobs/featurize.py", "--input", str(tmp_path), "--output", str(tmp_path / "s")]
+    (tmp_path / "m.csv").write_text("trailer_id,path\na,a.mp4\n")        # a valid input: the weights are what fails
+    base = [sys.executable, "jobs/featurize.py", "--input", str(tmp_path / "m.csv"), "--output", str(tmp_path / "s")]
     proc = subprocess.run(base + ["featurize.backbone.nme=x"], cwd=ROOT, capture_output=True, text=True, env=env)
     assert proc.returncode == 2 and "unknown config key 'featurize.backbone.nme'" in proc.stderr
     proc = subprocess.run(base + ["featurize.backbone.name=resnet18"], cwd=ROOT, capture_output=True, text=True, env=env)
