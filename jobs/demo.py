@@ -108,8 +108,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"== {4 + i}/8 train {model} (ray job submit)" + (f"; demo only: {' '.join(extra)}" if extra else ""),
               flush=True)
         t = time.time()
-        submit(ray_url, mlflow_url, ["jobs/train.py", "--config", a.config, "--features", str(store), "--model", model]
-               + extra)
+        submit(ray_url, mlflow_url, ["jobs/train.py", "--config", a.config, "--features", str(store), "--model", model,
+                                     f"tracking.storage_path={data / 'checkpoints'}"] + extra)   # make clean removes them
         timings[model] = time.time() - t
     print("== 7/8 Two-Nets fusion of ctt-c and ctt-s, the baselines and the linear probes", flush=True)
     t = time.time()

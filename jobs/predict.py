@@ -58,7 +58,7 @@ def main(argv: list[str] | None = None) -> int:
         result["plots"] = plot_predictions(result, Path(args.plot))
         result["evidence_plots"] = plot_evidence(result, predictor, Path(args.plot), cfg.featurize)
     print(json.dumps(result, indent=2, default=str))
-    return 0
+    return 1 if result.get("errors") and not result.get("trailers", True) else 0     # nothing could be read
 
 
 if __name__ == "__main__":

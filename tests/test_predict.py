@@ -111,6 +111,18 @@ def test_predict_threshold_override_and_run_id(trained, samples, mlflow_server, 
     assert set(out["thresholds"].values()) == {0.0} and out["trailers"][0]["genres"] == list(GENRES)
 
 
+def test_predict_with_no_readable_input_lists_every_input_in_errors(trained, samples, mlflow_server, capsys,
+                                                                   monkeypatch, tmp_path):
+    from jobs import predict
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", mlflow_server.url)
+    (tmp_path / "notes.mp4").write_text("not a video")
+    assert predict.main(["--model", trained["run_id"], str(samples / "videos" / "broken.mp4"),
+                         str(tmp_path / "notes.mp4")]) == 1
+    out = _last_json(capsys.readouterr().out)
+    assert out["trailers"] == [] and sorted(e["trailer_id"] for e in out["errors"]) == ["broken", "notes"]
+    assert {e["stage"] for e in out["errors"]} == {"decode"}
+
+
 def test_predict_unknown_model_is_a_clear_error(mlflow_server, samples, capsys, monkeypatch):
     from jobs import predict
     monkeypatch.setenv("MLFLOW_TRACKING_URI", mlflow_server.url)

@@ -116,7 +116,8 @@ def run_predict(predictor: Predictor, inputs: list[str], store_path: str | None 
         return {"output": output, "featurize": summary, "errors": errors.to_dict("records")}
     th = {g: threshold for g in GENRES} if threshold is not None else predictor.thresholds
     ids, paths, probs, evidence = [], [], [], []
-    for t in store.iter_batches(store_path, ROW_COLUMNS, batch_size=16):
+    rows = store.iter_batches(store_path, ROW_COLUMNS, batch_size=16) if store.files(store_path) else []
+    for t in rows:                                  # no data files: every input is in `errors`
         t = t.filter(pa.array(np.isin(np.asarray(t.column("trailer_id").to_pylist(), dtype=object), list(want))))
         if t.num_rows:
             ids += t.column("trailer_id").to_pylist()
