@@ -55,10 +55,10 @@ class StoreInfo:
 
 
 def describe_store(store_path: str, model_name: str) -> StoreInfo:
-    settings = store.settings_of(store_path)
-    if settings is None:
-        raise FeatureStoreError(f"{store_path} is not a feature store (no {store.SETTINGS_FILE}); "
-                                "run jobs/featurize.py first")
+    try:
+        settings = store.require_settings(store_path)
+    except store.NotAStore as e:
+        raise FeatureStoreError(str(e)) from None
     column = input_column(model_name)
     t = store.read_table(store_path, columns=["trailer_id", "split"], filter=store.readable(column))
     splits = t.column("split").to_numpy(zero_copy_only=False)

@@ -18,13 +18,13 @@ import torch
 from torch import nn
 
 from featurize.audio import spectrograms_torch
-from featurize.backbone_families import FAMILIES, family_of
+from featurize.backbone_families import family_of
 from featurize.backbone_families.base import Preprocess, WeightsUnavailable
 from featurize.backbone_families.torchvision_family import WEIGHTS
 from featurize.config import BackboneConfig
 from featurize.video import KeyframeGeometry
 
-__all__ = ["FAMILIES", "WEIGHTS", "FrameEmbedder", "Preprocess", "WeightsUnavailable", "check_weights", "crop_size",
+__all__ = ["WEIGHTS", "FrameEmbedder", "Preprocess", "WeightsUnavailable", "check_weights", "crop_size",
            "feature_dim",
            "keyframe_geometry", "label", "load_backbone", "preprocess", "resize_short"]
 

@@ -244,6 +244,20 @@ def settings_of(store: str) -> dict | None:
         return json.load(fh)
 
 
+class NotAStore(ValueError):
+    """A path that holds no feature store."""
+
+
+def require_settings(store: str) -> dict:
+    """The store's recorded settings; NotAStore where there is none: the one rule for what a
+    feature store is, for jobs checking their input and for readers alike."""
+    settings = settings_of(store)
+    if settings is None:
+        raise NotAStore(f"{store} is not a feature store (no {SETTINGS_FILE}); "
+                        "write one with jobs/featurize.py (or jobs/import_lmtd.py)")
+    return settings
+
+
 def document(settings: dict) -> dict:
     """What `SETTINGS_FILE` holds for a store made with `settings`."""
     return {"version": FEATURIZER_VERSION, "settings": settings}

@@ -92,11 +92,11 @@ def store_or_exit(path: str) -> None:
     Ray or MLflow start."""
     from featurize import store  # lazy: pyarrow; --help answers without it
     try:
-        found = store.settings_of(path) is not None or bool(store.files(path))
+        store.require_settings(path)
+    except store.NotAStore as e:
+        fail(str(e), USAGE)
     except OSError as e:
         fail(f"cannot read the feature store {path}: {e}", USAGE)
-    if not found:
-        fail(f"{path} is not a feature store: write one with jobs/featurize.py (or jobs/import_lmtd.py)", USAGE)
 
 
 def init_ray(num_cpus: int | None = None, progress: bool = True) -> None:

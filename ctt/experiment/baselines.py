@@ -117,8 +117,10 @@ def method_name(method: str, cfg: Config) -> str:
 def run_baseline(store_path: str, method: str, cfg: Config, map_fn: Callable = ray_map) -> dict[str, Any]:
     if method not in BASELINES:
         raise BaselineError(f"unknown method {method!r}: expected one of {', '.join(BASELINES)}")
-    if store.settings_of(store_path) is None:
-        raise BaselineError(f"{store_path} is not a feature store (no {store.SETTINGS_FILE}); run jobs/featurize.py first")
+    try:
+        store.require_settings(store_path)
+    except store.NotAStore as e:
+        raise BaselineError(str(e)) from None
     t0 = time.time()
     if method == "random":
         test, val, info = random_baseline(store_path, cfg)
