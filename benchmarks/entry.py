@@ -40,6 +40,14 @@ def cpu_suite(a: argparse.Namespace) -> int:
         return _measure(suite.run, suite.table, a, a.out)
 
 
+def shots_suite(a: argparse.Namespace) -> int:
+    """The shot detectors alone, on real footage and rendered trailers (`benchmarks.suite`)."""
+    from benchmarks import suite  # lazy: Ray, torch and MLflow; --help answers without them
+    with tempfile.TemporaryDirectory(prefix="ctt_shots_") as tmp:
+        a.work = a.work or tmp
+        return _measure(suite.run_shots, suite.table, a, a.out)
+
+
 def gpu_suite(a: argparse.Namespace) -> int:
     """The accelerator's claims (`benchmarks.gpu_suite`); on CPU it runs too, smaller."""
     from benchmarks import gpu_suite as g  # lazy: torch (seconds); --help answers without it

@@ -60,6 +60,15 @@ def scenedetect_cuts(path: str, detector: str = "content") -> tuple[list[int], i
     return [s[0].frame_num for s in scenes[1:]], int(video.frame_number)
 
 
+def decode_only(path: str) -> tuple[list[int], int]:
+    """PyAV decoding every frame on one thread and nothing else: the floor under every
+    detector that reads the frames (no shots, the frames it read)."""
+    with av.open(path) as c:
+        s = c.streams.video[0]
+        s.codec_context.thread_count = 1
+        return [], sum(1 for _ in c.decode(s))
+
+
 def project_cuts(path: str, cfg: FeaturizeConfig) -> tuple[list[int], int]:
     """This project's shots as the pipeline finds them, with `cfg.shots.detector`: hsv inside
     the decode pass, or transnetv2 on the small frames that pass keeps (the network on the CPU,

@@ -15,7 +15,7 @@ from typing import Any
 
 import yaml
 
-from featurize.shot_detectors import DETECTORS
+from featurize.shot_detectors import names as detector_names
 
 
 class ConfigError(ValueError):
@@ -40,7 +40,10 @@ class BackboneConfig:
 
 @dataclass
 class ShotConfig:
-    detector: str = "hsv"            # hsv: the paper's colour-histogram rule, online in the decode pass |
+    detector: str = "hsv"            # hsv: colour-histogram comparisons (the paper's rule, made robust to
+                                     # flashes, gradual transitions and jump cuts), online in the decode pass |
+                                     # auto: transnetv2 where the embedder actors have GPUs and the package is
+                                     # installed, else hsv |
                                      # transnetv2 (beyond the paper; the `transnet` extra): a network trained
                                      # on real footage for cuts and gradual transitions, run by the embedder
                                      # actors (on their GPU); the hsv settings below then only draw the
@@ -52,10 +55,21 @@ class ShotConfig:
     hue_bins: int = 16
     sat_bins: int = 4
     val_bins: int = 4
-    smooth: int = 3                  # moving-average window over the similarity curve (odd)
-    radius: int = 4                  # a boundary is the minimum within +-radius frames
-    threshold: float = 0.75          # ... and its smoothed similarity is below this
-    max_candidates: int = 32         # keyframe candidates kept per open shot (bounded memory)
+    # The boundary rule (`featurize.shots.ShotRule`); a change is 1 - histogram intersection
+    cut_ratio: float = 3.0           # a cut: the frame change is this many times its neighbours' mean ...
+    min_change: float = 0.15         # ... and at least this
+    hard_change: float = 0.6         # a frame change at least this is a cut whatever its context
+    context: int = 3                 # frames either side whose changes a cut is compared with
+    flash_frames: int = 4            # a bright excursion this short that returns to the same shot is no cut
+    spans: list = field(default_factory=lambda: [4, 8, 12])   # gradual transitions: frames compared this
+                                     # far before and after (each span a scale: 2 x 12 frames covers 1 s)
+    gradual_ratio: float = 2.0       # ... the change across is this many times the change either side ...
+    gradual_change: float = 0.35     # ... and at least this
+    region_grid: int = 3             # jump cuts: histograms of a grid x grid split of the frame (1: off)
+    region_ratio: float = 2.5        # ... a cut when their mean change is this many times its neighbours' ...
+    region_change: float = 0.25      # ... and at least this
+    min_gap: int = 4                 # boundaries closer than this many frames are one
+    max_candidates: int = 32         # keyframe candidates held for the stretch not yet decided (bounded memory)
 
 
 @dataclass
@@ -174,11 +188,15 @@ def validate_featurize(cfg: FeaturizeConfig, prefix: str = "featurize.") -> None
     check_range(prefix + "backbone.", cfg.backbone, {"image_size": (32, None, True), "batch_size": (1, None, True)})
     check_range(prefix + "shots.", cfg.shots, {"thumb_height": (8, None, True), "hue_bins": (1, None, True),
                                                "sat_bins": (1, None, True), "val_bins": (1, None, True),
-                                               "smooth": (1, None, True), "radius": (1, None, True),
-                                               "threshold": (0, 1, False), "max_candidates": (2, None, True),
+                                               "cut_ratio": (0, None, True), "min_change": (0, 1, True),
+                                               "hard_change": (0, 1, False), "context": (1, None, True),
+                                               "flash_frames": (0, None, True), "gradual_ratio": (1, None, True),
+                                               "gradual_change": (0, 1, False), "region_grid": (1, 8, True),
+                                               "region_ratio": (1, None, True), "region_change": (0, 1, False),
+                                               "min_gap": (1, None, True), "max_candidates": (2, None, True),
                                                "transnet_threshold": (0, 1, False), "candidates": (2, None, True)})
-    if cfg.shots.detector not in DETECTORS:
-        raise ConfigError(f"{prefix}shots.detector: expected {' or '.join(DETECTORS)}")
+    if cfg.shots.detector not in detector_names():
+        raise ConfigError(f"{prefix}shots.detector: expected {' or '.join(detector_names())}")
     if cfg.backbone.weights not in ("imagenet", "imagenet_v2", "pretrained", "none", "checkpoint"):
         raise ConfigError(f"{prefix}backbone.weights: expected imagenet, imagenet_v2, pretrained (timm/open_clip), "
                           "none or checkpoint")
@@ -186,8 +204,9 @@ def validate_featurize(cfg: FeaturizeConfig, prefix: str = "featurize.") -> None
         raise ConfigError(f"{prefix}use_gpu: expected auto, true or false")
     if cfg.spectrograms_on not in ("auto", "decode", "actor"):
         raise ConfigError(f"{prefix}spectrograms_on: expected auto, decode or actor")
-    if cfg.shots.smooth % 2 == 0:
-        raise ConfigError(f"{prefix}shots.smooth must be odd")
+    if not all(isinstance(v, int) and not isinstance(v, bool) and v >= 2 for v in cfg.shots.spans):
+        raise ConfigError(f"{prefix}shots.spans: expected a list of whole numbers of frames >= 2, "
+                          f"got {cfg.shots.spans!r}")
 
 
 def to_dict(cfg: Any) -> dict:

@@ -33,17 +33,20 @@ def contact_sheet(images: np.ndarray, times: Sequence[float], title: str, cols: 
 
 
 def shot_curve(similarity: np.ndarray, cuts: Sequence[int], threshold: float, fps: float,
-               keyframes: Sequence[float] = (), title: str = "", label: str = "smoothed HSV similarity"):
-    """The smoothed histogram similarity of consecutive frames over time (or 1 - a learned
-    detector's transition probability, `label`), the threshold below which a dip can be a
-    cut, the cuts found (red) and the keyframe times (ticks)."""
+               keyframes: Sequence[float] = (), title: str = "", label: str = "HSV similarity to the frame before",
+               first: int = 1):
+    """What the cut test reads, per frame from the second (`featurize.shots.ShotTracker.similarity`;
+    or 1 - a learned detector's transition probability from the first, `label`; `first` is
+    the frame the curve's first value belongs to), the line
+    below which a frame is a cut whatever its context, the boundaries found (red) and the
+    keyframe times (ticks)."""
     rate = fps if fps > 0 else 1.0
-    t = np.arange(len(similarity)) / rate
+    t = (np.arange(len(similarity)) + first) / rate
     fig, ax = plt.subplots(figsize=(11, 3.2))
     ax.plot(t, similarity, lw=1, color=DARK, label=label)
     ax.axhline(threshold, color="grey", ls="--", lw=1, label=f"threshold {threshold:g}")
     for k, c in enumerate(cuts):
-        ax.axvline(c / rate, color="#c0392b", lw=0.8, alpha=0.8, label="cut" if k == 0 else None)
+        ax.axvline(c / rate, color="#c0392b", lw=0.8, alpha=0.8, label="boundary" if k == 0 else None)
     if len(keyframes):
         ax.plot(keyframes, np.full(len(keyframes), 1.02), "|", color="k", ms=10, label="keyframes")
     ax.set(xlabel="seconds" if fps > 0 else "frame", ylabel="similarity", ylim=(0, 1.06),

@@ -10,7 +10,8 @@ import numpy as np
 from av.video.reformatter import VideoReformatter
 
 from featurize.lowlevel import MotionMeter
-from featurize.shots import ShotTracker, yuv_histograms
+from featurize.histograms import whole_frame, yuv_histograms
+from featurize.shots import ShotTracker
 
 
 def display_size(width: int, height: int, sar: float = 1.0, turns: int = 0) -> tuple[int, int]:
@@ -136,6 +137,11 @@ class PlaneSampler:
                     np.frombuffer(planes[2], np.uint8), iy, ic, out)
         return out, full
 
+    @property
+    def shape(self) -> tuple[int, int]:
+        """(rows, columns) of the grid of the frame sampled last."""
+        return self._shape
+
     def __call__(self, frame: av.VideoFrame) -> tuple[np.ndarray, bool]:
         """-> ((3, h, w) uint8 Y, Cb, Cr samples on the grid, full range?)"""
         yuv, full = self.sample(frame)
@@ -155,6 +161,7 @@ class FrameBatcher:
         self._frames: list[av.VideoFrame] = []
         self._times: list[float] = []
         self._full = False
+        self._shape = (0, 0)
 
     def push(self, frame: av.VideoFrame, time: float) -> None:
         """Gather the frame's samples straight into the next row of the batch buffer. When the
@@ -171,7 +178,7 @@ class FrameBatcher:
             self._buf = np.zeros((self.size, *yuv.shape), np.uint8)
         if yuv is not row or n != n0:
             self._buf[n] = yuv
-        self._full = full
+        self._full, self._shape = full, self.sampler.shape
         self._frames.append(frame if self.payloads else None)
         self._times.append(time)
         if len(self._frames) == self.size:
@@ -182,7 +189,11 @@ class FrameBatcher:
         if not n:
             return
         yuv = self._buf[:n]
-        hists = yuv_histograms(yuv, self.bins, self._full)
-        self.tracker.push_many(hists, self._times, self._frames)
+        grid = self.tracker.rule.region_grid
+        if grid > 1:
+            regions = yuv_histograms(yuv, self.bins, self._full, self._shape, grid)
+            self.tracker.push_many(whole_frame(regions, self._shape, grid), self._times, self._frames, regions)
+        else:
+            self.tracker.push_many(yuv_histograms(yuv, self.bins, self._full), self._times, self._frames)
         self.motion.push_many(yuv[:, 0])
         self._frames, self._times = [], []

@@ -10,6 +10,8 @@ the actor writes to `STORE/_errors`. Only small summary rows come back to the dr
 """
 from __future__ import annotations
 
+import dataclasses
+
 import logging
 import time
 from collections import Counter
@@ -107,6 +109,12 @@ def run_featurize(input: str, output: str, cfg: FeaturizeConfig, retry_errors: b
     settings checked and its done ids read, the to-do rows and blocks counted; nothing written.
     `manifest`: `input` as the caller already read it."""
     t0 = time.time()
+    if cfg.shots.detector == shot_detectors.AUTO:
+        gpus = 0 if dry_run else ray.cluster_resources().get("GPU", 0)
+        name = shot_detectors.resolve(cfg.shots.detector, use_gpu(cfg.use_gpu, gpus))
+        log.info("shots.detector=auto: %s (%s)", name, "GPU embedder actors" if name != "hsv" else
+                 "no GPU embedder actors or no transnetv2 package")
+        cfg = dataclasses.replace(cfg, shots=dataclasses.replace(cfg.shots, detector=name))
     shot_detectors.require(cfg.shots.detector)    # before any work: the driver's environment stands for the nodes'
     manifest = read_manifest(input) if manifest is None else manifest
     store.claim(output, to_settings(cfg), write=not dry_run)

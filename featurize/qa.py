@@ -5,6 +5,8 @@ durations, failures by reason). The store keeps features, not images, so a trail
 store is decoded again from its source, with the settings that made the store."""
 from __future__ import annotations
 
+import dataclasses
+
 import logging
 from collections import Counter
 from pathlib import Path
@@ -39,7 +41,11 @@ def source_of(target: str, trailer_id: str, base: FeaturizeConfig | None = None)
 
 
 def inspect_trailer(path: str, cfg: FeaturizeConfig, out_dir: Path, name: str) -> dict[str, Any]:
-    """Decode `path` as featurize does and draw `<name>_keyframes.png` and `<name>_shots.png`."""
+    """Decode `path` as featurize does and draw `<name>_keyframes.png` and `<name>_shots.png`
+    (`shots.detector=auto` is this machine's CPU: the hsv rule)."""
+    if cfg.shots.detector == shot_detectors.AUTO:
+        cfg = dataclasses.replace(cfg, shots=dataclasses.replace(
+            cfg.shots, detector=shot_detectors.resolve(cfg.shots.detector, gpu=False)))
     out_dir.mkdir(parents=True, exist_ok=True)
     d = decode(path, cfg)
     files = {"keyframes": out_dir / f"{name}_keyframes.png", "shots": out_dir / f"{name}_shots.png"}
@@ -47,10 +53,12 @@ def inspect_trailer(path: str, cfg: FeaturizeConfig, out_dir: Path, name: str) -
     figures.save(figures.contact_sheet(d.keyframes, d.frame_times.tolist(), f"{name}: {len(d.keyframes)} keyframes, "
                                        f"{d.duration_s:.1f} s", labels=labels), files["keyframes"])
     detector = shot_detectors.get(cfg.shots.detector)
-    threshold, label = (cfg.shots.threshold, "smoothed HSV similarity") if detector.online else \
+    threshold, label = (1 - cfg.shots.hard_change, "HSV similarity to the frame before (across flashes)") \
+        if detector.online else \
         (1 - detector.threshold(cfg.shots), f"1 - {detector.name} transition probability")
     figures.save(figures.shot_curve(d.similarity, d.cuts, threshold, d.fps, d.frame_times.tolist(),
-                                    f"{name}: {len(d.cuts)} cuts in {d.n_frames} frames", label=label), files["shots"])
+                                    f"{name}: {len(d.cuts)} cuts in {d.n_frames} frames", label=label,
+                                    first=1 if detector.online else 0), files["shots"])
     return {"trailer": name, "path": path, "n_frames": d.n_frames, "duration_s": round(d.duration_s, 3),
             "keyframes": len(d.keyframes), "cuts": len(d.cuts), "decode_errors": d.decode_errors,
             "files": {k: str(v) for k, v in files.items()}}

@@ -18,7 +18,7 @@ import numpy as np
 import pandas as pd
 
 from featurize.genres import sample_labels
-from featurize.shots import hsv_histogram, intersection
+from featurize.histograms import hsv_histogram, intersection
 
 
 @dataclass(frozen=True)

@@ -1,199 +1,147 @@
-"""Shot boundaries from HSV colour-histogram intersection, and one keyframe per shot.
+"""Shot boundaries from colour-histogram comparisons, and one keyframe per shot.
 
-    frames -> HSV joint histogram (h x s x v bins) -> similarity s_i = sum(min(H_i, H_i+1))
-           -> moving average over `smooth` values -> boundary where the smoothed curve is
-              the minimum of its +-radius neighbourhood and the dip is below `threshold`,
-              placed at the lowest raw similarity next to it
-           -> keyframe = central frame of each shot
+The paper's rule compares the HSV histograms of consecutive frames (section 3.1). On real
+footage that alone splits shots at every flash, misses dissolves (each frame differs only
+a little from the one before) and cannot see a jump cut whose colours stay the same, so the
+comparisons here are made robust to each, staying histogram comparisons cheap enough for
+the decode pass (`ShotRule`):
 
-`ShotTracker` does this online while a video decodes, holding only a bounded set of
-keyframe candidates per open shot; `shot_boundaries` is the same rule over a whole
-similarity curve. Both call `_boundary_at`, so they agree exactly.
+  - a change is judged against the changes around it at the same time distance (its
+    context), as in twin comparison: a cut is a frame change `cut_ratio` times larger than
+    its neighbours' (or above `hard_change`), a gradual transition a change between frames
+    `2 * span` apart `gradual_ratio` times larger than the change over the same distance
+    on either side of it, for each span in `spans`; a pan or a zoom changes its context
+    as much as itself and is no boundary;
+  - every comparison across a boundary is the smallest of those between frames up to
+    `flash_frames` further out on either side, so a short bright excursion that returns
+    to the same shot (a flash, a muzzle blast) is bridged and is no boundary;
+  - a cut is also looked for in the histograms of a grid x grid split of the frame
+    (`region_grid`): a jump cut (two moments of one shot, reframed) keeps the colours of
+    the whole frame but moves them between regions;
+  - candidates are kept greedily by strength, cuts first, none within the sum of their
+    spans of a stronger one (`min_gap` at least), and a gradual transition's boundary is
+    placed at its midpoint: the first frame nearer the shot after than the one before.
+
+`ShotTracker` runs the rule online while a video decodes, deciding each boundary once every
+frame it depends on has arrived, and holds a bounded set of keyframe candidates per open
+stretch of video; the keyframe is the candidate nearest each shot's centre.
 """
 from __future__ import annotations
 
-import functools
+import bisect
+import dataclasses
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
-import numba
 import numpy as np
 
-
-def rgb_to_hsv(rgb: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """uint8 (..., 3) RGB -> H in [0, 1), S in [0, 1], V in [0, 1] (float32)."""
-    x = rgb.astype(np.float32) * (1.0 / 255.0)
-    r, g, b = x[..., 0], x[..., 1], x[..., 2]
-    maxc = x.max(-1)
-    minc = x.min(-1)
-    delta = maxc - minc
-    s = np.where(maxc > 0, delta / np.maximum(maxc, 1e-12), 0.0)
-    safe = np.maximum(delta, 1e-12)
-    rc, gc, bc = (maxc - r) / safe, (maxc - g) / safe, (maxc - b) / safe
-    h = np.where(maxc == r, bc - gc, np.where(maxc == g, 2.0 + rc - bc, 4.0 + gc - rc))
-    h = np.where(delta > 0, (h / 6.0) % 1.0, 0.0)
-    return h.astype(np.float32), s.astype(np.float32), maxc
+from featurize.histograms import change
 
 
-def hsv_bin(rgb: np.ndarray, bins: tuple[int, int, int] = (16, 4, 4)) -> np.ndarray:
-    """The joint HSV bin of every pixel: uint8 (..., 3) -> int (...)."""
-    hb, sb, vb = bins
-    h, s, v = rgb_to_hsv(rgb)
-    hi = np.minimum((h * hb).astype(np.int32), hb - 1)
-    si = np.minimum((s * sb).astype(np.int32), sb - 1)
-    vi = np.minimum((v * vb).astype(np.int32), vb - 1)
-    return (hi * sb + si) * vb + vi
+@dataclass(frozen=True)
+class ShotRule:
+    """The boundary rule's settings (`ShotConfig` holds them under the same names)."""
+    cut_ratio: float = 3.0           # a cut: the frame change is this many times its neighbours' mean ...
+    min_change: float = 0.15         # ... and at least this (1 - histogram intersection)
+    hard_change: float = 0.6         # a frame change at least this is a cut whatever its context
+    context: int = 3                 # frames either side whose changes a cut is compared with
+    flash_frames: int = 4            # an excursion this short that returns to the same shot is no cut
+    spans: tuple[int, ...] = (4, 8, 12)   # gradual transitions: frames compared span before and after
+    gradual_ratio: float = 2.0       # ... the change across is this many times the change either side ...
+    gradual_change: float = 0.35     # ... and at least this
+    region_grid: int = 3             # jump cuts: histograms of a grid x grid split (1: off)
+    region_ratio: float = 2.5
+    region_change: float = 0.25
+    min_gap: int = 4                 # boundaries closer than this are one
+
+    @property
+    def cut_lag(self) -> int:
+        """Frames after a cut by which it is decided: its comparisons' reach, the +-half of
+        the peak test and the gap to rival cuts."""
+        reach, half = max(self.flash_frames, self.context), max(1, self.flash_frames)
+        return reach + half + max(self.min_gap, 2) + 1
+
+    @classmethod
+    def of(cls, settings: Any) -> "ShotRule":
+        """The rule from an object holding its settings under the same names (`ShotConfig`)."""
+        values = {f.name: getattr(settings, f.name) for f in dataclasses.fields(cls)}
+        return cls(**values | {"spans": tuple(int(s) for s in values["spans"])})
 
 
-def hsv_histogram(rgb: np.ndarray, bins: tuple[int, int, int] = (16, 4, 4)) -> np.ndarray:
-    """Joint HSV histogram of an RGB image, normalised to sum 1: (hb * sb * vb,) float32."""
-    hb, sb, vb = bins
-    hist = np.bincount(hsv_bin(rgb, bins).ravel(), minlength=hb * sb * vb).astype(np.float32)
-    return hist / max(hist.sum(), 1.0)
+class _Series:
+    """A growing float64 array (amortised appends)."""
+
+    def __init__(self, zeros: int = 0):
+        self._data, self.size = np.zeros(max(1024, zeros)), zeros
+
+    @property
+    def values(self) -> np.ndarray:
+        return self._data[:self.size]
+
+    def extend(self, values: np.ndarray) -> None:
+        while self.size + len(values) > len(self._data):
+            self._data = np.concatenate([self._data, np.zeros_like(self._data)])
+        self._data[self.size:self.size + len(values)] = values
+        self.size += len(values)
 
 
-def yuv_to_rgb(yuv: np.ndarray, full_range: bool) -> np.ndarray:
-    """uint8 (..., 3) Y'CbCr (BT.601, as swscale assumes by default) -> uint8 (..., 3) RGB."""
-    x = yuv.astype(np.float32)
-    y, cb, cr = x[..., 0], x[..., 1] - 128.0, x[..., 2] - 128.0
-    if full_range:
-        ys, cs = y, 1.0
-    else:
-        ys, cs = (y - 16.0) * (255.0 / 219.0), 255.0 / 224.0
-    r = ys + 1.402 * cs * cr
-    g = ys - (0.344136 * cs) * cb - (0.714136 * cs) * cr
-    b = ys + 1.772 * cs * cb
-    return np.clip(np.rint(np.stack([r, g, b], -1)), 0, 255).astype(np.uint8)
+class _Rows:
+    """Histograms of the frames still to be read, in a buffer reused as old rows are dropped."""
+
+    def __init__(self):
+        self._data: np.ndarray | None = None
+        self.size = 0
+
+    @property
+    def values(self) -> np.ndarray:
+        return self._data[:self.size]
+
+    def extend(self, rows: np.ndarray) -> None:
+        if self._data is None:
+            self._data = np.zeros((max(512, 2 * len(rows)), *rows.shape[1:]), np.float32)
+        while self.size + len(rows) > len(self._data):
+            self._data = np.concatenate([self._data, np.zeros_like(self._data)])
+        self._data[self.size:self.size + len(rows)] = rows
+        self.size += len(rows)
+
+    def drop(self, k: int) -> None:
+        """Forget the first k rows."""
+        self._data[:self.size - k] = self._data[k:self.size]
+        self.size -= k
 
 
-YUV_BITS = 7      # per channel: a 2^21-entry table (2 MB, built in a fraction of a second) mostly stays
-                  # in cache; histograms stay within a few percent of full 8-bit binning
+@dataclass
+class _Measure:
+    """One comparison scale of one histogram kind: the change across each position (the new
+    shot starts at c), its context, and the position of each candidate it found."""
+    span: int                        # 1: a cut between frames c - 1 and c
+    regional: bool
+    ratio: float
+    least: float
+    hard: float                      # a change this large needs no context (inf: none)
+    cross: "_Series" = field(default_factory=lambda: _Series(1))       # from position 0 (position 0: 0)
+    context: "_Series" = field(default_factory=lambda: _Series(1))
+    done: int = 1                    # positions below this have cross and context
+    tested: int = 1                  # positions below this were tested for a candidate
+
+    def reach(self, rule: ShotRule) -> int:
+        s, f = self.span, rule.flash_frames
+        return max(f, rule.context) if s == 1 else 3 * s + f - 2
+
+    def half(self, rule: ShotRule) -> int:
+        return max(self.span, rule.flash_frames)
+
+    def distances(self, flash: int) -> set[int]:
+        """How far apart the frames it compares are."""
+        base = 2 * self.span - 1
+        return {base, base + flash, base + 2 * flash} | ({1} if self.span == 1 else set())
 
 
-@functools.lru_cache(maxsize=8)
-def _yuv_bin_table(bins: tuple[int, int, int], full_range: bool) -> np.ndarray:
-    """The HSV bin of every quantised (Y, Cb, Cr) cell, taken at the cell's centre: frames are
-    binned straight from the decoder's planes, with no scaling or RGB conversion per frame."""
-    q = 1 << YUV_BITS
-    centres = (np.arange(q) << (8 - YUV_BITS)) + (1 << (8 - YUV_BITS)) // 2
-    yuv = np.stack(np.meshgrid(centres, centres, centres, indexing="ij"), -1).reshape(-1, 3).astype(np.uint8)
-    dtype = np.uint8 if int(np.prod(bins)) <= 256 else np.uint16
-    return hsv_bin(yuv_to_rgb(yuv, full_range), bins).astype(dtype)
-
-
-@numba.njit(cache=True, nogil=True)
-def _count_bins(yuv: np.ndarray, table: np.ndarray, out: np.ndarray) -> None:
-    """out[f] = the normalised HSV histogram of frame f, counted in one pass over its samples.
-
-    yuv: (frames, 3, pixels) uint8 Y, Cb, Cr; table: the HSV bin of every (Y, Cb, Cr) cell,
-    indexed by the code (Y >> s) << 2b | (Cb >> s) << b | (Cr >> s) with b = YUV_BITS and
-    s = 8 - b (`_yuv_bin_table`); out: (frames, bins) float32, each row summing to 1.
-    Equal to np.bincount of the looked-up codes (test_compiled_histograms_and_motion_equal_their_definitions).
-    """
-    shift, bits = 8 - YUV_BITS, YUV_BITS
-    n, _, pixels = yuv.shape
-    counts = np.zeros(out.shape[1], np.int64)
-    for f in range(n):
-        counts[:] = 0
-        for i in range(pixels):
-            code = ((np.int64(yuv[f, 0, i]) >> shift) << (2 * bits)) | ((np.int64(yuv[f, 1, i]) >> shift) << bits) \
-                | (np.int64(yuv[f, 2, i]) >> shift)
-            counts[table[code]] += 1
-        total = np.float32(max(pixels, 1))
-        for k in range(len(counts)):
-            out[f, k] = np.float32(counts[k]) / total
-
-
-def yuv_histograms(yuv: np.ndarray, bins: tuple[int, int, int] = (16, 4, 4),
-                   full_range: bool = False) -> np.ndarray:
-    """(frames, 3, pixels) uint8 Y, Cb, Cr samples -> (frames, bins) normalised HSV histograms.
-
-    One compiled pass per frame: each sample's quantised (Y, Cb, Cr) code indexes the bin
-    table and is counted, with no per-pixel intermediate arrays."""
-    yuv = np.ascontiguousarray(yuv, np.uint8)
-    out = np.empty((len(yuv), int(np.prod(bins))), np.float32)
-    _count_bins(yuv, _yuv_bin_table(tuple(bins), full_range), out)
-    return out
-
-
-def yuv_histogram(yuv: np.ndarray, bins: tuple[int, int, int] = (16, 4, 4), full_range: bool = False) -> np.ndarray:
-    """`hsv_histogram` of one frame given as (3, ...) Y, Cb, Cr samples."""
-    return yuv_histograms(yuv.reshape(1, 3, -1), bins, full_range)[0]
-
-
-def intersection(a: np.ndarray, b: np.ndarray) -> float:
-    """Histogram intersection of two normalised histograms: 1 identical, 0 disjoint."""
-    return float(np.minimum(a, b).sum())
-
-
-def _smoothed(sims: np.ndarray, i: int, half: int) -> float:
-    lo, hi = max(0, i - half), min(len(sims), i + half + 1)
-    return float(sims[lo:hi].mean(dtype=np.float64))
-
-
-def _smooth_range(sims: np.ndarray, start: int, stop: int, half: int) -> np.ndarray:
-    """`_smoothed(sims, i, half)` for i in [start, stop), whole windows at once: each value
-    depends only on its own window, so any split of the range gives the same numbers."""
-    n, out = len(sims), np.empty(max(0, stop - start), np.float64)
-    a, b = max(start, half), min(stop, n - half)
-    if b > a:
-        win = np.lib.stride_tricks.sliding_window_view(sims[a - half:b + half], 2 * half + 1)
-        out[a - start:b - start] = win.mean(axis=1, dtype=np.float64)
-    for i in [*range(start, min(a, stop)), *range(max(b, start), stop)]:
-        out[i - start] = _smoothed(sims, i, half)
-    return out
-
-
-def _deep(sims: np.ndarray, smoothed: np.ndarray, start: int, stop: int, half: int, threshold: float) -> np.ndarray:
-    """For k in [start, stop): could `_boundary_at` find a cut at k? Its last test, vectorised:
-    the smoothed value or the lowest raw similarity within +-half below `threshold`."""
-    if stop <= start:
-        return np.zeros(0, bool)
-    lo = max(0, start - half)
-    pad = np.concatenate([np.full(half - (start - lo), np.inf, np.float32), sims[lo:stop + half]])
-    pad = np.concatenate([pad, np.full(stop - start + 2 * half - len(pad), np.inf, np.float32)])
-    low = np.lib.stride_tricks.sliding_window_view(pad, 2 * half + 1).min(1)
-    return (smoothed[start:stop] < threshold) | (low < threshold)
-
-
-def _boundary_at(sims: np.ndarray, smoothed: np.ndarray, k: int, half: int, radius: int,
-                 threshold: float) -> int | None:
-    """The cut found at smoothed index k, as a similarity index i (cut between frame i and i+1).
-
-    `smoothed[j]` is `_smoothed(sims, j, half)`, known for every j up to k + radius.
-    k must be the minimum of the smoothed curve within +-radius (ties: lower raw similarity, then earlier),
-    and the dip deep enough: its smoothed value (a gradual transition) or the lowest
-    raw similarity near it (a hard cut) below `threshold`. The moving average spreads a
-    one-frame dip over `smooth` frames, so the cut is placed at the raw minimum within
-    +-half of k.
-    """
-    n = len(sims)
-    sk = float(smoothed[k])
-    key = (sk, float(sims[k]))       # a flat smoothed dip is decided by the raw similarity
-    for j in range(max(0, k - radius), min(n, k + radius + 1)):
-        if j != k:
-            kj = (float(smoothed[j]), float(sims[j]))
-            if kj < key or (kj == key and j < k):
-                return None
-    lo = max(0, k - half)
-    i = lo + int(np.argmin(sims[lo:min(n, k + half + 1)]))
-    if sk < threshold or sims[i] < threshold:
-        return i
-    return None
-
-
-def shot_boundaries(sims: np.ndarray, smooth: int = 3, radius: int = 4,
-                    threshold: float = 0.75) -> list[int]:
-    """Frame indices where a new shot starts (cut between frame c-1 and c).
-
-    Args:
-        sims: (n_frames - 1,) similarity of frame i and i+1.
-    """
-    sims = np.asarray(sims, np.float32)
-    half = smooth // 2
-    smoothed = _smooth_range(sims, 0, len(sims), half)
-    cuts = (_boundary_at(sims, smoothed, k, half, radius, threshold) for k in range(len(sims)))
-    return sorted({i + 1 for i in cuts if i is not None})
+def _measures(rule: ShotRule, regional: bool) -> list[_Measure]:
+    out = [_Measure(1, False, rule.cut_ratio, rule.min_change, rule.hard_change)]
+    if regional and rule.region_grid > 1:
+        out.append(_Measure(1, True, rule.region_ratio, rule.region_change, np.inf))
+    return out + [_Measure(s, False, rule.gradual_ratio, rule.gradual_change, np.inf) for s in rule.spans]
 
 
 def subsample(n: int, cap: int) -> np.ndarray:
@@ -237,126 +185,294 @@ class Keyframe:
     payload: Any        # whatever the caller attached (a decoded frame)
 
 
-@dataclass
 class ShotTracker:
-    """Online shot detection over a stream of (histogram, payload) frames.
+    """The shot rule (`ShotRule`) online over a stream of frames, each given as its histogram
+    (and optionally its region histograms) with a payload.
 
-    Memory is bounded: an open shot keeps at most `max_candidates` payloads, evenly
-    spaced (once full, every other one is dropped and the spacing doubles), plus the
-    last few frames, not yet past a possible cut; `keep` turns a chosen keyframe's
-    payload into what is kept when its shot closes (a decoded frame into a model-size
-    image). The keyframe is the kept candidate nearest the shot's centre: the exact
-    central frame for shots up to `max_candidates` frames long, within half the spacing
-    for longer ones.
-    Per frame: one intersection, one smoothed value, one judgement (constant work).
+    Each position's comparisons are computed once the frames they read have arrived, each
+    candidate is tested once its neighbourhood is known, and a candidate is decided once no
+    candidate still to come could suppress it: the result equals the rule run over the whole
+    video at once (`tests/shot_reference.py`), however the frames are grouped.
+
+    Keyframes: a cut is decided `cut_lag` frames after it (a dozen), and its shot closes
+    then, as if frames came one at a time; the frames held are the open shot's, at most
+    `max_candidates` evenly spaced (once full, every other one is dropped and the spacing
+    doubles), plus the `cut_lag` newest, so the keyframe is the exact central frame of a
+    shot up to `max_candidates` frames long and within half the spacing for longer ones. A
+    gradual transition is decided later (its widest span must arrive first, about 2 s); when
+    it falls inside a shot already closed, that shot splits in two, each keyframe chosen
+    among the `split_candidates` frames held for this. `keep` turns a chosen keyframe's
+    payload into what is kept (a decoded frame into a model-size image).
     """
-    smooth: int = 3
-    radius: int = 4
-    threshold: float = 0.75
-    max_candidates: int = 32
-    keep: Callable[[Any], Any] | None = None   # applied to a keyframe's payload when its shot closes
-    keyframes: list[Keyframe] = field(default_factory=list)
-    boundaries: list[int] = field(default_factory=list)
-    _prev_hist: np.ndarray | None = None
-    _n: int = 0
-    _sims: np.ndarray = field(default_factory=lambda: np.zeros(1024, np.float32))
-    _smoothed: np.ndarray = field(default_factory=lambda: np.zeros(1024, np.float64))
-    _n_sims: int = 0
-    _n_smoothed: int = 0
-    _decided: int = 0                     # similarity indices already judged
-    _shot_start: int = 0
-    _stride: int = 1
-    _cands: list[tuple[int, float, Any]] = field(default_factory=list)
-    _recent: list[tuple[int, float, Any]] = field(default_factory=list)
+
+    def __init__(self, rule: ShotRule | None = None, max_candidates: int = 32,
+                 keep: Callable[[Any], Any] | None = None, split_candidates: int = 8):
+        self.rule = rule or ShotRule()
+        self.max_candidates, self.keep, self.split_candidates = max_candidates, keep, split_candidates
+        self.recent = self.rule.cut_lag + 1
+        self.keyframes: list[Keyframe] = []
+        self.boundaries: list[int] = []
+        self._n = 0
+        self._base = 0                                 # frame index of the first histogram held
+        self._g = _Rows()
+        self._r: _Rows | None = None
+        self._measures: list[_Measure] | None = None
+        self._cache: dict[tuple[bool, int], _Series] = {}
+        self._pending: list[tuple[float, int, int]] = []    # undecided candidates (strength, placement, span)
+        self._ready: list[tuple[int, int]] = []             # decided boundaries: (frame, frames needed to close it)
+        self._kept: list[tuple[int, int]] = []              # recently kept candidates (placement, span)
+        self._closed: list[tuple[tuple[int, int], Keyframe | None, list]] = []   # shots a gradual boundary may still split
+        self._settled: float = 0.0       # no gradual boundary can be decided before this frame any more
+        self._shot_start = 0
+        self._stride = 1
+        self._cands: list[tuple[int, float, Any]] = []
+        self._recent: list[tuple[int, float, Any]] = []
 
     @property
-    def sims(self) -> np.ndarray:
-        """Similarity of frame i and i + 1, for every pair seen so far."""
-        return self._sims[:self._n_sims]
+    def similarity(self) -> np.ndarray:
+        """For each frame after the first, 1 - the change the cut test reads there (the
+        histogram intersection with the frame before, bridged across flashes); complete
+        after `finish`."""
+        m = self._measures[0] if self._measures else None
+        return (1.0 - m.cross.values[1:m.done]).astype(np.float32) if m else np.zeros(0, np.float32)
 
-    @property
-    def smoothed(self) -> np.ndarray:
-        """The smoothed similarity curve the cuts are judged on (complete after `finish`)."""
-        return self._smoothed[:self._n_smoothed]
+    def push(self, hist: np.ndarray, time: float, payload: Any, regions: np.ndarray | None = None) -> None:
+        self.push_many(hist[None], [time], [payload], None if regions is None else regions[None])
 
-    def _smooth_upto(self, n: int) -> None:
-        if n > self._n_smoothed:
-            self._smoothed[self._n_smoothed:n] = _smooth_range(self.sims, self._n_smoothed, n, self.smooth // 2)
-            self._n_smoothed = n
-
-    def push(self, hist: np.ndarray, time: float, payload: Any) -> None:
-        self.push_many(hist[None], [time], [payload])
-
-    def push_many(self, hists: np.ndarray, times: list[float], payloads: list[Any]) -> None:
-        """Frames in decode order, (frames, bins) histograms. The similarities, smoothed
-        values and the cheap test for a possible cut (`_deep`) are computed for all of them
-        at once; frames are then taken one by one, exactly as single pushes would: each joins
-        the recent frames, the oldest recent frame becomes a keyframe candidate if it falls
-        on the shot's current stride, and every similarity index whose +-radius
-        neighbourhood is now known is judged."""
+    def push_many(self, hists: np.ndarray, times: list[float], payloads: list[Any],
+                  regions: np.ndarray | None = None) -> None:
+        """Frames in decode order: (frames, bins) histograms and, for the jump-cut test,
+        (frames, regions, bins) region histograms (the same for every push, or never)."""
         if len(hists) == 0:
             return
-        both = hists if self._prev_hist is None else np.concatenate([self._prev_hist[None], hists])
-        new = np.minimum(both[1:], both[:-1]).sum(1)
-        while self._n_sims + len(new) > len(self._sims):
-            self._sims = np.concatenate([self._sims, np.zeros_like(self._sims)])
-            self._smoothed = np.concatenate([self._smoothed, np.zeros_like(self._smoothed)])
-        self._sims[self._n_sims:self._n_sims + len(new)] = new
-        self._n_sims += len(new)
-        self._prev_hist = hists[-1]
-        half = self.smooth // 2
-        self._smooth_upto(self._n_sims - half)          # values whose whole window is known
-        first = self._decided
-        last = self._n_sims - self.radius - half        # judgements possible once this batch is in
-        deep = _deep(self.sims, self._smoothed, first, max(first, last), half, self.threshold)
-        # How many of the newest frames stay unthinned. After frame idx - 1, the judgements
-        # still to come are at smoothed indices k >= idx - 1 - radius - half, and a cut found at
-        # k lies at most `half` earlier (the raw minimum near the dip), so the next shot can
-        # start no earlier than frame idx - radius - 2 * half. Keeping radius + 2 * half + 2
-        # frames (back to idx - radius - 2 * half - 1) holds every frame that may open it.
-        keep = self.radius + 2 * half + 2
-        for time, payload in zip(times, payloads):
-            idx = self._n
+        if self._measures is None:
+            self._measures = _measures(self.rule, regions is not None)
+            self._r = _Rows() if regions is not None else None
+        self._g.extend(hists)
+        if self._r is not None:
+            self._r.extend(regions)
+        first, self._n = self._n, self._n + len(hists)
+        self._advance(final=False)
+        self._n = first
+        for time, payload in zip(times, payloads):      # as if the frames came one by one: each boundary
+            self._hold(self._n, time, payload)          # closes its shot at the frame that decided it
             self._n += 1
-            # The newest frames stay unthinned: a cut among them is decided only radius + half
-            # frames later, and they may open the next shot.
-            self._recent.append((idx, time, payload))
-            if len(self._recent) > keep:
-                old = self._recent.pop(0)
-                if (old[0] - self._shot_start) % self._stride == 0:
-                    self._cands.append(old)
-                    if len(self._cands) > self.max_candidates:
-                        self._cands = self._cands[::2]
-                        self._stride *= 2
-            while self._decided + self.radius + half <= idx - 1:     # idx similarities are known now
-                k = self._decided
-                if deep[k - first]:
-                    self._judge(k)
-                else:
-                    self._decided = k + 1
+            self._release(self._n)
 
-    def _judge(self, k: int) -> None:
-        self._decided = k + 1
-        i = _boundary_at(self.sims, self._smoothed, k, self.smooth // 2, self.radius, self.threshold)
-        if i is not None and i + 1 > self._shot_start:
-            self._close_shot(i + 1)
+    def finish(self) -> list[Keyframe]:
+        if self._measures is not None:
+            self._advance(final=True)
+        self._release(None)
+        if self._n > self._shot_start:
+            self._close_shot(self._n)
+        self.keyframes.sort(key=lambda k: k.index)
+        return self.keyframes
+
+    # ------------------------------------------------------------------ the rule, streamed
+
+    def _fill(self, n: int) -> None:
+        """Every comparison the rule makes is between frames a fixed distance d apart: each
+        is computed once, for frame j against frame max(j - d, 0), as frame j arrives."""
+        for m in self._measures:
+            for d in m.distances(self.rule.flash_frames):
+                cache = self._cache.setdefault((m.regional, d), _Series())
+                if cache.size < n:
+                    j = np.arange(cache.size, n)
+                    cache.extend(self._direct(m.regional, j - d, j, n))
+
+    def _direct(self, regional: bool, a: np.ndarray, b: np.ndarray, n: int) -> np.ndarray:
+        """The change between frames a[i] and b[i], indices clipped to [0, n - 1]."""
+        x = (self._r if regional else self._g).values
+        ia = np.minimum(np.maximum(a, 0), n - 1) - self._base
+        ib = np.minimum(np.maximum(b, 0), n - 1) - self._base
+        return change(x, ia, ib)
+
+    def _compute(self, m: _Measure, stop: int, n: int, final: bool) -> None:
+        """cross and context for positions [m.done, stop); indices are clipped to [0, n - 1].
+        Before the end every frame read has arrived and the kept comparisons are looked up;
+        at the end the last positions, whose comparisons reach past the last frame, are
+        computed directly."""
+        if stop <= m.done:
+            return
+        c = np.arange(m.done, stop)
+        s, f = m.span, self.rule.flash_frames
+        if final:
+            def pair(d: int, later: np.ndarray) -> np.ndarray:
+                return self._direct(m.regional, later - d, later, n)
+        else:
+            def pair(d: int, later: np.ndarray) -> np.ndarray:
+                return self._cache[(m.regional, d)].values[np.maximum(later, 0)]
+        cross = np.min([pair(2 * s - 1 + o1 + o2, c + s - 1 + o2) for o1 in (0, f) for o2 in (0, f)], 0)
+        valid = c - s - f >= 0
+        if final:
+            valid &= c + s - 1 + f < n
+        cross = np.where(valid, cross, 0.0)
+        if s == 1:                       # the mean frame change around c, itself left out
+            w = self.rule.context
+            near = [j for j in range(-w, w + 1) if j]
+            vals = np.stack([pair(1, c + j) for j in near])
+            ok = np.stack([(c + j >= 1) & (c + j <= n - 1) for j in near])
+            context = (vals * ok).sum(0) / np.maximum(ok.sum(0), 1)
+        else:                            # the change over the same distance, either side
+            d = 2 * s - 1
+            left = np.minimum(pair(d, c - s), pair(d, c - s - f))
+            right = np.minimum(pair(d, c + s - 1 + d), pair(d, c + s - 1 + f + d))
+            context = np.maximum(left, right)
+        m.cross.extend(cross)
+        m.context.extend(context)
+        m.done = stop
+
+    def _test(self, m: _Measure, stop: int, n: int) -> None:
+        """Candidate tests for positions [m.tested, stop): the contrast (cross - context) is the
+        largest within +-half, and the change is large enough."""
+        start, half = m.tested, m.half(self.rule)
+        if stop <= start:
+            return
+        cross, context = m.cross.values, m.context.values
+        con = cross - context
+        lo = max(1, start - half)
+        window = np.concatenate([np.full(half - (start - lo), -np.inf), con[lo:min(m.done, stop + half)]])
+        window = np.concatenate([window, np.full(stop - start + 2 * half - len(window), -np.inf)])
+        peak = np.lib.stride_tricks.sliding_window_view(window, 2 * half + 1).max(1)
+        c = np.arange(start, stop)
+        x, ctx = cross[start:stop], context[start:stop]
+        hit = (con[start:stop] >= peak) & ((x >= m.hard) | ((x >= m.least) & (x >= m.ratio * ctx)))
+        for i in c[hit]:
+            self._pending.append((float(con[i]) + (10.0 if m.span == 1 else 0.0), self._place(m.span, int(i), n),
+                                  m.span))
+        m.tested = stop
+
+    def _place(self, s: int, c: int, n: int) -> int:
+        """A gradual transition's boundary: the first frame between the two compared that is
+        nearer the later one."""
+        if s == 1:
+            return c
+        ms = np.arange(c - s + 1, c + s)
+        before = self._direct(False, np.full(len(ms), c - s), ms, n)
+        after = self._direct(False, ms, np.full(len(ms), c + s - 1), n)
+        return int(ms[int(np.argmax(before >= after))])
+
+    def _radius(self, a: int, b: int) -> int:
+        return max(self.rule.min_gap, a + b)
+
+    def _advance(self, final: bool) -> None:
+        n = self._n
+        if not final:
+            self._fill(n)
+        for m in self._measures:
+            self._compute(m, n if final else max(m.done, n - m.reach(self.rule)), n, final)
+        for m in self._measures:
+            half = m.half(self.rule)
+            self._test(m, m.done if final else max(m.tested, m.done - half), n)
+        frontiers = [(m.span, np.inf if final else m.tested - m.span + 1) for m in self._measures]
+        self._decide(frontiers)
+        gradual = [f for span, f in frontiers if span > 1] + [p[1] for p in self._pending if p[2] > 1]
+        self._settled = min(gradual, default=np.inf)       # no gradual boundary can come before this frame
+        widest = max(m.span for m in self._measures)
+        keep_from = min([m.done for m in self._measures] + [self._n]) - 3 * widest - self.rule.flash_frames - 2
+        keep_from = max(self._base, min(keep_from, min([p[1] for p in self._pending], default=keep_from) - 2 * widest))
+        if keep_from - self._base > 256:           # histograms no comparison can read again
+            cut = keep_from - self._base
+            self._g.drop(cut)
+            if self._r is not None:
+                self._r.drop(cut)
+            self._base = keep_from
+
+    def _decide(self, frontiers: list[tuple[int, float]]) -> None:
+        """Greedy suppression, streamed: a candidate is kept when it is the strongest of the
+        undecided ones within reach and no candidate still to come could reach it and beat
+        it (a measure's future candidates lie at or after its frontier; a gradual one never
+        beats a cut). A cut is so decided `cut_lag` frames after it."""
+        self._pending = [x for x in self._pending            # beaten by one kept already (a cut decided first)
+                         if not any(abs(k - x[1]) <= self._radius(x[2], ks) for k, ks in self._kept)]
+        changed = True
+        while changed and self._pending:
+            changed = False
+            for x in sorted(self._pending, reverse=True):
+                st, at, s = x
+                if any(f - at <= self._radius(s, span) for span, f in frontiers if span == 1 or s > 1):
+                    continue
+                rivals = [y for y in self._pending if y != x and abs(y[1] - at) <= self._radius(s, y[2])]
+                if any(y > x for y in rivals):
+                    continue
+                self._pending = [y for y in self._pending if y is not x and y not in rivals]
+                bisect.insort(self._ready, (at, at + self.rule.cut_lag if s == 1 else self._n))
+                self._kept.append((at, s))
+                changed = True
+                break
+        widest = max(span for span, _ in frontiers)
+        reach = min(f for _, f in frontiers) - 2 * widest - self.rule.min_gap
+        self._kept = [k for k in self._kept if k[0] >= reach]
+
+    def _release(self, n: int | None) -> None:
+        """Close the shots whose boundary is decided by frame count `n` (all, when None), in
+        order; a gradual boundary inside a shot already closed splits it."""
+        while self._ready and (n is None or self._ready[0][1] <= n):
+            b, _ = self._ready.pop(0)
+            if b > self._shot_start:
+                self._close_shot(b)
+            else:
+                self._split(b)
+        settled = min([self._settled, *[b for b, _ in self._ready]])
+        self._closed = [c for c in self._closed if c[0][1] > settled]
+
+    # ------------------------------------------------------------------ keyframes
+
+    def _hold(self, idx: int, time: float, payload: Any) -> None:
+        """The newest frames stay unthinned; older ones join the candidates at the stride."""
+        self._recent.append((idx, time, payload))
+        if len(self._recent) > self.recent:
+            old = self._recent.pop(0)
+            if (old[0] - self._shot_start) % self._stride == 0:
+                self._cands.append(old)
+                if len(self._cands) > self.max_candidates:
+                    self._cands = self._cands[::2]
+                    self._stride *= 2
+
+    def _keyframe(self, shot: tuple[int, int], held: list) -> Keyframe | None:
+        """The held frame nearest the shot's centre (earlier on a tie), kept."""
+        mine = [c for c in held if shot[0] <= c[0] < shot[1]]
+        if not mine:
+            return None
+        centre = (shot[0] + shot[1] - 1) / 2.0
+        idx, time, payload = min(mine, key=lambda c: (abs(c[0] - centre), c[0]))
+        return Keyframe(idx, time, shot, payload if self.keep is None else self.keep(payload))
 
     def _close_shot(self, end: int) -> None:
         shot = (self._shot_start, end)
         mine = [c for c in self._cands + self._recent if c[0] < end]
-        if mine:
-            centre = (shot[0] + shot[1] - 1) / 2.0
-            idx, time, payload = min(mine, key=lambda c: (abs(c[0] - centre), c[0]))
-            self.keyframes.append(Keyframe(idx, time, shot, payload if self.keep is None else self.keep(payload)))
+        kf = self._keyframe(shot, mine)
+        if kf is not None:
+            self.keyframes.append(kf)
         if end < self._n:
-            self.boundaries.append(end)
+            bisect.insort(self.boundaries, end)
+        if end > min([self._settled, *[b for b, _ in self._ready]]) and end < self._n:
+            # a gradual boundary decided later may still split it
+            spread = mine[:: max(1, len(mine) // self.split_candidates)]
+            self._closed.append((shot, kf, spread))
+        self._cands = [c for c in self._cands if c[0] >= end]
         self._recent = [c for c in self._recent if c[0] >= end]
-        self._shot_start, self._stride, self._cands = end, 1, []
+        self._shot_start = end
+        while self._stride > 1 and len(self._cands) * 2 <= self.max_candidates // 2:
+            self._stride //= 2           # the candidates left for the next stretch are few: tighten
 
-    def finish(self) -> list[Keyframe]:
-        self._smooth_upto(self._n_sims)      # the last windows are cut short by the end, as offline
-        while self._decided < self._n_sims:
-            self._judge(self._decided)
-        if self._n > self._shot_start:
-            self._close_shot(self._n)
-        return self.keyframes
+    def _split(self, b: int) -> None:
+        """A gradual boundary decided after the shot holding it was closed: two shots, each
+        with the kept frame nearest its centre among the few held for this."""
+        for i, (shot, kf, held) in enumerate(self._closed):
+            if shot[0] < b < shot[1]:
+                self.keyframes = [k for k in self.keyframes if k is not kf]
+                parts = [(shot[0], b), (b, shot[1])]
+                kfs = [self._keyframe(p, held) for p in parts]
+                self.keyframes += [k for k in kfs if k is not None]
+                bisect.insort(self.boundaries, b)
+                self._closed[i:i + 1] = [(p, k, [c for c in held if p[0] <= c[0] < p[1]]) for p, k in zip(parts, kfs)]
+                return
+
+
+def shot_boundaries(hists: np.ndarray, rule: ShotRule | None = None, regions: np.ndarray | None = None) -> list[int]:
+    """Frame indices where a new shot starts, for a whole video's (frames, bins) histograms."""
+    t = ShotTracker(rule)
+    t.push_many(np.asarray(hists, np.float32), [0.0] * len(hists), [None] * len(hists), regions)
+    t.finish()
+    return t.boundaries

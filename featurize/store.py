@@ -26,7 +26,8 @@ import pyarrow.parquet as pq
 
 from featurize.audio import SPEC_SIZE
 
-FEATURIZER_VERSION = "2"          # 2: stream choice, display geometry, one timeline, damage counts
+FEATURIZER_VERSION = "3"          # 2: stream choice, display geometry, one timeline, damage counts;
+                                  # 3: the shot rule robust to flashes, gradual transitions and jump cuts
 ERRORS_DIR = "_errors"
 TMP_DIR = "_tmp"
 SETTINGS_FILE = "_featurizer.json"

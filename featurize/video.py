@@ -23,7 +23,7 @@ from featurize.config import FeaturizeConfig
 from featurize.containers import Damage, choose_stream, open_media, packets, seconds
 from featurize.frames import FrameBatcher, PlaneSampler, display_size, keyframe_array, quarter_turns, small_rgb
 from featurize.lowlevel import MotionMeter
-from featurize.shots import CandidatePool, Keyframe, ShotTracker, subsample
+from featurize.shots import CandidatePool, Keyframe, ShotRule, ShotTracker, subsample
 from featurize.timeline import MAX_GAP_S, Timeline, frame_duration
 
 CANDIDATES_PER_S = 8     # a learned detector's keyframe candidates start this dense (then thin out when
@@ -63,7 +63,7 @@ class DecodedTrailer:
     decode_errors: int = 0                # packets skipped as undecodable (video and audio)
     frames_lost: int = 0                  # video packets that gave no frame
     audio_repaired: int = 0               # non-finite audio samples replaced by silence
-    similarity: np.ndarray = field(default_factory=lambda: np.zeros(0, np.float32))  # smoothed, frame i vs i + 1
+    similarity: np.ndarray = field(default_factory=lambda: np.zeros(0, np.float32))  # frame i + 1 vs i (the cut test's)
     cuts: list[int] = field(default_factory=list)   # frame index where each shot after the first starts
     # With a learned detector (`featurize.shot_detectors`) the shots are found after this pass:
     # `keyframes` / `frame_times` are then keyframe candidates at frames `candidates`, `thumbs`
@@ -102,8 +102,7 @@ def decode_trailer(path: str, cfg: FeaturizeConfig, geometry: KeyframeGeometry, 
             raise DecodeError("video stream has no frame size")
         ratio = stream.codec_context.sample_aspect_ratio
         sar = float(ratio) if ratio and float(ratio) > 0 else 1.0
-        tracker = ShotTracker(smooth=sc.smooth, radius=sc.radius, threshold=sc.threshold,
-                              max_candidates=sc.max_candidates,
+        tracker = ShotTracker(ShotRule.of(sc), max_candidates=sc.max_candidates,
                               keep=None if learned else lambda frame: keyframe_array(frame, size, short, sar))
         pool, thumbs = CandidatePool(sc.candidates, round((fps or 25) / CANDIDATES_PER_S)), []
         astream = choose_stream(container.streams.audio, container.streams.best("audio")) if audio else None
@@ -163,7 +162,7 @@ def decode_trailer(path: str, cfg: FeaturizeConfig, geometry: KeyframeGeometry, 
         motion=motion.value, audio=y, audio_codec=acodec, sample_rate=src_rate,
         video_stream=indices[0], audio_stream=indices[1],
         decode_errors=damage.errors, frames_lost=max(0, damage.video_packets - n),
-        audio_repaired=track.repaired, similarity=tracker.smoothed.astype(np.float32),
+        audio_repaired=track.repaired, similarity=tracker.similarity,
         cuts=[] if learned else list(tracker.boundaries),
     )
 

@@ -11,9 +11,13 @@ measured in this one run on this machine:
   audio       the pipeline's spectrograms vs one bare librosa STFT (and torch.stft)
   train       LSTM vs CTT-MMC-C seconds per epoch on the same features        >= 3
               Ray Train with 1 vs 2 workers, seconds per epoch
-  shots       ours (in the decode pass) vs PySceneDetect's Content and Adaptive detectors
-              (and TransNetV2 where installed) on rendered cuts, dissolves and fades:
-              P/R/F1 and frames per second per core                           >= 3 (fps)
+  shots real  on videos edited from real footage (benchmarks/real_footage.py: cuts, jump
+              cuts, dissolves, fades, wipes; flashes, pans, zooms, captions that are not
+              boundaries): ours (in the decode pass), TransNetV2 where installed,
+              PySceneDetect's Content and Adaptive detectors, and decoding alone: F1 per
+              group, recall per kind, false boundaries per distractor, frames per
+              CPU-second                                     >= 1.5 (fps), >= 0.9 of decoding
+  shots rendered   the same on rendered trailers (cuts, dissolves, fades)
   diy         featurize vs a do-it-yourself PySceneDetect + PyAV + librosa pipeline
   svm         the AV grid ranked by decision_function vs Platt probabilities
   options     evidence vs scoring; other backbones' keyframes per second
@@ -23,6 +27,10 @@ measured in this one run on this machine:
               (4,007 trailers) and of 100,000 trailers on --cluster-cpus cores
 --quick (for CI) uses tiny sizes and skips the Ray Train comparison (a minute per run; the
 training path is covered by the tests): it checks that every other measurement runs.
+
+    python jobs/benchmark.py --suite shots [--quick] [--out shots.json]
+
+The shot rows alone (a few minutes): to choose a detector with numbers.
 
     python jobs/benchmark.py --suite gpu [--quick] [--skip featurize] [--out gpu.json]
 
@@ -52,8 +60,9 @@ def _sizes(text: str) -> list[tuple[int, int]]:
 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--suite", choices=("cpu", "gpu"), default="cpu",
-                   help="cpu: every stage against its limit (default); gpu: the accelerator's claims")
+    p.add_argument("--suite", choices=("cpu", "gpu", "shots"), default="cpu",
+                   help="cpu: every stage against its limit (default); gpu: the accelerator's claims; "
+                        "shots: the shot detectors alone, on real footage and rendered trailers")
     p.add_argument("--skip", default="", help="gpu suite: comma-separated sections to leave out "
                    "(embedder, train, stft, shots, featurize)")
     p.add_argument("--quick", action="store_true", help="tiny sizes: checks that every measurement runs (CI)")
@@ -75,7 +84,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--out", default="benchmark.json", help="JSON results")
     a = p.parse_args(argv)
     from benchmarks import entry  # lazy: --help answers without the measurement code
-    return entry.gpu_suite(a) if a.suite == "gpu" else entry.cpu_suite(a)
+    return {"gpu": entry.gpu_suite, "shots": entry.shots_suite}.get(a.suite, entry.cpu_suite)(a)
 
 
 if __name__ == "__main__":

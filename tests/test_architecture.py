@@ -27,7 +27,7 @@ MAY_IMPORT = {"featurize": set(), "ctt": {"featurize"}, "benchmarks": {"ctt", "f
 ROOMS = {"ctt/experiment/": "ctt.experiment"}
 # Modules that must not import these (directly): decoding knows nothing of the backbone.
 KEPT_APART = {("featurize/video.py", "featurize/containers.py", "featurize/timeline.py", "featurize/frames.py",
-               "featurize/audio_decode.py", "featurize/shots.py"):
+               "featurize/audio_decode.py", "featurize/shots.py", "featurize/histograms.py"):
               ("featurize.backbone", "featurize.backbone_families", "torch")}
 DOORS = {
     "ray": ("featurize/pipeline.py", "ctt/experiment/distributed/", "jobs/", "cluster/"),

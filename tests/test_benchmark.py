@@ -19,8 +19,8 @@ def test_benchmark_quick_runs_every_section(tmp_path):
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     res = json.loads(out.read_text())
     sections = {r["section"] for r in res["rows"]}
-    assert sections == {"decode", "backbone", "audio", "train", "shots", "diy", "svm", "options", "driver",
-                        "memory", "end2end"}
+    assert sections == {"decode", "backbone", "audio", "train", "shots real", "shots rendered", "diy", "svm", "options",
+                        "driver", "memory", "end2end"}
     assert "ray_train" not in res                               # skipped in --quick
     for r in res["rows"]:
         assert r["ratio"] > 0, r
@@ -28,11 +28,14 @@ def test_benchmark_quick_runs_every_section(tmp_path):
     assert res["memory"]["4n"]["trailers"] == 4 * res["memory"]["n"]["trailers"]
     assert res["memory"]["n"]["peak_worker_rss_mb"] > 50          # real worker processes were measured
     assert res["end_to_end"]["lmtd9_core_hours"] > 0
-    shots = {k: v for k, v in res["shots"].items() if "skipped" not in v}
-    assert len(shots) == 4                # ours (hsv, transnetv2) and PySceneDetect's two detectors
-    assert res["shots"]["ctt-mmc transnetv2 (decode pass + network, CPU)"]["gradual_recall"] > 0
-    for d in shots.values():
-        assert 0 <= d["all_f1"] <= 1 and d["fps_per_core"] > 0 and d["frames"] > 0
+    for key in ("shots", "shots_real"):   # rendered trailers, and videos edited from real footage
+        shots = {k: v for k, v in res[key].items() if "skipped" not in v}
+        assert len(shots) == 6            # ours (hsv, the paper's rule, transnetv2), PySceneDetect's two, decoding
+        assert res[key]["ctt-mmc transnetv2 (decode pass + network, CPU)"]["gradual_recall"] > 0
+        for d in shots.values():
+            assert 0 <= d["all_f1"] <= 1 and d["fps_per_core"] > 0 and d["frames"] > 0
+    real = res["shots_real"]["ctt-mmc hsv (in the decode pass)"]
+    assert real["n_flash"] > 0 and real["recall_dissolve"] is not None
     assert res["diy"]["same_shapes"]                          # the reference makes the same outputs
     assert all(len(res["svm"][k]["chosen"]) == 9 for k in ("decision", "probability"))
     assert res["driver"]["big"]["to_do"] == 10 * res["driver"]["small"]["to_do"]

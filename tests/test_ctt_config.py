@@ -23,6 +23,9 @@ def expected_settings(name: str) -> dict:
     if m := re.fullmatch(r"featurize_(\w+?)_(imagenet|places365)", name):
         return {"featurize.backbone.name": m[1], "featurize.shots.detector": "hsv",
                 "featurize.backbone.weights": "imagenet" if m[2] == "imagenet" else "checkpoint"}
+    if name == "featurize_paper_shot_rule":   # the paper's shot rule as written: no context, bridges, spans, regions
+        return {"featurize.shots.detector": "hsv", "featurize.shots.cut_ratio": 0.0, "featurize.shots.flash_frames": 0,
+                "featurize.shots.spans": [], "featurize.shots.region_grid": 1, "featurize.shots.min_change": 0.25}
     if name == "baselines":
         return {"baseline.C": [0.1, 1.0, 10.0, 100.0, 1000.0], "baseline.kernels": ["linear", "rbf"],
                 "baseline.gamma": [round(0.1 * i, 1) for i in range(1, 11)], "baseline.selection": "val"}

@@ -13,7 +13,8 @@ LINK = re.compile(r"\]\(([^)#\s]+)(?:#[^)]*)?\)")
 def test_the_config_reference_is_generated_from_the_dataclasses():
     assert (ROOT / "docs" / "config.md").read_text() == render(), "run `make docs`"
     comments = field_comments(ShotConfig)       # a comment and the comment-only lines that continue it
-    assert comments["radius"] == "a boundary is the minimum within +-radius frames"
+    assert comments["flash_frames"] == "a bright excursion this short that returns to the same shot is no cut"
+    assert comments["spans"].startswith("gradual transitions: frames compared this") and "covers 1 s" in comments["spans"]
     assert comments["candidates"].startswith("transnetv2: keyframe candidates") and "chosen later" in comments["candidates"]
     assert "hue_bins" not in comments
 

@@ -90,7 +90,7 @@ def test_featurizer_settings_round_trip():
     from featurize.config import ShotConfig
     from featurize.settings import NotReproducible, from_settings, to_settings
     cfg = FeaturizeConfig(backbone=BackboneConfig(name="resnet18", weights="none", batch_size=7),
-                          shots=ShotConfig(threshold=0.6, radius=3), max_keyframes=12)
+                          shots=ShotConfig(hard_change=0.5, spans=[3, 9]), max_keyframes=12)
     recorded = {"version": store.FEATURIZER_VERSION, "settings": to_settings(cfg)}
     again = from_settings(recorded, FeaturizeConfig(trailers_per_batch=9))
     assert to_settings(again) == to_settings(cfg)
@@ -245,6 +245,29 @@ def test_dry_run_plans_without_writing(tmp_path):
     store.claim(str(out), {"other": 1})
     with pytest.raises(store.StoreMismatch):                             # ... but the store is checked
         run_featurize(str(tmp_path / "m.csv"), str(out), FeaturizeConfig(), dry_run=True)
+
+
+def test_shot_detector_auto_takes_the_learned_one_only_on_gpus(tmp_path):
+    import dataclasses
+
+    import pandas as pd
+
+    from featurize import shot_detectors
+    from featurize.config import ShotConfig, validate_featurize as check
+    from featurize.pipeline import run_featurize
+    assert shot_detectors.resolve("auto", gpu=False) == "hsv"
+    assert shot_detectors.resolve("auto", gpu=True) == "transnetv2"         # installed with the dev extra
+    assert shot_detectors.resolve("hsv", gpu=True) == "hsv"
+    with pytest.raises(ValueError, match="resolved per cluster"):
+        shot_detectors.get("auto")
+    auto = FeaturizeConfig(shots=ShotConfig(detector="auto"))
+    check(auto)
+    with pytest.raises(Exception, match="expected hsv or transnetv2 or auto"):
+        check(dataclasses.replace(auto, shots=ShotConfig(detector="hsv2")))
+    pd.DataFrame({"trailer_id": ["a"], "path": ["a.mp4"], "genres": "drama", "split": "train"}).to_csv(
+        tmp_path / "m.csv", index=False)
+    plan = run_featurize(str(tmp_path / "m.csv"), str(tmp_path / "store"), auto, dry_run=True)
+    assert plan["shot_detector"] == "hsv"                 # a dry run plans for CPU actors
 
 
 def test_av_descriptors_are_an_optional_stage(tmp_path):

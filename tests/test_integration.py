@@ -95,7 +95,7 @@ def test_training_run_records_its_lineage(trained, store, mlflow_server):
     assert sections == {"model", "train", "resources", "tracking", "featurizer"}, sections
     settings = json.loads((store[0] / "_featurizer.json").read_text())["settings"]
     assert run.data.params["featurizer.backbone.name"] == settings["backbone"]["name"] == "resnet18"
-    assert run.data.params["featurizer.shots.threshold"] == str(settings["shots"]["threshold"])
+    assert run.data.params["featurizer.shots.cut_ratio"] == str(settings["shots"]["cut_ratio"])
     commit = subprocess.run(["git", "rev-parse", "HEAD"], cwd=ROOT, capture_output=True, text=True).stdout.strip()
     assert run.data.tags["mlflow.source.git.commit"] == commit
     assert client.get_experiment(run.info.experiment_id).tags["mlflow.experimentKind"] == "custom_model_development"

@@ -11,16 +11,20 @@ Two kinds run in the featurizer:
 """
 from __future__ import annotations
 
+import dataclasses
 from typing import TYPE_CHECKING, Protocol
 
 import numpy as np
+
+from featurize.shots import ShotRule
 
 if TYPE_CHECKING:                       # the config imports the registry to check names
     from featurize.config import ShotConfig
 
 # The HSV rule's settings (`ShotConfig`): every detector records them, since the decode pass
 # always runs the rule for its similarity curve and the motion meter.
-HSV_FIELDS = ("thumb_height", "hue_bins", "sat_bins", "val_bins", "smooth", "radius", "threshold", "max_candidates")
+HSV_FIELDS = ("thumb_height", "hue_bins", "sat_bins", "val_bins",
+              *(f.name for f in dataclasses.fields(ShotRule)), "max_candidates")
 
 
 class DetectorUnavailable(RuntimeError):
