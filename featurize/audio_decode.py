@@ -9,7 +9,7 @@ import numpy as np
 import soxr
 
 from featurize.audio import SAMPLE_RATE
-from featurize.timeline import Timeline
+from featurize.timeline import MAX_GAP_S, Timeline
 
 
 # Integer sample formats -> (offset, scale) to float in [-1, 1).
@@ -58,14 +58,15 @@ class AudioTrack:
 
     The mix is FFmpeg's (what `av.AudioResampler` gives): stereo is (L + R) / sqrt(2), and
     other layouts (5.1...) go through its rematrixing. A sample rate change mid-stream starts
-    a new run, resampled on its own. Frames are placed on their own `Timeline`: where the
-    container has no audio for a while, silence fills the gap; `first` is the raw time of
-    the first sample, for placing the track on the video's timeline."""
+    a new run, resampled on its own. Frames are placed on their own `Timeline` (`max_gap`: the
+    container's, `containers.clock_breaks`): wherever the container has no audio, for any
+    length, silence fills the gap; `first` is the raw time of the first sample, for placing
+    the track on the video's timeline."""
 
-    def __init__(self) -> None:
+    def __init__(self, max_gap: float = MAX_GAP_S) -> None:
         self._runs: list[tuple[int, list[np.ndarray]]] = []
         self._rematrix: av.AudioResampler | None = None
-        self.timeline = Timeline()
+        self.timeline = Timeline(max_gap)
         self._written = 0.0                   # seconds of samples gathered so far
         self.repaired = 0                     # non-finite samples replaced by silence
 

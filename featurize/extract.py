@@ -7,6 +7,8 @@ type and message, which the caller routes to the errors table.
 """
 from __future__ import annotations
 
+import dataclasses
+
 import traceback
 from typing import Any
 
@@ -71,7 +73,13 @@ def decode_row(row: dict[str, Any], cfg: FeaturizeConfig, stft_in_actor: bool = 
                    video_stream=d.video_stream, audio_stream=d.audio_stream, decode_errors=d.decode_errors,
                    frames_lost=d.frames_lost, audio_repaired=d.audio_repaired)
         stage = "audio"
-        out.update(_audio_features(d, stft_in_actor, cfg.av))
+        warnings = list(d.warnings)
+        try:
+            out.update(_audio_features(d, stft_in_actor, cfg.av))
+        except Exception as e:  # noqa: BLE001  audio that breaks the transforms loses the audio, not the trailer
+            warnings.append(f"audio dropped: {type(e).__name__}: {e}"[:300])
+            out.update(_audio_features(dataclasses.replace(d, audio=None), stft_in_actor, cfg.av), audio_stream=-1)
+        out["warnings"] = "; ".join(warnings)
     except Exception as e:  # any unreadable input becomes an errors-table row, never a crash
         _fail(out, stage, e)
     return out

@@ -46,13 +46,14 @@ def node_id() -> str:
     return ray.get_runtime_context().get_node_id() if ray.is_initialized() else ""
 
 
-def write_batch(batch: dict[str, Any], output: str, dim: int) -> dict[str, Any]:
-    """Embedded rows into one store file, failed ones into `_errors`; a summary row each."""
+def write_batch(batch: dict[str, Any], output: str, dim: int, run: str | None = None) -> dict[str, Any]:
+    """Embedded rows into one store file, failed ones into `_errors`; a summary row each.
+    `run`: the featurize run's token (`store.begin_run`): a run that lost the store writes nothing."""
     ok, failed = extract.split_batch(batch, dim)
     if ok:
-        store.write_atomic(store.features_table(ok, dim), output)
+        store.write_atomic(store.features_table(ok, dim), output, run=run)
     if failed:
-        store.write_atomic(store.errors_table(failed), output, store.ERRORS_DIR)
+        store.write_atomic(store.errors_table(failed), output, store.ERRORS_DIR, run=run)
     return {
         "trailer_id": np.asarray(batch["trailer_id"], dtype=object),
         "status": np.array(["failed" if s else "done" for s in batch["error_stage"]], dtype=object),
@@ -73,15 +74,15 @@ class EmbedAndWrite(FrameEmbedder):
     with no separate write stage to wait for CPU behind decode (a killed run keeps them).
     A learned shot detector lives here too, beside the backbone on the actor's device."""
 
-    def __init__(self, cfg: FeaturizeConfig, device: str, output: str, dim: int):
+    def __init__(self, cfg: FeaturizeConfig, device: str, output: str, dim: int, run: str | None = None):
         super().__init__(cfg.backbone, device)
-        self.featurize, self.output, self.dim = cfg, output, dim
+        self.featurize, self.output, self.dim, self.run = cfg, output, dim, run
         self.shot_model = extract.shot_model(cfg, device)
 
     def __call__(self, batch: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         if self.shot_model is not None:
             batch = extract.place_rows(batch, self.shot_model, self.featurize)
-        return write_batch(super().__call__(batch), self.output, self.dim)
+        return write_batch(super().__call__(batch), self.output, self.dim, self.run)
 
 
 def verdict(summary: dict[str, Any], max_failed_fraction: float) -> str:
@@ -118,6 +119,10 @@ def run_featurize(input: str, output: str, cfg: FeaturizeConfig, retry_errors: b
     shot_detectors.require(cfg.shots.detector)    # before any work: the driver's environment stands for the nodes'
     manifest = read_manifest(input) if manifest is None else manifest
     store.claim(output, to_settings(cfg), write=not dry_run)
+    run = None
+    if not dry_run:                   # from here on only this run writes; what a killed one left twice goes
+        run = store.begin_run(output)
+        compacted = store.compact(output)
     if retry_errors and not dry_run:
         store.clear_errors(output)
     done = store.done_ids(output) | (set() if retry_errors else store.error_ids(output))
@@ -149,7 +154,7 @@ def run_featurize(input: str, output: str, cfg: FeaturizeConfig, retry_errors: b
             EmbedAndWrite, batch_size=cfg.trailers_per_batch,
             compute=ray.data.ActorPoolStrategy(min_size=1, max_size=actors),
             fn_constructor_kwargs={"cfg": cfg, "device": "cuda" if gpu else "cpu",
-                                   "output": output, "dim": dim},
+                                   "output": output, "dim": dim, "run": run},
             memory=EMBED_MEMORY,
             **embed_res)
         reasons: Counter[str] = Counter()
@@ -166,6 +171,8 @@ def run_featurize(input: str, output: str, cfg: FeaturizeConfig, retry_errors: b
                 reasons[row["error_type"]] += 1
         summary["failed_by_reason"] = dict(reasons)
         summary["nodes"] = {"decode": dict(decode_nodes), "embed": dict(embed_nodes)}   # trailers per node id
+    after = store.compact(output)
+    summary["compacted"] = {k: compacted[k] + after[k] for k in compacted}
     summary["wall_s"] = round(time.time() - t0, 1)
     summary["driver_peak_rss_mb"] = round(peak_rss_mb(), 1)
     summary["video_hours"] = round(summary["video_hours"], 4)

@@ -85,6 +85,9 @@ class _Series:
         self.size += len(values)
 
 
+GRADUAL_STEP = 96          # frames between two runs of the gradual scales
+
+
 class _Rows:
     """Histograms of the frames still to be read, in a buffer reused as old rows are dropped."""
 
@@ -270,10 +273,10 @@ class ShotTracker:
 
     # ------------------------------------------------------------------ the rule, streamed
 
-    def _fill(self, n: int) -> None:
+    def _fill(self, n: int, measures: list[_Measure]) -> None:
         """Every comparison the rule makes is between frames a fixed distance d apart: each
         is computed once, for frame j against frame max(j - d, 0), as frame j arrives."""
-        for m in self._measures:
+        for m in measures:
             for d in m.distances(self.rule.flash_frames):
                 cache = self._cache.setdefault((m.regional, d), _Series())
                 if cache.size < n:
@@ -357,11 +360,14 @@ class ShotTracker:
 
     def _advance(self, final: bool) -> None:
         n = self._n
+        # Cuts are judged as frames arrive; the gradual scales, decided seconds later anyway,
+        # in steps of GRADUAL_STEP frames (the result is the same: decisions wait for them).
+        due = [m for m in self._measures if final or m.span == 1 or n - m.done >= GRADUAL_STEP + m.reach(self.rule)]
         if not final:
-            self._fill(n)
-        for m in self._measures:
+            self._fill(n, due)
+        for m in due:
             self._compute(m, n if final else max(m.done, n - m.reach(self.rule)), n, final)
-        for m in self._measures:
+        for m in due:
             half = m.half(self.rule)
             self._test(m, m.done if final else max(m.tested, m.done - half), n)
         frontiers = [(m.span, np.inf if final else m.tested - m.span + 1) for m in self._measures]

@@ -31,6 +31,7 @@ FEATURIZER_VERSION = "3"          # 2: stream choice, display geometry, one time
 ERRORS_DIR = "_errors"
 TMP_DIR = "_tmp"
 SETTINGS_FILE = "_featurizer.json"
+RUN_FILE = "_run"                 # the featurize run that may write to the store now
 
 ERROR_SCHEMA = pa.schema([
     ("trailer_id", pa.string()), ("path", pa.string()), ("stage", pa.string()),
@@ -71,6 +72,7 @@ def _columns(dim: int) -> list[tuple[str, pa.DataType, Any]]:
         ("vllf", pa.list_(pa.float32()), np.zeros(0, np.float32)),   # names in _featurizer.json
         ("av", pa.list_(pa.float32()), np.zeros(0, np.float32)),
         ("source_path", pa.string(), ""),
+        ("warnings", pa.string(), ""),                               # what was dropped and why ("": nothing)
     ]
 
 
@@ -184,8 +186,11 @@ def file_name(trailer_ids: Iterable[str]) -> str:
     return hashlib.sha1("\n".join(sorted(trailer_ids)).encode()).hexdigest()[:20] + ".parquet"
 
 
-def write_atomic(table: pa.Table, store: str, subdir: str = "") -> str:
-    """Write to STORE/_tmp, then move into place: readers see all of a file or none of it."""
+def write_atomic(table: pa.Table, store: str, subdir: str = "", run: str | None = None) -> str | None:
+    """Write to STORE/_tmp, then move into place: readers see all of a file or none of it.
+    `run`: the token of the featurize run writing (`begin_run`); once another run has taken
+    the store, this one's late writes are dropped (None returned): its trailers are the new
+    run's to do, so a killed run's actor finishing its batch cannot add a second copy."""
     fs, root = _fs(store)
     name = file_name(table.column("trailer_id").to_pylist())
     tmp = posixpath.join(root, TMP_DIR, f"{uuid.uuid4().hex}.parquet")
@@ -194,28 +199,125 @@ def write_atomic(table: pa.Table, store: str, subdir: str = "") -> str:
     fs.makedirs(posixpath.dirname(final), exist_ok=True)
     with fs.open(tmp, "wb") as fh:
         pq.write_table(table, fh, compression="zstd")
+    if run is not None and current_run(store) != run:
+        fs.rm(tmp)
+        return None
     fs.mv(tmp, final)
     return final
 
 
-def _ids(fs: fsspec.AbstractFileSystem, path: str) -> set[str]:
+def begin_run(store: str) -> str:
+    """Take the store for a new featurize run: from now on only its writes land."""
+    fs, root = _fs(store)
+    fs.makedirs(root, exist_ok=True)
+    token = uuid.uuid4().hex
+    with fs.open(posixpath.join(root, RUN_FILE), "w") as fh:
+        fh.write(token)
+    return token
+
+
+def current_run(store: str) -> str | None:
+    fs, root = _fs(store)
+    path = posixpath.join(root, RUN_FILE)
     if not fs.exists(path):
-        return set()
-    files = [p for p in fs.find(path) if p.endswith(".parquet")
-             and not any(part.startswith(("_", ".")) for part in posixpath.relpath(p, path).split("/")[:-1])]
-    ids: set[str] = set()
-    for p in files:
+        return None
+    with fs.open(path, "r") as fh:
+        return fh.read().strip()
+
+
+def _data_files(fs: fsspec.AbstractFileSystem, path: str) -> list[str]:
+    if not fs.exists(path):
+        return []
+    return sorted(p for p in fs.find(path) if p.endswith(".parquet")
+                  and not any(part.startswith(("_", ".")) for part in posixpath.relpath(p, path).split("/")[:-1]))
+
+
+def _ids_by_file(fs: fsspec.AbstractFileSystem, path: str) -> dict[str, list[str]]:
+    out = {}
+    for p in _data_files(fs, path):
         with fs.open(p, "rb") as fh:
-            ids.update(pq.read_table(fh, columns=["trailer_id"]).column(0).to_pylist())
-    return ids
+            out[p] = pq.read_table(fh, columns=["trailer_id"]).column(0).to_pylist()
+    return out
+
+
+def _drop_rows(fs: fsspec.AbstractFileSystem, path: str, drop: set[str], store: str, subdir: str) -> None:
+    """Rewrite one data file without the rows of `drop` (the new file lands before the old
+    one goes, so no row is ever missing)."""
+    with fs.open(path, "rb") as fh:
+        table = pq.read_table(fh)
+    ids = table.column("trailer_id").to_pylist()
+    keep, seen = [], set()
+    for i, t in enumerate(ids):
+        if t not in drop and t not in seen:
+            keep.append(i)
+            seen.add(t)
+    if keep:
+        new = write_atomic(table.take(keep), store, subdir)
+        if new is not None and posixpath.normpath(new) == posixpath.normpath(path):
+            return
+    fs.rm(path)
+
+
+def compact(store: str) -> dict[str, int]:
+    """Keep one row per trailer: a trailer in several data files keeps the row of the first
+    file (by name); a trailer in the store is no longer a failure in `_errors`. Returns what
+    was removed. Every featurize run compacts when it starts and when it ends."""
+    fs, root = _fs(store)
+    removed = {"duplicate_rows": 0, "errors_resolved": 0}
+    owner: dict[str, str] = {}
+    drops: dict[str, set[str]] = {}
+    for path, ids in _ids_by_file(fs, root).items():
+        for t in ids:
+            if t in owner:               # a second row: in another file (dropped there) or this one (kept once)
+                drops.setdefault(path, set()).update([t] if owner[t] != path else [])
+                removed["duplicate_rows"] += 1
+            else:
+                owner[t] = path
+    for path, drop in drops.items():
+        _drop_rows(fs, path, drop, store, "")
+    for path, ids in _ids_by_file(fs, posixpath.join(root, ERRORS_DIR)).items():
+        done = {t for t in ids if t in owner}
+        if done:
+            removed["errors_resolved"] += sum(t in done for t in ids)
+            _drop_rows(fs, path, done, store, ERRORS_DIR)
+    return removed
+
+
+def check(store: str) -> dict[str, Any]:
+    """What a store holds that it should not: trailers stored twice, trailers both stored and
+    in `_errors`, non-finite values (the float columns, read in batches)."""
+    fs, root = _fs(store)
+    seen: dict[str, int] = {}
+    for ids in _ids_by_file(fs, root).values():
+        for t in ids:
+            seen[t] = seen.get(t, 0) + 1
+    errors = {t for ids in _ids_by_file(fs, posixpath.join(root, ERRORS_DIR)).values() for t in ids}
+    nonfinite: dict[str, int] = {}
+    present = [c for c in FLOAT_COLUMNS if c in pads.dataset(root, filesystem=fs, format="parquet").schema.names] \
+        if seen else []
+    for t in (iter_batches(store, present, batch_size=16) if present else []):
+        for c in present:
+            values = t.column(c).combine_chunks()
+            while pa.types.is_list(values.type) or pa.types.is_fixed_size_list(values.type):
+                values = values.flatten()
+            bad = int((~np.isfinite(np.asarray(values.to_numpy(zero_copy_only=False), np.float64))).sum())
+            if bad:
+                nonfinite[c] = nonfinite.get(c, 0) + bad
+    duplicates = sorted(t for t, k in seen.items() if k > 1)
+    both = sorted(errors & set(seen))
+    return {"store": store, "trailers": len(seen), "rows": sum(seen.values()), "errors": len(errors),
+            "duplicate_ids": duplicates, "also_in_errors": both, "non_finite": nonfinite,
+            "ok": not (duplicates or both or nonfinite)}
+
+
+def _ids(fs: fsspec.AbstractFileSystem, path: str) -> set[str]:
+    return {t for ids in _ids_by_file(fs, path).values() for t in ids}
 
 
 def files(store: str) -> list[str]:
     """The names of the store's data files (named after their trailer ids)."""
     fs, root = _fs(store)
-    return sorted(posixpath.basename(p) for p in (fs.find(root) if fs.exists(root) else [])
-                  if p.endswith(".parquet") and not any(part.startswith(("_", "."))
-                                                        for part in posixpath.relpath(p, root).split("/")[:-1]))
+    return sorted(posixpath.basename(p) for p in _data_files(fs, root))
 
 
 def done_ids(store: str) -> set[str]:

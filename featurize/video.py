@@ -20,11 +20,11 @@ import numpy as np
 from featurize import shot_detectors
 from featurize.audio_decode import AudioTrack
 from featurize.config import FeaturizeConfig
-from featurize.containers import Damage, choose_stream, open_media, packets, seconds
+from featurize.containers import Damage, choose_stream, clock_breaks, open_media, packets, seconds
 from featurize.frames import FrameBatcher, PlaneSampler, display_size, keyframe_array, quarter_turns, small_rgb
 from featurize.lowlevel import MotionMeter
 from featurize.shots import CandidatePool, Keyframe, ShotRule, ShotTracker, subsample
-from featurize.timeline import MAX_GAP_S, Timeline, frame_duration
+from featurize.timeline import MAX_GAP_S, Timeline, frame_duration, true_fps
 
 CANDIDATES_PER_S = 8     # a learned detector's keyframe candidates start this dense (then thin out when
                          # `shots.candidates` are held): a shot shorter than 1/8 s may get no keyframe
@@ -70,6 +70,7 @@ class DecodedTrailer:
     # every frame at the detector's size, until `shot_placement.place_shots` chooses among them.
     thumbs: np.ndarray | None = None                # (n_frames, h, w, 3) uint8 RGB at the detector's frame_size
     candidates: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))
+    warnings: list[str] = field(default_factory=list)   # what was dropped and why (the audio of a broken track)
 
     @property
     def shots_pending(self) -> bool:
@@ -96,7 +97,7 @@ def decode_trailer(path: str, cfg: FeaturizeConfig, geometry: KeyframeGeometry, 
         stream.thread_type = "AUTO"
         stream.codec_context.thread_count = cfg.decode_threads or math.ceil(cfg.decode_cpus)
         rate = stream.average_rate or stream.guessed_rate
-        fps = float(rate) if rate and float(rate) < 1000 else 0.0
+        declared = float(rate) if rate and float(rate) < 1000 else 0.0     # checked against the timestamps below
         width, height = stream.codec_context.width, stream.codec_context.height
         if not width or not height:
             raise DecodeError("video stream has no frame size")
@@ -104,13 +105,18 @@ def decode_trailer(path: str, cfg: FeaturizeConfig, geometry: KeyframeGeometry, 
         sar = float(ratio) if ratio and float(ratio) > 0 else 1.0
         tracker = ShotTracker(ShotRule.of(sc), max_candidates=sc.max_candidates,
                               keep=None if learned else lambda frame: keyframe_array(frame, size, short, sar))
-        pool, thumbs = CandidatePool(sc.candidates, round((fps or 25) / CANDIDATES_PER_S)), []
+        pool, thumbs = CandidatePool(sc.candidates, round((declared or 25) / CANDIDATES_PER_S)), []
         astream = choose_stream(container.streams.audio, container.streams.best("audio")) if audio else None
-        track = AudioTrack()
+        max_gap = MAX_GAP_S if clock_breaks(container) else math.inf
+        track = AudioTrack(max_gap)
         batcher = FrameBatcher(PlaneSampler(sc.thumb_height), tracker, motion, bins, payloads=not learned)
-        frame_dur = frame_duration(fps)
-        timeline = Timeline()
-        vtb, atb = stream.time_base, astream.time_base if astream else None
+        frame_dur = frame_duration(declared)
+        timeline = Timeline(max_gap)
+        times: list[float] = []
+        warnings: list[str] = []
+        audio_errors = 0
+        vtb = float(stream.time_base) if stream.time_base else None     # a float product per frame, not a Fraction
+        atb = float(astream.time_base) if astream and astream.time_base else None
         n, rotation = 0, 0
         for packet in packets(container, [s for s in (stream, astream) if s is not None], damage):
             if isinstance(packet, tuple):                          # end of file: drain that decoder
@@ -118,18 +124,29 @@ def decode_trailer(path: str, cfg: FeaturizeConfig, geometry: KeyframeGeometry, 
             else:
                 s = packet.stream
                 damage.video_packets += s is stream
+            if s is not stream and astream is None:
+                continue                                           # the audio was dropped
             try:
                 frames = s.codec_context.decode(packet)
+                if s is not stream:
+                    for frame in frames:
+                        track.push(frame, seconds(frame, atb))
+                    continue
             except av.error.FFmpegError as e:
                 damage.note(e)
+                audio_errors += s is not stream
+                continue
+            except Exception as e:       # noqa: BLE001  an audio path that breaks loses the audio, not the video
+                if s is stream:
+                    raise
+                warnings.append(f"audio dropped: {type(e).__name__}: {e}"[:300])
+                astream, track = None, AudioTrack(max_gap)
                 continue
             for frame in frames:
-                if s is not stream:
-                    track.push(frame, seconds(frame, atb))
-                    continue
                 if n == 0:
                     rotation = int(frame.rotation or 0)
                 t = timeline.place(seconds(frame, vtb), frame_dur)
+                times.append(t)
                 batcher.push(frame, t)
                 if learned:
                     thumbs.append(small_rgb(frame, quarter_turns(rotation), detector.frame_size))
@@ -137,6 +154,8 @@ def decode_trailer(path: str, cfg: FeaturizeConfig, geometry: KeyframeGeometry, 
                 n += 1
         batcher.flush()
         codec = stream.codec_context.name
+        if astream is not None and track.first is None and audio_errors:
+            warnings.append(f"audio dropped: no frame of {audio_errors} packets decoded ({damage.message})"[:300])
         acodec = astream.codec_context.name if astream else ""
         src_rate = int(astream.codec_context.sample_rate or 0) if astream else 0
         indices = stream.index, astream.index if astream else -1
@@ -148,15 +167,19 @@ def decode_trailer(path: str, cfg: FeaturizeConfig, geometry: KeyframeGeometry, 
     else:
         kfs = [kfs[i] for i in subsample(len(kfs), cfg.max_keyframes)]
     keyframes = np.stack([k.payload for k in kfs])
+    fps = true_fps(declared, times)
+    duration = times[-1] + 1.0 / fps if fps else timeline.end
     lead = (track.first - timeline.first) if track.first is not None and timeline.first is not None else 0.0
-    y = track.finish(lead=max(-MAX_GAP_S, min(lead, timeline.end)))
+    y = track.finish(lead=max(-MAX_GAP_S, min(lead, duration)))
     w, h = display_size(int(width), int(height), sar, quarter_turns(rotation))
     return DecodedTrailer(
         keyframes=keyframes,
         frame_times=np.array([k.time for k in kfs], np.float32),
         shot_starts=[] if learned else [k.shot[0] for k in kfs],
-        n_frames=n, duration_s=timeline.end, fps=fps, width=w, height=h, video_codec=codec,
-        shot_lengths_s=np.array([] if learned else [(k.shot[1] - k.shot[0]) * frame_dur for k in kfs], np.float32),
+        n_frames=n, duration_s=duration, fps=fps, width=w, height=h, video_codec=codec,
+        shot_lengths_s=np.array([] if learned else [(times[k.shot[1]] if k.shot[1] < n else duration) - times[k.shot[0]]
+                                                    for k in kfs], np.float32),
+        warnings=warnings,
         thumbs=np.stack(thumbs) if learned else None,
         candidates=np.array([k.index for k in kfs] if learned else [], np.int64),
         motion=motion.value, audio=y, audio_codec=acodec, sample_rate=src_rate,

@@ -5,6 +5,13 @@
 
 A rerun skips trailers already in the store; --retry-errors tries recorded failures again;
 --dry-run says what a run would do (and the driver's memory for it) without doing it.
+Each trailer is stored once, whatever was killed: a run takes the store when it starts (a
+killed run's late writes are dropped) and keeps one row per trailer when it starts and ends.
+
+    python jobs/featurize.py --check STORE [--fix]
+
+reports trailers stored twice, trailers both stored and in _errors, and non-finite values
+(exit 1 when there are any); --fix keeps one row per trailer and clears resolved errors.
 
 The manifest: CSV or Parquet with columns trailer_id,path[,genres][,split]. `path` is relative
 to the manifest's folder, absolute, or s3://; `genres` are written action|scifi, from
@@ -23,6 +30,18 @@ from jobs._common import config_from, fail, init_ray, manifest_or_exit, parser, 
 
 
 
+def check_store(path: str, fix: bool) -> int:
+    from featurize import store  # lazy: --help and the other commands answer without pyarrow
+    try:
+        store.require_settings(path)
+    except store.NotAStore as e:
+        fail(str(e), code=2)
+    fixed = store.compact(path) if fix else None
+    report = store.check(path) | ({"fixed": fixed} if fix else {})
+    print(json.dumps(report, indent=2))
+    return 0 if report["ok"] else 1
+
+
 def main(argv: list[str] | None = None) -> int:
     p = parser(__doc__)
     p.add_argument("--input", help="manifest (CSV/Parquet) or a folder of videos; local or s3:// (required)")
@@ -30,8 +49,12 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--retry-errors", action="store_true", help="featurize trailers in STORE/_errors again")
     p.add_argument("--dry-run", action="store_true",
                    help="plan only: read the manifest, check the store, count what is to do; no Ray, no writes")
+    p.add_argument("--check", metavar="STORE", help="report what STORE holds that it should not (no Ray)")
+    p.add_argument("--fix", action="store_true", help="with --check: keep one row per trailer, clear resolved errors")
     args = p.parse_args(argv)
     setup_logging()
+    if args.check:
+        return check_store(args.check, args.fix)
     cfg = config_from(args, "featurize")
     require(args, "input", "output")
     manifest = manifest_or_exit(args.input)        # before Ray or MLflow: a bad input is a usage error

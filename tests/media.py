@@ -39,7 +39,8 @@ def tone(seconds: float, rate: int, channels: int = 2, freq: float = 440.0) -> n
     return np.stack([0.3 * np.sin(2 * np.pi * freq * t)] * channels).astype(np.float32)
 
 
-def _mux_audio(out, stream, y: np.ndarray, rate: int, start: float = 0.0, fmt: str = "fltp") -> None:
+def _mux_audio(out, stream, y: np.ndarray, rate: int, start: float = 0.0, fmt: str = "fltp",
+               flush: bool = True) -> None:
     layout = "stereo" if len(y) == 2 else "mono"
     offset = int(round(start * rate))
     for i in range(0, y.shape[1], 1024):
@@ -50,7 +51,7 @@ def _mux_audio(out, stream, y: np.ndarray, rate: int, start: float = 0.0, fmt: s
         f.sample_rate, f.pts, f.time_base = rate, offset + i, Fraction(1, rate)
         for p in stream.encode(f):
             out.mux(p)
-    for p in stream.encode():
+    for p in stream.encode() if flush else []:
         out.mux(p)
 
 
@@ -186,3 +187,55 @@ def write_joined_ts(path: Path, seconds: float = 4.0, segments: int = 2) -> int:
         part.unlink()
     path.write_bytes(total)
     return n
+
+
+def write_timed_clip(path: Path, times: list[float], *, rate: int = 24, size: tuple[int, int] = (64, 48),
+                     audio_spans: list[tuple[float, float]] | None = None, fmt: str | None = None,
+                     time_base: Fraction | None = None) -> None:
+    """An H.264 clip whose frame k is shown at `times[k]` seconds (a variable frame rate:
+    a long gap is a held frame), declared at `rate` frames a second, with AAC audio only
+    over `audio_spans` ((start, end) seconds; none: no audio track). `time_base` is the
+    video stream's (default 1/1000)."""
+    tb = time_base or Fraction(1, 1000)
+    with av.open(str(path), "w", format=fmt) as out:
+        vs = out.add_stream("libx264", rate=rate)
+        vs.width, vs.height, vs.pix_fmt = size[0], size[1], "yuv420p"
+        vs.codec_context.time_base = tb
+        vs.time_base = tb
+        aus = out.add_stream("aac", rate=48000, layout="stereo") if audio_spans else None
+        for k, t in enumerate(times):
+            f = av.VideoFrame.from_ndarray(picture(k, size), format="rgb24")
+            f.pts, f.time_base = int(round(t / tb)), tb
+            for p in vs.encode(f):
+                out.mux(p)
+        for p in vs.encode():
+            out.mux(p)
+        for k, (start, end) in enumerate(audio_spans or []):
+            _mux_audio(out, aus, tone(end - start, 48000), 48000, start=start, flush=k == len(audio_spans) - 1)
+
+
+def unknown_codec_first_audio(path: Path) -> None:
+    """Make the first audio track of a Matroska file undecodable: its codec id becomes one
+    FFmpeg has no decoder for (the second track stays AAC)."""
+    data = path.read_bytes()
+    i = data.index(b"A_AAC")
+    path.write_bytes(data[:i] + b"A_ZZZ" + data[i + 5:])
+
+
+def write_two_audio_tracks(path: Path, seconds: float = 4.0, rate: int = 12) -> None:
+    """A Matroska clip with two AAC audio tracks (the first one default), the second at 880 Hz."""
+    n = int(round(seconds * rate))
+    with av.open(str(path), "w", format="matroska") as out:
+        vs = out.add_stream("libx264", rate=rate)
+        vs.width, vs.height, vs.pix_fmt = 64, 48, "yuv420p"
+        a1 = out.add_stream("aac", rate=48000, layout="stereo")
+        a2 = out.add_stream("aac", rate=48000, layout="stereo")
+        for i in range(n):
+            f = av.VideoFrame.from_ndarray(picture(i, (64, 48)), format="rgb24")
+            f.pts, f.time_base = i, Fraction(1, rate)
+            for p in vs.encode(f):
+                out.mux(p)
+        for p in vs.encode():
+            out.mux(p)
+        _mux_audio(out, a1, tone(seconds, 48000), 48000)
+        _mux_audio(out, a2, tone(seconds, 48000, freq=880.0), 48000)

@@ -119,6 +119,88 @@ def test_timeline_folds_resets_and_leaps_and_keeps_pauses():
     assert tl.end == 6.0 and tl.discontinuities == 2 and tl.first == 10.0
 
 
+def test_a_continuous_clock_keeps_long_holds_and_only_folds_going_back():
+    tl = Timeline(max_gap=float("inf"))
+    got = [tl.place(r, 0.5) for r in [0.0, 0.5, 9.0, 9.5, 9.5, 2.0, None]]
+    # an 8-s hold is real time; a repeated or earlier timestamp continues after the last item
+    assert got == pytest.approx([0.0, 0.5, 9.0, 9.5, 10.0, 10.5, 11.0]) and tl.discontinuities == 2
+
+
+def test_a_held_frame_in_a_variable_rate_mp4_keeps_its_time(tmp_path):
+    """One frame held for 8 s (a freeze frame, a title card) in a 20-s MP4: the duration and
+    every keyframe time follow the timestamps."""
+    times = [i / 24 for i in range(120)] + [13 + i / 24 for i in range(7 * 24)]
+    media.write_timed_clip(tmp_path / "held.mp4", times)
+    d = decode(str(tmp_path / "held.mp4"), FeaturizeConfig())
+    assert d.n_frames == len(times) and d.duration_s == pytest.approx(20.0, abs=0.1)
+    real = np.round(np.asarray(times), 3)                      # the file's clock counts milliseconds
+    for t in d.frame_times:                                   # each keyframe at a real frame's time
+        assert np.min(np.abs(real - t)) < 1e-3
+    assert d.frame_times.max() > 13 and d.fps == pytest.approx(24, rel=0.02)
+    assert sum(d.shot_lengths_s) == pytest.approx(20.0, abs=0.1)
+
+
+def test_a_hole_in_the_audio_is_silence_and_the_rest_stays_in_place(tmp_path):
+    """An MKV whose audio has no packets from 6 s to 14 s (the video runs on): silence there,
+    the tone back at 14 s, and spectrogram windows for all 20 s."""
+    media.write_timed_clip(tmp_path / "hole.mkv", [i / 24 for i in range(480)], audio_spans=[(0, 6), (14, 20)],
+                           fmt="matroska")
+    d = decode(str(tmp_path / "hole.mkv"), FeaturizeConfig())
+    y = d.audio
+
+    def level(a: float, b: float) -> float:
+        return float(np.abs(y[int(a * SAMPLE_RATE):int(b * SAMPLE_RATE)]).mean())
+    assert len(y) / SAMPLE_RATE == pytest.approx(20.0, abs=0.05)
+    assert level(6.2, 13.8) == 0 and level(0.5, 5.5) > 0.1 and level(14.2, 19.5) > 0.1
+    onset = 6.5 + np.argmax(np.abs(y[int(6.5 * SAMPLE_RATE):]) > 0.01) / SAMPLE_RATE
+    assert onset == pytest.approx(14.0, abs=0.03)                 # within one audio frame (1024 samples)
+    row = decode_row({"trailer_id": "hole", "path": str(tmp_path / "hole.mkv")}, FeaturizeConfig())
+    assert row["has_audio"] and len(row["spectrograms"]) == 6 and row["warnings"] == ""     # 20 s of 3-s windows
+
+
+@pytest.mark.parametrize("name,fmt,time_base", [("declared8.mkv", "matroska", None),
+                                                ("irregular.ts", "mpegts", Fraction(1, 90000))])
+def test_the_frame_rate_comes_from_the_timestamps_when_the_declared_one_disagrees(tmp_path, name, fmt, time_base):
+    """Matroska declaring 8 fps over timestamps 24 a second; MPEG-TS whose rate FFmpeg can
+    only guess as 90000: times, duration and fps follow the timestamps."""
+    path = tmp_path / name
+    if name.startswith("declared"):
+        times = [i / 24 for i in range(240)]
+    else:
+        times = np.cumsum(np.random.default_rng(0).uniform(0.02, 0.06, 240)).tolist()
+    media.write_timed_clip(path, times, rate=8, fmt=fmt, time_base=time_base)
+    d = decode(str(path), FeaturizeConfig(), audio=False)
+    spacing = np.median(np.diff(times))
+    assert d.fps == pytest.approx(1 / spacing, rel=0.05) and 1 < d.fps < 100
+    assert d.duration_s == pytest.approx(times[-1] - times[0] + spacing, abs=0.1)
+    assert d.frame_times.max() < d.duration_s
+
+
+def test_an_undecodable_default_audio_track_gives_way_to_a_good_one(tmp_path):
+    path = tmp_path / "two.mkv"
+    media.write_two_audio_tracks(path)
+    media.unknown_codec_first_audio(path)
+    import av
+    with av.open(str(path)) as c:                                  # what the file holds
+        assert [s.codec_context is not None for s in c.streams.audio] == [False, True]
+    row = decode_row({"trailer_id": "two", "path": str(path)}, FeaturizeConfig())
+    assert row["error_stage"] == "" and row["audio_stream"] == 2 and row["has_audio"]
+    d = decode(str(path), FeaturizeConfig())
+    assert _peak_hz(d.audio) == pytest.approx(880, abs=2)          # the second track's tone
+
+
+def test_an_audio_path_that_breaks_drops_the_audio_not_the_video(tmp_path, monkeypatch):
+    from featurize import extract
+    media.write_clip(tmp_path / "a.mp4", 3.0)
+
+    def broken(y):
+        raise MemoryError("the transform ran out")
+    monkeypatch.setattr(extract, "audio_spectrograms", broken)
+    row = decode_row({"trailer_id": "a", "path": str(tmp_path / "a.mp4")}, FeaturizeConfig())
+    assert row["error_stage"] == "" and len(row["keyframes"]) > 0
+    assert not row["has_audio"] and row["warnings"] == "audio dropped: MemoryError: the transform ran out"
+
+
 def test_clean_audio_silences_non_finite_samples_and_clips():
     y = np.array([0.5, np.nan, -np.inf, np.inf, 3.0, -2.0, -0.25], np.float32)
     assert clean_audio(y) == 3
