@@ -219,3 +219,26 @@ def test_a_killed_runs_late_batch_never_stores_a_trailer_twice(samples, ray_head
     done = pd.read_parquet(out)
     assert sorted(done.trailer_id) == sorted(good.trailer_id)  # each once
     assert store.check(str(out))["ok"]
+
+
+def test_a_file_replaced_between_two_runs_stays_one_row(samples, ray_head, tmp_path):
+    """A rerun after a trailer's file was replaced skips it (its id is done): one row, the first."""
+    import pandas as pd
+
+    from ctt.config import load_config
+    from featurize import pipeline, store
+    cfg = load_config(None, TINY).featurize
+    manifest = pd.read_csv(samples / "manifest.csv", dtype=str, keep_default_na=False).iloc[:2]
+    (tmp_path / "v").mkdir()
+    for p in manifest["path"]:
+        shutil.copy(samples / p, tmp_path / "v" / Path(p).name)
+    manifest["path"] = ["v/" + Path(p).name for p in manifest["path"]]
+    manifest.to_csv(tmp_path / "m.csv", index=False)
+    out = tmp_path / "store"
+    first = pipeline.run_featurize(str(tmp_path / "m.csv"), str(out), cfg)
+    before = pd.read_parquet(out).set_index("trailer_id")["n_frames"]
+    media.write_clip(tmp_path / manifest["path"].iloc[0], 1.0)        # another video under the same name
+    again = pipeline.run_featurize(str(tmp_path / "m.csv"), str(out), cfg)
+    after = pd.read_parquet(out).set_index("trailer_id")["n_frames"]
+    assert first["done"] == 2 and again["skipped"] == 2 and again["done"] == 0
+    assert after.sort_index().equals(before.sort_index()) and store.check(str(out))["ok"]
