@@ -14,6 +14,7 @@ SAFE_ENV = {
     "MLFLOW_DISABLE_TELEMETRY": "true",
     "DO_NOT_TRACK": "true",
     "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false",   # no job-runner processes beside the server (-1.4 GB)
+    "MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR": "false",  # jobs' logs hold lines, not download bars
 }
 
 

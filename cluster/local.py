@@ -253,19 +253,18 @@ def start_ray_worker(head: Server, state: Path, num_cpus: int | None = None, nam
     return Server(proc.pid, "", str(log), gcs_address=head.gcs_address, node_id=node_id)
 
 
-def submit(dashboard_url: str, args: list[str], env_vars: dict[str, str] | None = None,
-           capture: bool = False, timeout: float | None = None) -> subprocess.CompletedProcess:
-    """`ray job submit --working-dir . -- python ARGS` to a head, as a user submits a job:
-    the project folder uploaded, the runtime env of `cluster/runtime_env.yaml` with `env_vars`
-    (e.g. this cluster's MLFLOW_TRACKING_URI) over its own, the job's output tailed. Its exit
-    code is the job's outcome (1 when it failed)."""
+def submit_command(dashboard_url: str, args: list[str],
+                   env_vars: dict[str, str] | None = None) -> tuple[list[str], dict[str, str]]:
+    """The `ray job submit --working-dir . -- python ARGS` command line and its environment,
+    as a user submits a job: the project folder uploaded, the runtime env of
+    `cluster/runtime_env.yaml` with `env_vars` (e.g. this cluster's MLFLOW_TRACKING_URI) over
+    its own, the job's output tailed. Its exit code is the job's outcome (1 when it failed)."""
     runtime_env = yaml.safe_load(RUNTIME_ENV.read_text())
     runtime_env["env_vars"].pop("MLFLOW_TRACKING_URI")          # the file's is an example address
     runtime_env["env_vars"] |= env_vars or {}
     cmd = [_bin("ray"), "job", "submit", "--working-dir", str(ROOT),
            "--runtime-env-json", json.dumps(runtime_env), "--", "python", *args]
-    return subprocess.run(cmd, env=_env() | {"RAY_ADDRESS": dashboard_url}, cwd=ROOT, capture_output=capture,
-                          text=True, timeout=timeout)
+    return cmd, _env() | {"RAY_ADDRESS": dashboard_url}
 
 
 def env_lines(state: Path) -> list[str]:

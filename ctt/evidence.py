@@ -38,13 +38,14 @@ def input_attributions(model: torch.nn.Module, batch: dict[str, torch.Tensor]) -
 def top_evidence(attr: np.ndarray, times: np.ndarray, key: str, k: int = 3,
                  weight: float = 1.0) -> list[dict[str, Any]]:
     """(steps,) attributions of one genre -> up to k {"time_s", key, "share"} entries (share of
-    the positive attribution, times `weight`: a fused member's weight), strongest first."""
+    the positive attribution, times `weight`: a fused member's weight), strongest first;
+    `key` numbers the steps from 1 (shot 1 is the first keyframe)."""
     pos = np.maximum(np.nan_to_num(np.asarray(attr, np.float64)), 0.0)
     total = pos.sum()
     if total <= 0:
         return []
     order = np.argsort(-pos, kind="stable")[:k]
-    return [{"time_s": round(float(times[i]), 3), key: int(i), "share": round(float(weight * pos[i] / total), 4)}
+    return [{"time_s": round(float(times[i]), 3), key: int(i) + 1, "share": round(float(weight * pos[i] / total), 4)}
             for i in order if pos[i] > 0]
 
 

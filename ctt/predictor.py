@@ -107,8 +107,9 @@ class Predictor:
     def evidence(self, table: pa.Table, probs: np.ndarray, thresholds: dict[str, float],
                  k: int = 3) -> list[dict[str, list[dict[str, Any]]]]:
         """Per trailer, for each predicted genre, the top-k keyframes ("shot") and/or audio
-        windows ("window") behind it (`ctt.evidence`), shares weighted by each member's part
-        in the fusion."""
+        windows ("window") behind it (`ctt.evidence`; numbered from 1, as the pictures show
+        them), shares weighted by each member's part in the fusion. A predicted genre with no
+        evidence gets the reason under "why" (genre -> reason)."""
         ids = table.column("trailer_id").to_pylist()
         times = (table.column("frame_times").to_pylist() if "frame_times" in table.column_names
                  else [None] * len(ids))
@@ -122,9 +123,10 @@ class Predictor:
         out = []
         for i, tid in enumerate(ids):
             both = len(attrs) == 2 and tid in attrs.get("audio", {})
-            row: dict[str, list[dict[str, Any]]] = {}
+            row: dict[str, Any] = {}
+            why: dict[str, str] = {}
             for c in np.flatnonzero(np.nan_to_num(probs[i], nan=-1.0) >= cut):
-                entries = []
+                entries, steps = [], 0
                 for kind, by_id in attrs.items():
                     if tid not in by_id:
                         continue
@@ -134,8 +136,13 @@ class Predictor:
                     t = (np.asarray(times[i] if known else np.arange(len(a)), np.float64)[:len(a)]
                          if kind == "visual" else window_times(len(a)))
                     entries += top_evidence(a, t, "shot" if kind == "visual" else "window", k, weight)
+                    steps = max(steps, len(a))
                 row[GENRES[c]] = sorted(entries, key=lambda e: -e["share"])[:k]
-            out.append(row)
+                if not entries:
+                    why[GENRES[c]] = ("one shot (or audio window): nothing to compare it with" if steps <= 1 else
+                                      "no shot or window raised this genre's score (every attribution is zero "
+                                      "or negative): the network called it from the trailer as a whole")
+            out.append(row | ({"why": why} if why else {}))
         return out
 
     def save(self, folder: Path) -> Path:

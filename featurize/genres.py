@@ -26,18 +26,36 @@ LMTD9_TEST_COUNTS: dict[str, int] = {
 LMTD9_TEST_CARDINALITY_SHARE = (0.3247, 0.4398, 0.2346)
 
 
+# Spellings users write for the nine names (compared lower-case, with spaces, hyphens and
+# underscores removed): IMDb's and TMDb's genre names, and common short forms.
+ALIASES: dict[str, str] = {
+    "scifi": "scifi", "sciencefiction": "scifi", "sf": "scifi",
+    "romantic": "romance", "thrillers": "thriller", "suspense": "thriller",
+    "comedies": "comedy", "dramas": "drama", "crimes": "crime",
+}
+
+
+def genre_name(name: str) -> str | None:
+    """A genre as written by a user (`Sci-Fi`, `Science Fiction`, ` Drama`) -> its name in
+    GENRES, or None for one outside the label space."""
+    key = "".join(ch for ch in str(name).lower() if ch.isalnum())
+    return key if key in GENRES else ALIASES.get(key)
+
+
 def parse_genres(value: str | Sequence[str] | None) -> list[str]:
-    """Accept `a|b`, a list of names, or nothing; reject names outside the genre list."""
+    """Accept `a|b`, a list of names, or nothing, names in any case and common spellings
+    (`ALIASES`); reject names outside the genre list, listing the valid ones."""
     if value is None:
         return []
     if isinstance(value, float) and np.isnan(value):  # pandas' missing value
         return []
-    names = value.split("|") if isinstance(value, str) else list(value)
-    names = [n.strip().lower() for n in names if n and str(n).strip()]
-    unknown = [n for n in names if n not in GENRES]
+    raw = value.split("|") if isinstance(value, str) else list(value)
+    raw = [str(n).strip() for n in raw if n is not None and str(n).strip()]
+    unknown = [n for n in raw if genre_name(n) is None]
     if unknown:
-        raise ValueError(f"unknown genre(s) {unknown}; expected names from {list(GENRES)}")
-    return names
+        raise ValueError(f"unknown genre(s) {unknown}; expected names from {', '.join(GENRES)} "
+                         "(any case; sci-fi and science fiction are scifi), separated by |")
+    return list(dict.fromkeys(genre_name(n) for n in raw))
 
 
 def multi_hot(genres: Iterable[Sequence[str]]) -> np.ndarray:

@@ -37,7 +37,10 @@ def read_manifest(source: str) -> pd.DataFrame:
         if not files:
             raise ManifestError(f"no video files ({', '.join(VIDEO_SUFFIXES)}) under {source}")
         rel = [posixpath.relpath(p, root) for p in files]
-        df = pd.DataFrame({"trailer_id": rel, "path": [proto + p for p in files]})
+        ids = pd.Series([posixpath.splitext(r)[0] for r in rel])     # a file's id is its name without extension,
+        clash = ids.duplicated(keep=False).to_numpy()                 # as when the file is given alone;
+        ids[clash] = [r for r, c in zip(rel, clash) if c]             # a.mp4 beside a.mkv keep theirs
+        df = pd.DataFrame({"trailer_id": ids, "path": [proto + p for p in files]})
         df["genres"] = [[] for _ in range(len(df))]
         df["split"] = ""
         return df

@@ -160,7 +160,10 @@ def run_featurize(input: str, output: str, cfg: FeaturizeConfig, retry_errors: b
         reasons: Counter[str] = Counter()
         decode_nodes: Counter[str] = Counter()
         embed_nodes: Counter[str] = Counter()
-        for row in ds.iter_rows():
+        every = max(1, len(rows) // 20)                  # about 20 progress lines a run
+        for k, row in enumerate(ds.iter_rows(), 1):
+            if k % every == 0 or k == len(rows):
+                log.info("featurize %d/%d", k, len(rows))
             decode_nodes[row["decode_node"]] += 1
             embed_nodes[row["embed_node"]] += 1
             if row["status"] == "done":

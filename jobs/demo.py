@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import subprocess
 import sys
 import time
 from pathlib import Path
@@ -25,12 +24,6 @@ env.apply()
 from ctt.config import load_config  # noqa: E402
 
 
-def submit(ray_url: str, mlflow_url: str, args: list[str]) -> None:
-    from cluster import local  # lazy: imports Ray (2 s); --help answers without it
-    print("$ ray job submit --working-dir . --runtime-env cluster/runtime_env.yaml -- python " + " ".join(args), flush=True)
-    local.submit(ray_url, args, {"MLFLOW_TRACKING_URI": mlflow_url}).check_returncode()
-
-
 # CTT-MMC-S costs about 50 GFLOP per step of 16 trailers x 11 spectrograms: on 2 CPU cores the
 # demo draws 4 parts per trailer (the paper: 11), with patience 10 so early stopping ends it
 # well before its cap of 60 epochs.
@@ -38,6 +31,7 @@ AUDIO_DEMO = ["model.parts=4", "train.max_epochs=60", "train.patience=10", "mode
 # CTT-MMC-C trains over three seeds: on ~40 test trailers one seed's AU(PRC) moves by a few
 # points, and the report judges a repeat group against its linear probe by the seeds' mean.
 VISUAL_DEMO = ["--seeds", "3"]
+FUSED = "ctt-mmc-fused"      # the demo registers its CTT-MMC-TN model under this name, alias champion
 
 
 def tracking_links(run_id: str) -> dict[str, str]:
@@ -62,13 +56,6 @@ def how_it_ended(experiment: str, method: str) -> str:
             f"(best {m.get('best_epoch', 0):.0f})")
 
 
-def local_job(mlflow_url: str, args: list[str]) -> None:
-    """Jobs that need no cluster (fuse, report) run here, against the same MLflow server."""
-    print("$ python " + " ".join(args), flush=True)
-    env_vars = os.environ | env.SAFE_ENV | {"MLFLOW_TRACKING_URI": mlflow_url}
-    subprocess.run([sys.executable, *args], env=env_vars, check=True, cwd=ROOT)
-
-
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--n", type=int, default=200, help="sample trailers to generate")
@@ -80,68 +67,71 @@ def main(argv: list[str] | None = None) -> int:
     t0 = time.time()
     data = Path(a.data).resolve()
     samples, store = data / f"samples_n{a.n}_s{a.seed}", data / f"store_n{a.n}_s{a.seed}"
+    logs = data / "logs"
     os.environ.update(env.SAFE_ENV)
+    from cluster.console import run_step  # lazy: --help answers without it
+    steps = iter(range(1, 13))
 
-    print(f"== 1/8 sample trailers ({a.n}) -> {samples}", flush=True)
-    if not (samples / "manifest.csv").exists():
-        subprocess.run([sys.executable, str(ROOT / "jobs/make_samples.py"), "--out", str(samples),
-                        "--n", str(a.n), "--seed", str(a.seed)], check=True)
+    def step(what: str, cmd: list[str], env_vars: dict[str, str] | None = None) -> None:
+        k = next(steps)
+        name = what.split(" ")[0] if not what.startswith("train") else what.replace(" ", "_")
+        if not run_step(f"[{k:>2}/12] {what}", cmd, logs / f"{k:02d}_{name}.log", env=env_vars, cwd=ROOT):
+            raise SystemExit(1)
+
+    print(f"CTT-MMC demo: {a.n} sample trailers, logs in {logs}", flush=True)
+    if (samples / "manifest.csv").exists():
+        next(steps)
+        print(f"[ 1/12] samples: already in {samples}", flush=True)
     else:
-        print("   already there")
-
-    print("== 2/8 local cluster (Ray head + MLflow server on 127.0.0.1)", flush=True)
+        step("samples (rendered trailers)", [sys.executable, str(ROOT / "jobs/make_samples.py"), "--out", str(samples),
+                                             "--n", str(a.n), "--seed", str(a.seed)])
     from cluster import local  # lazy: imports Ray (2 s); --help answers without it
     info = local.up(Path(a.state), num_cpus=os.cpu_count())
     ray_url, mlflow_url = info["ray"]["url"], info["mlflow"]["url"]
-    print(f"   Ray dashboard {ray_url}   MLflow {mlflow_url}", flush=True)
+    print(f"local cluster: Ray dashboard {ray_url}, MLflow {mlflow_url}", flush=True)
 
-    print("== 3/8 featurize (ray job submit)", flush=True)
-    submit(ray_url, mlflow_url, ["jobs/featurize.py", "--config", a.config,
-                                 "--input", str(samples / "manifest.csv"), "--output", str(store)])
+    def job(what: str, args: list[str]) -> None:
+        cmd, job_env = local.submit_command(ray_url, args, {"MLFLOW_TRACKING_URI": mlflow_url})
+        step(what, cmd, job_env)
 
+    def here(what: str, args: list[str]) -> None:       # jobs that need no cluster (fuse, report)
+        step(what, [sys.executable, *args], os.environ | env.SAFE_ENV | {"MLFLOW_TRACKING_URI": mlflow_url})
+
+    job("featurize (ray job submit)", ["jobs/featurize.py", "--config", a.config, "--input", str(samples / "manifest.csv"),
+                                       "--output", str(store)])
     cfg = load_config(ROOT / a.config)
     os.environ["MLFLOW_TRACKING_URI"] = mlflow_url        # this process reads the runs back
     exp = cfg.tracking.experiment
-    timings = {}
-    for i, model in enumerate(("ctt-c", "ctt-s", "lstm")):
+    for model in ("ctt-c", "ctt-s", "lstm"):
         extra = {"ctt-s": AUDIO_DEMO, "ctt-c": VISUAL_DEMO}.get(model, [])
-        print(f"== {4 + i}/8 train {model} (ray job submit)" + (f"; demo only: {' '.join(extra)}" if extra else ""),
-              flush=True)
-        t = time.time()
-        submit(ray_url, mlflow_url, ["jobs/train.py", "--config", a.config, "--features", str(store), "--model", model,
-                                     f"tracking.storage_path={data / 'checkpoints'}"] + extra)   # make clean removes them
-        timings[model] = time.time() - t
-    print("== 7/8 Two-Nets fusion of ctt-c and ctt-s, the baselines and the linear probes", flush=True)
-    t = time.time()
-    local_job(mlflow_url, ["jobs/fuse.py", "--config", a.config, "--visual", latest_run_id(exp, "ctt-c"),
-                           "--audio", latest_run_id(exp, "ctt-s")])
-    timings["ctt-tn"] = time.time() - t
-    t = time.time()
-    submit(ray_url, mlflow_url, ["jobs/baselines.py", "--config", a.config, "--features", str(store),
-                                 "--method", "vllf", "--method", "av", "--method", "random"])
-    timings["baselines"] = time.time() - t
-    t = time.time()
+        job(f"train {model}", ["jobs/train.py", "--config", a.config, "--features", str(store), "--model", model,
+                               f"tracking.storage_path={data / 'checkpoints'}"] + extra)   # make clean removes them
+    here("fuse ctt-c + ctt-s (CTT-MMC-TN)", ["jobs/fuse.py", "--config", a.config, "--visual", latest_run_id(exp, "ctt-c"),
+                                            "--audio", latest_run_id(exp, "ctt-s"),
+                                            f"tracking.register_as={FUSED}", "tracking.register_alias=champion"])
+    job("baselines vllf, av, random", ["jobs/baselines.py", "--config", a.config, "--features", str(store),
+                                       "--method", "vllf", "--method", "av", "--method", "random"])
     for what in ("frames", "spectrograms", "both", "av"):  # beyond the paper: the linear probes
-        submit(ray_url, mlflow_url, ["jobs/baselines.py", "--config", a.config, "--features", str(store),
-                                     "--method", "probe", f"baseline.probe_input={what}"])
-    timings["probes"] = time.time() - t
-    print("== 8/8 report", flush=True)
+        job(f"probe {what}", ["jobs/baselines.py", "--config", a.config, "--features", str(store),
+                              "--method", "probe", f"baseline.probe_input={what}"])
     report_dir = data / "report"
-    local_job(mlflow_url, ["jobs/report.py", "--experiment", exp, "--output", str(report_dir)])
+    here("report", ["jobs/report.py", "--experiment", exp, "--output", str(report_dir)])
 
-    print("\n== CTT-MMC demo: test split of the sample trailers")
-    print(f"backbone: {cfg.featurize.backbone.name}, weights={cfg.featurize.backbone.weights}"
-          + (" (random init: demo only, not the paper's ImageNet ResNet-152)" if cfg.featurize.backbone.weights == "none" else ""))
+    weights = cfg.featurize.backbone.weights
+    print(f"\nbackbone {cfg.featurize.backbone.name}, weights={weights}"
+          + (" (random init: demo only, not the paper's ImageNet ResNet-152)" if weights == "none" else ""))
     print(f"schedule: at most {cfg.train.max_epochs} epochs, patience {cfg.train.patience}; ctt-s with "
-          f"{' '.join(AUDIO_DEMO)} (short, for the demo; the paper trains up to 200 epochs with patience 20, p=11)")
-    print("wall time per step (s): " + ", ".join(f"{k} {v:.0f}" for k, v in timings.items()))
+          f"{' '.join(AUDIO_DEMO)} (short, for the demo; the paper: 200 epochs, patience 20, p=11)")
     print("training ended by: " + "; ".join(f"{m} {how_it_ended(exp, m)}" for m in ("ctt-c", "ctt-s", "lstm")))
-    print(f"report: {report_dir / 'report.md'}")
-    print(f"\nMLflow UI:     {tracking_links(latest_run_id(exp, 'ctt-c')).get('experiment_url', mlflow_url)}"
-          f"  (experiment '{exp}', Model training view)")
-    print(f"served model:  mlflow.pyfunc.load_model('runs:/{latest_run_id(exp, 'ctt-tn')}/model')  (the fused run)")
-    print(f"Ray dashboard: {ray_url}")
-    print(f"demo wall time: {time.time() - t0:.0f} s.  Stop the local cluster with: make cluster-down")
+    print(f"MLflow UI: {tracking_links(latest_run_id(exp, 'ctt-c')).get('experiment_url', mlflow_url)}"
+          f"   Ray dashboard: {ray_url}")
+    print(f"demo wall time {time.time() - t0:.0f} s. Next, in your shell:\n")
+    example = next(iter(sorted((samples / "videos").glob("*.mp4"))), samples)
+    print(f"  export MLFLOW_TRACKING_URI={mlflow_url}")
+    print(f"  python jobs/predict.py --model models:/{FUSED}@champion {example.relative_to(ROOT) if example.is_relative_to(ROOT) else example}")
+    print(f"  xdg-open {(report_dir / 'report.html').relative_to(ROOT) if report_dir.is_relative_to(ROOT) else report_dir / 'report.html'}"
+          "        # the report")
+    print("  make cluster-down                                   # stop the local Ray head and MLflow server")
     return 0
 
 

@@ -15,8 +15,10 @@ reports trailers stored twice, trailers both stored and in _errors, and non-fini
 
 The manifest: CSV or Parquet with columns trailer_id,path[,genres][,split]. `path` is relative
 to the manifest's folder, absolute, or s3://; `genres` are written action|scifi, from
-action adventure comedy crime drama horror romance scifi thriller; `split` is train, val or
-test. A folder as --input takes every video file under it, without labels.
+action adventure comedy crime drama horror romance scifi thriller (any case; Sci-Fi and
+Science Fiction are scifi); `split` is train, val or test. A folder as --input takes every video file under it, without labels; a file's
+trailer_id is its path under the folder without the extension (`trailers/bikes.mp4` ->
+`bikes`), as when `predict.py` is given the file itself.
 """
 from __future__ import annotations
 

@@ -45,7 +45,7 @@ def test_the_planted_shot_is_the_top_evidence():
     x[0, 3, 0] = 5.0                                       # the planted shot
     a = input_attributions(net, {"x": x, "lengths": torch.tensor([6])})[0]
     ev = top_evidence(a[:, GENRES.index("action")], np.arange(6) * 2.5, "shot")
-    assert ev[0] == {"time_s": 7.5, "shot": 3, "share": 1.0}
+    assert ev[0] == {"time_s": 7.5, "shot": 4, "share": 1.0}                # the 4th keyframe: shots count from 1
     assert top_evidence(np.array([-1.0, 0.0]), np.zeros(2), "shot") == []     # nothing positive: no evidence
 
 
@@ -81,11 +81,15 @@ def test_a_fused_model_weighs_its_members_evidence():
                               frame_times=np.array([0.5, 2.0, 4.0, 6.5], np.float32),
                               spectrograms=rng.random((3, SPEC_SIZE)).astype(np.float16)),
             store.trailer_row(8, trailer_id="mute", frames=rng.normal(size=(3, 8)).astype(np.float32),
+                              frame_times=np.array([1.0, 3.0, 5.0], np.float32)),
+            store.trailer_row(8, trailer_id="one", frames=np.zeros((1, 8), np.float32),    # one blank keyframe
+                              frame_times=np.array([2.0], np.float32)),
+            store.trailer_row(8, trailer_id="blank", frames=np.zeros((3, 8), np.float32),
                               frame_times=np.array([1.0, 3.0, 5.0], np.float32))]
     t = store.features_table(rows, 8)
     probs = pred.probabilities(t)
     ev = pred.evidence(t, probs, {g: 0.0 for g in GENRES}, k=10)      # every genre predicted
-    assert sorted(ev[0]) == sorted(GENRES) and sorted(ev[1]) == sorted(GENRES)
+    assert sorted(set(ev[0]) - {"why"}) == sorted(GENRES) == sorted(set(ev[1]) - {"why"})
     kinds = set()
     for g in GENRES:
         kinds |= {k for e in ev[0][g] for k in ("shot", "window") if k in e}
@@ -95,8 +99,11 @@ def test_a_fused_model_weighs_its_members_evidence():
         assert all(e["time_s"] in (0.0, 3.0, 6.0) for e in ev[0][g] if "window" in e)
         assert all("shot" in e for e in ev[1][g])                   # no audio: the visual member alone
         assert sum(e["share"] for e in ev[1][g]) in (0.0, pytest.approx(1.0, abs=1e-3))
-        assert all(e["time_s"] == [1.0, 3.0, 5.0][e["shot"]] for e in ev[1][g])
+        assert all(e["time_s"] == [1.0, 3.0, 5.0][e["shot"] - 1] for e in ev[1][g])      # shots count from 1
     assert kinds == {"shot", "window"}                              # both members speak for some genre
+    # no evidence: every predicted genre says why (blank keyframes attribute nothing)
+    assert all(ev[2][g] == [] and "one shot" in ev[2]["why"][g] for g in GENRES)
+    assert all(ev[3][g] == [] and "no shot or window raised" in ev[3]["why"][g] for g in GENRES)
 
 
 def test_after_training_the_planted_shot_is_the_top_evidence():

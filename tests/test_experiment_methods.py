@@ -50,6 +50,10 @@ def test_fuse_is_its_own_run(runs, tracking_env, medium_store, capsys):
     served = model.predict(df)
     np.testing.assert_allclose(served[list(GENRES)].to_numpy(), fused[[ids.index(t) for t in pick]], atol=1e-5)
     assert model.unwrap_python_model().predictor.visual_weight == w
+    from ctt.experiment.classify import ModelNotFound, load_predictor
+    assert load_predictor(run.info.run_id[:8]).visual_weight == w       # a run id as the report prints it
+    with pytest.raises(ModelNotFound, match="no run at .* with an id starting '0000000'"):
+        load_predictor("0000000")
     # per-genre weights (an option): each genre mixes by its own weight, in the run and when served
     assert fuse.main(["--visual", runs["ctt-c"]["run_id"], "--audio", runs["ctt-s"]["run_id"],
                       "tracking.experiment=methods", "fusion.per_genre=true", "tracking.register_as=ctt-mmc-tn-pg"]) == 0

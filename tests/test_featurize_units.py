@@ -285,3 +285,12 @@ def test_av_descriptors_are_an_optional_stage(tmp_path):
     assert len(lean["vllf"]) == len(VLLF_NAMES)
     assert to_settings(lean_cfg)["av_names"] == [] and to_settings(FeaturizeConfig())["av_names"] == list(AV_NAMES)
     assert from_settings(to_settings(lean_cfg)).av is False and from_settings(to_settings(FeaturizeConfig())).av
+
+
+def test_genres_are_read_in_any_case_and_common_spellings():
+    from featurize.genres import GENRES, parse_genres
+    assert parse_genres("Sci-Fi|DRAMA| science fiction ") == ["scifi", "drama"]
+    assert parse_genres(["Thriller", "romantic", "Crime"]) == ["thriller", "romance", "crime"]
+    assert parse_genres("") == [] and parse_genres(None) == []
+    with pytest.raises(ValueError, match="unknown genre.*'western'.*" + ", ".join(GENRES)):
+        parse_genres("western|drama")

@@ -59,7 +59,7 @@ def test_predict_matches_stored_features_and_reports_errors(trained, samples, st
             found += len(ev)
             for e in ev:
                 assert set(e) == {"time_s", "shot", "share"}
-                assert e["time_s"] == pytest.approx(times[t["trailer_id"]][e["shot"]], abs=1e-3)
+                assert e["time_s"] == pytest.approx(times[t["trailer_id"]][e["shot"] - 1], abs=1e-3)   # shots count from 1
     assert found > 0 or not any(t["genres"] for t in out["trailers"])
     assert sorted(Path(p).name for p in out["plots"]) == sorted(f"{v.stem}.png" for v in videos)
     with_shots = [t["trailer_id"] for t in out["trailers"] if any(t["evidence"].values())]

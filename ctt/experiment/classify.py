@@ -37,7 +37,9 @@ ROW_COLUMNS = ["trailer_id", "genres", "source_path", "frames", "frame_times", "
 def load_predictor(ref: str) -> Predictor:
     """A model reference -> its predictor, through the run's pyfunc model (`model_package.load_servable`)."""
     if not Path(ref).is_dir():
-        registry.resolve_model(ref)            # an unknown run or model says so before anything loads
+        run_id = registry.resolve_model(ref)   # an unknown run or model says so before anything loads
+        if ref != run_id and run_id.startswith(ref):
+            ref = run_id                       # a unique prefix, as the report prints run ids
     try:
         return model_package.load_servable(ref)
     except NotAGenreModel as e:
@@ -73,7 +75,9 @@ def predictions_json(predictor: Predictor, ids: list[str], paths: list[str], pro
         "visual_weight": predictor.visual_weight if len(predictor.members) == 2 else None,
         "thresholds": th,
         "trailers": [{"trailer_id": t, "path": p, "probabilities": {g: round(float(v), 6) for g, v in zip(GENRES, row)},
-                      "genres": gs, "evidence": ev} for t, p, row, gs, ev in zip(ids, paths, probs, genres, evidence)],
+                      "genres": gs, "evidence": {g: e for g, e in ev.items() if g != "why"}}
+                     | ({"why": ev["why"]} if ev.get("why") else {})
+                     for t, p, row, gs, ev in zip(ids, paths, probs, genres, evidence)],
         "errors": errors.to_dict("records"),
     }
 
@@ -159,10 +163,10 @@ def plot_evidence(result: dict, predictor: Predictor, folder: Path, base: Featur
         if not shots:
             continue
         keyframes = decode(t["path"], fcfg).keyframes
-        shots = [(g, e) for g, e in shots if e["shot"] < len(keyframes)]
-        fig = figures.contact_sheet(np.stack([keyframes[e["shot"]] for _, e in shots]), [e["time_s"] for _, e in shots],
+        shots = [(g, e) for g, e in shots if e["shot"] <= len(keyframes)]          # shots count from 1
+        fig = figures.contact_sheet(np.stack([keyframes[e["shot"] - 1] for _, e in shots]), [e["time_s"] for _, e in shots],
                                   f"{t['trailer_id']}: the shots behind each predicted genre", cols=3,
-                                  labels=[f"{g} {e['share']:.0%}" for g, e in shots])
+                                  labels=[f"{g} {e['share']:.0%} (shot {e['shot']})" for g, e in shots])
         path = folder / f"{t['trailer_id'].replace('/', '_')}_evidence.png"
         plots.save(fig, path)
         out.append(str(path))

@@ -46,7 +46,8 @@ def run_repeats(cfg: Config, job: str, method: str, seeds: list[int],
                               tags={"repeats_of": method}) as parent:
         pass
     children = []
-    for seed in seeds:
+    for k, seed in enumerate(seeds):
+        print(f"seed {k + 1}/{len(seeds)} (train.seed={seed})", flush=True)
         c = copy.deepcopy(cfg)
         c.train.seed = seed
         c.tracking.run_name = f"{name}-seed{seed}"

@@ -22,12 +22,31 @@ def register(model_uri: str, run_id: str, name: str, alias: str, featurizer: dic
     return {"name": name, "version": mv.version, "alias": alias or None}
 
 
+def _by_prefix(prefix: str) -> str:
+    """The one run whose id starts with `prefix` (as the report prints ids: 8 characters)."""
+    c = client()
+    ids = [e.experiment_id for e in c.search_experiments()]
+    found, token = set(), None
+    while True:
+        page = c.search_runs(ids, max_results=1000, page_token=token)
+        found |= {r.info.run_id for r in page if r.info.run_id.startswith(prefix)}
+        token = page.token
+        if not token:
+            break
+    if len(found) != 1:
+        raise ModelNotFound(f"{'no run' if not found else f'{len(found)} runs'} at {tracking_uri()} "
+                            f"with an id starting {prefix!r}" + ("; give more of the id" if found else ""))
+    return found.pop()
+
+
 def resolve_model(ref: str) -> str:
-    """A model reference (RUN_ID, runs:/RUN_ID[/...], models:/NAME/VERSION, models:/NAME@ALIAS)
-    -> the MLflow run id behind it."""
+    """A model reference (RUN_ID or a unique prefix of it, runs:/RUN_ID[/...],
+    models:/NAME/VERSION, models:/NAME@ALIAS) -> the MLflow run id behind it."""
     check_reachable(tracking_uri())
     c = client()
     m = re.fullmatch(r"models:/([^/@]+)(?:/(\d+)|@([\w-]+))", ref)
+    if re.fullmatch(r"[0-9a-f]{6,31}", ref):
+        return _by_prefix(ref)
     try:
         if m:
             name, version, alias = m.groups()
