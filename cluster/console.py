@@ -26,8 +26,8 @@ class Progress:
 
     PATTERNS = (
         ("featurized", re.compile(r"featurize (\d+/\d+)\b")),
-        ("seed", re.compile(r"^seed (\d+/\d+)")),
-        ("epoch", re.compile(r"^epoch (\d+): .*\bbest_val_auprc_micro=([0-9.]+)")),
+        ("seed", re.compile(r"\bseed (\d+/\d+) \(")),
+        ("epoch", re.compile(r"\bepoch (\d+): .*\bbest_val_auprc_micro=([0-9.]+)")),    # the worker's lines
         ("ended", re.compile(r"^(\w[\w-]*) summary: .*\"run_id\": \"(\w{8})")),
     )
 
