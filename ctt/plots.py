@@ -28,8 +28,8 @@ def pr_figure(curves: Mapping[str, tuple[np.ndarray, np.ndarray]], title: str):
             p, rec, _ = precision_recall_curve(y[:, c], probs[:, c])
             ax.plot(rec, p, lw=1.3, label=f"{label} ({average_precision_score(y[:, c], probs[:, c]):.2f})")
             drawn = True
-        if drawn:
-            ax.legend(fontsize=7, loc="upper right")
+        if drawn:                        # below the curves, which run from the top left
+            ax.legend(fontsize=7, loc="lower left", framealpha=0.85)
         else:
             ax.text(0.5, 0.5, "no positive trailer", ha="center", va="center", color="grey")
     for ax in axes[-1]:
@@ -67,7 +67,7 @@ def reliability_figure(curves: Mapping[str, tuple[np.ndarray, np.ndarray]], titl
     probability in each of `bins` equal-width bins, over every (trailer, genre) pair, one
     line per label (its ECE in the legend), with the diagonal of perfect calibration; below,
     how many pairs fall in each bin."""
-    fig, (ax, hist) = plt.subplots(2, 1, figsize=(6, 7.5), sharex=True, gridspec_kw={"height_ratios": [3, 1]})
+    fig, (ax, hist) = plt.subplots(2, 1, figsize=(9.5, 7.5), sharex=True, gridspec_kw={"height_ratios": [3, 1]})
     ax.plot([0, 1], [0, 1], ls="--", color="grey", lw=1, label="perfectly calibrated")
     width = 1.0 / bins / max(1, len(curves))
     for k, (label, (y, probs)) in enumerate(curves.items()):
@@ -78,7 +78,7 @@ def reliability_figure(curves: Mapping[str, tuple[np.ndarray, np.ndarray]], titl
         ax.plot(conf[seen], acc[seen], marker="o", lw=1.3, label=f"{label} (ECE {ece(y, probs, bins):.3f})")
         hist.bar(np.arange(bins) / bins + k * width, count, width=width, align="edge", label=label)
     ax.set(xlim=(0, 1), ylim=(0, 1), ylabel="share of positives", title=title)
-    ax.legend(fontsize=8, loc="upper left")
+    ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.02, 1.0), borderaxespad=0)   # beside, not over, the lines
     hist.set(xlabel="predicted probability", ylabel="pairs")
     fig.tight_layout()
     return fig

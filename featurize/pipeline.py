@@ -127,7 +127,7 @@ def run_featurize(input: str, output: str, cfg: FeaturizeConfig, retry_errors: b
         store.clear_errors(output)
     done = store.done_ids(output) | (set() if retry_errors else store.error_ids(output))
     todo = manifest[~manifest["trailer_id"].isin(done)]
-    summary: dict[str, Any] = {"input": input, "output": output, "trailers": len(manifest),
+    summary: dict[str, Any] = {"input": input, "output": output, "started_at": round(t0, 3), "trailers": len(manifest),
                                "skipped": len(manifest) - len(todo), "done": 0, "failed": 0,
                                "failed_by_reason": {}, "video_hours": 0.0,
                                "backbone": backbone.label(cfg.backbone), "shot_detector": cfg.shots.detector}

@@ -117,6 +117,10 @@ def main(argv: list[str] | None = None) -> int:
     report_dir = data / "report"
     here("report", ["jobs/report.py", "--experiment", exp, "--output", str(report_dir)])
 
+    table3 = (report_dir / "report.md").read_text().split("## Table 3")[1].split("\n## ")[0]
+    print("\nTable 3 on the test split of the sample trailers (the paper's LMTD-9 numbers beside; a run id works "
+          "as predict.py --model):")
+    print("\n".join(line for line in table3.splitlines() if line.startswith("|")))
     weights = cfg.featurize.backbone.weights
     print(f"\nbackbone {cfg.featurize.backbone.name}, weights={weights}"
           + (" (random init: demo only, not the paper's ImageNet ResNet-152)" if weights == "none" else ""))

@@ -85,7 +85,10 @@ def test_report_renders_from_the_runs(runs, tracking_env, tmp_path, capsys, brow
     page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
     page.on("pageerror", lambda e: errors.append(str(e)))
     try:
+        page.set_viewport_size({"width": 1280, "height": 900})
         page.goto((tmp_path / "rep" / "report.html").as_uri(), wait_until="load")
+        # no horizontal scroll at 1280 px: wide tables scroll inside their own box
+        assert page.evaluate("document.documentElement.scrollWidth") <= 1280
         images = page.evaluate("Array.from(document.images).map(i => [i.complete, i.naturalWidth])")
         assert len(images) == 3 and all(done and w > 100 for done, w in images), images
         assert page.locator("table").count() >= 4 and "CTT-MMC-TN" in page.inner_text("body")
@@ -99,6 +102,9 @@ def test_report_renders_from_the_runs(runs, tracking_env, tmp_path, capsys, brow
     assert "What differs between the runs' configs" in two and "| model.name | `ctt-c` | `ctt-s` |" in two.replace(
         "| model.name | `ctt-s` | `ctt-c` |", "| model.name | `ctt-c` | `ctt-s` |")
     assert "LSTM" not in two
+    section = two.split("What differs between the runs' configs")[1].split("\n## ")[0]
+    rows = [line.split("|")[2:-1] for line in section.splitlines() if line.startswith("| ") and "param" not in line]
+    assert rows and all(len({c.strip() for c in r if c.strip() != "—"}) > 1 for r in rows)   # only what differs
     with pytest.raises(SystemExit) as bad:
         report.main(["--experiment", "methods", "--filter", "params.model.name ==== 'x'"])
     assert bad.value.code == 2 and "search expression" in capsys.readouterr().err

@@ -2,6 +2,8 @@
 did, and pictures of what it saw."""
 from __future__ import annotations
 
+import dataclasses
+
 import tempfile
 from pathlib import Path
 from typing import Any
@@ -17,11 +19,14 @@ def log_featurize_run(cfg: Config, summary: dict[str, Any], problem: str = "") -
     config that wrote it), the run's counts and throughput, the summary and the store's
     errors table as artifacts, QA pictures, and the store as the run's dataset (context `output`)."""
     out = summary["output"]
-    settings = store.document(to_settings(cfg.featurize))
+    fcfg = dataclasses.replace(cfg.featurize, shots=dataclasses.replace(      # shots.detector=auto as resolved
+        cfg.featurize.shots, detector=summary.get("shot_detector", cfg.featurize.shots.detector)))
+    settings = store.document(to_settings(fcfg))
     files = store.files(out)
     with recording.record_run("featurize", recording.run_name(cfg, "featurize"), cfg=cfg, job="featurize",
                               params={"input": summary["input"], "output": out}, tags={"store": out},
-                              store=recording.StoreInput(out, settings, files, context="output")) as run_id:
+                              store=recording.StoreInput(out, settings, files, context="output"),
+                              started=summary.get("started_at")) as run_id:
         hours = summary["wall_s"] / 3600
         recording.log_metrics(run_id, {k: float(summary[k]) for k in ("trailers", "skipped", "done", "failed",
                                                                      "video_hours", "wall_s")}

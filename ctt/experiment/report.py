@@ -9,6 +9,7 @@ Every number is computed here from the runs' logged test predictions and thresho
 """
 from __future__ import annotations
 
+import hashlib
 import html
 import re
 from collections import Counter
@@ -93,7 +94,7 @@ def table4(results: list[RunResult]) -> tuple[list[str], list[list[str]]]:
     head = ["genre"] + [c for r in results for c in (r.label, "paper")]
     rows = []
     for c, g in enumerate(GENRES):
-        rows.append([g] + [x for r in results for x in (
+        rows.append([genre_label(results, c)] + [x for r in results for x in (
             _fmt(r.metrics.get("test_auprc_" + g)), _fmt(TABLE4[r.method][c]) if r.method in TABLE4 else "—")])
     return head, rows
 
@@ -108,18 +109,37 @@ def decision_table(results: list[RunResult]) -> tuple[list[str], list[list[str]]
 def genre_f1_table(results: list[RunResult]) -> tuple[list[str], list[list[str]]]:
     head = ["genre"] + [c for r in results for c in (f"{r.label} F1", "P", "R", "threshold")]
     rows = []
-    for g in GENRES:
-        rows.append([g] + [x for r in results for x in (
+    for c, g in enumerate(GENRES):
+        rows.append([genre_label(results, c)] + [x for r in results for x in (
             _fmt(r.metrics.get(f"test_f1_{g}")), _fmt(r.metrics.get(f"test_precision_{g}")),
             _fmt(r.metrics.get(f"test_recall_{g}")), _fmt(r.thresholds.get(g, DEFAULT)))])
     return head, rows
 
 
+def genre_label(results: list[RunResult], c: int) -> str:
+    """A genre's row name; a genre no test trailer carries says so (its measures are undefined)."""
+    positives = max((int(r.y[:, c].sum()) for r in results if len(r.y)), default=0)
+    return GENRES[c] if positives else f"{GENRES[c]} (no test trailer has it: nothing to measure)"
+
+
+LONG_VALUE = 40          # longer param values show as a digest in the config table
+
+
+def _shown(value: str | None) -> str:
+    if value is None:
+        return "—"
+    if len(value) <= LONG_VALUE:
+        return f"`{value}`"
+    return f"`{hashlib.sha1(value.encode()).hexdigest()[:8]}` ({len(value)} chars)"
+
+
 def config_diff(results: list[RunResult], limit: int = 30) -> tuple[list[str], list[list[str]]]:
-    """The params whose values differ between the runs (those that only name a run left out)."""
+    """The params whose values differ between the runs that have them (those that only name a
+    run left out; a param only some runs have, with one value, is no difference); long
+    values (a list of 60 names) as a short digest."""
     keys = sorted({k for r in results for k in r.params if not k.startswith(RUN_ONLY)})
-    differ = [k for k in keys if len({r.params.get(k, "—") for r in results}) > 1]
-    return ["param"] + [r.label for r in results], [[k] + [f"`{r.params.get(k, '—')}`" for r in results]
+    differ = [k for k in keys if len({r.params[k] for r in results if k in r.params}) > 1]
+    return ["param"] + [r.label for r in results], [[k] + [_shown(r.params.get(k)) for r in results]
                                                      for k in differ[:limit]]
 
 
@@ -227,12 +247,16 @@ def _html_cell(text: str, tag: str) -> str:
 
 
 def _html_table(head: list[str], rows: list[list[str]]) -> str:
-    return ("<table><thead><tr>" + "".join(_html_cell(h, "th") for h in head) + "</tr></thead><tbody>"
-            + "".join("<tr>" + "".join(_html_cell(c, "td") for c in row) + "</tr>" for row in rows)
-            + "</tbody></table>")
+    return ('<div class="scroll"><table><thead><tr>' + "".join(_html_cell(h, "th") for h in head)
+            + "</tr></thead><tbody>" + "".join("<tr>" + "".join(_html_cell(c, "td") for c in row) + "</tr>"
+                                              for row in rows)
+            + "</tbody></table></div>")
 
 
-CSS = """body{font-family:system-ui,sans-serif;margin:2em auto;max-width:1200px;color:#222}
+CURVES = 5               # the figures draw the runs best on test micro AU(PRC), at most this many
+
+CSS = """body{font-family:system-ui,sans-serif;margin:2em auto;max-width:1200px;color:#222;padding:0 1em}
+.scroll{overflow-x:auto;max-width:100%}
 table{border-collapse:collapse;margin:1em 0;font-size:0.9em}th,td{border:1px solid #ccc;padding:3px 8px;text-align:right}
 th:first-child,td:first-child{text-align:left}thead{background:#eef2f7}code{font-size:0.95em}
 img{max-width:100%;border:1px solid #eee}"""
@@ -274,7 +298,8 @@ def render(results: list[RunResult], out_dir: Path, experiment: str, trailers: i
     files = {"markdown": out_dir / "report.md", "html": out_dir / "report.html",
              "pr_curves": out_dir / "pr_curves.png", "reliability": out_dir / "reliability.png",
              "predictions": out_dir / "predictions.png"}
-    curves = {r.label: (r.y, r.probs) for r in results}
+    best = sorted(results, key=lambda r: -float(r.metrics.get("test_auprc_micro", 0.0)))[:CURVES]
+    curves = {r.label: (r.y, r.probs) for r in results if r in best}
     plots.save(plots.pr_figure(curves, "Precision-recall per genre on the test split"), files["pr_curves"])
     plots.save(plots.reliability_figure(curves, "Calibration on the test split"), files["reliability"])
     shown = next((r for m in ("ctt-tn", "ctt-c", "ctt-a", "ctt-b") for r in results if r.method == m), results[-1])
@@ -325,7 +350,10 @@ def render(results: list[RunResult], out_dir: Path, experiment: str, trailers: i
     diff = config_diff(results) if len(results) > 1 else None
     if diff and diff[1]:
         blocks += [("h2", "What differs between the runs' configs"), ("table", diff)]
-    blocks += [("h2", "Precision-recall curves (Figure 6)"), ("img", ("pr_curves.png", "pr curves")),
+    blocks += [("h2", "Precision-recall curves (Figure 6)"),
+               ("p", f"The {min(CURVES, len(results))} runs best on test micro AU(PRC); each panel's legend gives "
+                     "the genre's AU(PRC)."),
+               ("img", ("pr_curves.png", "pr curves")),
                ("h2", "Reliability diagram"), ("img", ("reliability.png", "reliability")),
                ("h2", f"Predicted probabilities for a few test trailers (Figure 7, {shown.label})"),
                ("img", ("predictions.png", "predictions"))]

@@ -53,14 +53,15 @@ class StoreInput:
 @contextlib.contextmanager
 def record_run(kind: str, name: str, *, cfg: Config | None = None, job: str = "", experiment: str = "",
                params: dict[str, Any] | None = None, tags: dict[str, str] | None = None,
-               store: StoreInput | None = None, resume: str = "") -> Iterator[str]:
+               store: StoreInput | None = None, resume: str = "", started: float | None = None) -> Iterator[str]:
     """A run named `name` (see `run_name`) of `experiment` (default `cfg.tracking.experiment`),
     active inside the block; its id. Recorded on the way in: tag `kind` (plus `tags`), params
     (the config sections `job` reads, the store's featurizer settings as `featurizer.*`, then
     `params`), the store as the dataset input, the resolved config. A `resume`d run keeps
-    what it has. It ends FINISHED, or FAILED on an exception."""
+    what it has. `started` (epoch seconds): when the work began, for a run recorded after it
+    (its MLflow duration then covers the whole job). It ends FINISHED, or FAILED on an exception."""
     experiment = experiment or cfg.tracking.experiment
-    with open_run(experiment, name, {"kind": kind} | (tags or {}), resume) as run_id:
+    with open_run(experiment, name, {"kind": kind} | (tags or {}), resume, started) as run_id:
         if not resume:
             log_params(run_id, (flatten(sections_of(cfg, job)) if cfg is not None else {})
                        | featurizer_params(store.settings if store else None) | (params or {}))
@@ -72,10 +73,14 @@ def record_run(kind: str, name: str, *, cfg: Config | None = None, job: str = ""
 
 
 @contextlib.contextmanager
-def open_run(experiment: str, run_name: str, tags: dict[str, str], resume: str = "") -> Iterator[str]:
+def open_run(experiment: str, run_name: str, tags: dict[str, str], resume: str = "",
+             started: float | None = None) -> Iterator[str]:
     """A new run of `experiment` (or the run `resume`, reopened), active inside the block
-    (models log into it); its id. It ends FINISHED, or FAILED on an exception."""
+    (models log into it); its id. `started`: its start time, when earlier than now. It ends
+    FINISHED, or FAILED on an exception."""
     exp_id = connect(experiment)
+    if started is not None and not resume:
+        resume = client().create_run(exp_id, start_time=int(started * 1000), run_name=run_name).info.run_id
     with mlflow.start_run(run_id=resume or None, run_name=None if resume else run_name,
                           experiment_id=exp_id) as run:
         mlflow.set_tags(context_tags() | tags)
