@@ -142,7 +142,7 @@ def set_input_stats(model: nn.Module, stats: dict[str, np.ndarray]) -> None:
     model's normalisation buffers."""
     for name, value in stats.items():
         buf = model.get_buffer(name)
-        buf.copy_(torch.as_tensor(np.asarray(value), dtype=buf.dtype).reshape(buf.shape))
+        buf.copy_(torch.tensor(np.asarray(value), dtype=buf.dtype).reshape(buf.shape))   # a copy: stats may be read-only views
 
 
 def num_params(model: nn.Module) -> int:

@@ -216,13 +216,19 @@ def begin_run(store: str) -> str:
     return token
 
 
-def current_run(store: str) -> str | None:
+def _read_file(store: str, name: str) -> str | None:
+    """A small file at the store's root, or None where there is none."""
     fs, root = _fs(store)
-    path = posixpath.join(root, RUN_FILE)
+    path = posixpath.join(root, name)
     if not fs.exists(path):
         return None
     with fs.open(path, "r") as fh:
-        return fh.read().strip()
+        return fh.read()
+
+
+def current_run(store: str) -> str | None:
+    text = _read_file(store, RUN_FILE)
+    return None if text is None else text.strip()
 
 
 def _data_files(fs: fsspec.AbstractFileSystem, path: str) -> list[str]:
@@ -339,12 +345,8 @@ def clear_errors(store: str) -> None:
 
 
 def settings_of(store: str) -> dict | None:
-    fs, root = _fs(store)
-    path = posixpath.join(root, SETTINGS_FILE)
-    if not fs.exists(path):
-        return None
-    with fs.open(path, "r") as fh:
-        return json.load(fh)
+    text = _read_file(store, SETTINGS_FILE)
+    return None if text is None else json.loads(text)
 
 
 class NotAStore(ValueError):
