@@ -30,7 +30,7 @@ from ctt.evidence import input_attributions
 from ctt.models import build_model
 from benchmarks.train_speed import epoch_time, prebuilt_batches, synthetic_rows
 from benchmarks import featurize_cost as fb
-from benchmarks import real_footage
+from benchmarks import real_footage, usage_errors
 from benchmarks import shot_cost as sc
 from featurize import store
 from benchmarks.featurize_cost import cpu_count
@@ -335,6 +335,15 @@ def run(a: argparse.Namespace) -> dict:
         "<= 1.2", big["peak_rss_mb"] / small["peak_rss_mb"] <= 1.2,
         f"{per_row_kb:.2f} KB per row beyond the imports; {big['blocks']} decode blocks; plan {big['wall_s']:.1f} s")
     res["driver"] = {"small": small, "big": big, "kb_per_row": per_row_kb}
+
+    (work / "mistakes").mkdir(parents=True, exist_ok=True)
+    mistakes = usage_errors.time_mistakes(work / "mistakes")
+    slowest = max(m["seconds"] for m in mistakes)
+    right = all(m["code"] == 2 and m["said"] for m in mistakes)
+    row("usage", f"{len(mistakes)} input mistakes (jobs/*.py): the slowest exit 2", f"{slowest:.2f} s", "2 s",
+        slowest / 2.0, "<= 1", slowest <= 2.0 and right,
+        "one line each, before Ray or MLflow start: " + "; ".join(f"{m['job']} {m['seconds']:.2f} s" for m in mistakes))
+    res["usage"] = mistakes
 
     if a.ray_epochs:
         os.environ.setdefault("MLFLOW_TRACKING_URI", f"sqlite:///{work / 'mlflow.db'}")

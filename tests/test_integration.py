@@ -10,6 +10,8 @@ import pandas as pd
 import pyarrow.dataset as pads
 import pytest
 
+from benchmarks.usage_errors import MISTAKES, manifest_without_paths
+
 from tests.conftest import TINY
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -226,19 +228,7 @@ def test_featurize_verdict():
     assert verdict({"done": 0, "failed": 0, "failed_by_reason": {}}, 0.0) == ""        # a rerun with nothing to do
 
 
-def _manifest_without_paths(tmp_path):
-    (tmp_path / "m.csv").write_text("trailer_id,file\na,a.mp4\n")
-    return str(tmp_path / "m.csv")
-
-
-INPUT_ERRORS = [   # job, its arguments (TMP: the test's folder), what the one line says
-    ("featurize", ["--input", "TMP/missing.csv", "--output", "TMP/s"], "input TMP/missing.csv does not exist"),
-    ("featurize", ["--input", "TMP/m.csv", "--output", "TMP/s"], "lacks column(s) ['path']"),
-    ("featurize", ["--output", "TMP/s"], "give --input (see --help)"),
-    ("train", ["--features", "TMP/nope"], "TMP/nope is not a feature store"),
-    ("baselines", ["--features", "TMP", "--method", "random"], "is not a feature store"),
-    ("baselines", ["--features", "TMP"], "give --method (see --help)"),
-]
+INPUT_ERRORS = MISTAKES          # job, its arguments (TMP: the test's folder), what the one line says
 
 
 @pytest.mark.parametrize("job, args, message", INPUT_ERRORS, ids=[f"{j} {' '.join(a)}" for j, a, _ in INPUT_ERRORS])
@@ -246,7 +236,7 @@ def test_input_errors_are_usage_errors_before_ray_or_mlflow(job, args, message, 
     """A missing or malformed input is one line and exit 2, checked before Ray or MLflow start
     (MLflow points at a closed port: reaching it would be a different error)."""
     from cluster.env import free_port
-    _manifest_without_paths(tmp_path)
+    manifest_without_paths(tmp_path)
     args = [a.replace("TMP", str(tmp_path)) for a in args]
     env = os.environ | {"MLFLOW_TRACKING_URI": f"http://127.0.0.1:{free_port()}"}
     proc = subprocess.run([sys.executable, f"jobs/{job}.py", *args], cwd=ROOT, capture_output=True, text=True,
