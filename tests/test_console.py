@@ -5,7 +5,7 @@ from pathlib import Path
 
 from cluster.console import Progress, run_step
 
-LOG = Path(__file__).parent / "data" / "train_job.log"
+LOG = Path(__file__).parent / "recordings" / "train_job.txt"      # a train job's output through ray job submit
 
 
 def test_a_recorded_job_log_reads_as_its_progress():
