@@ -267,6 +267,13 @@ def submit_command(dashboard_url: str, args: list[str],
     return cmd, _env() | {"RAY_ADDRESS": dashboard_url}
 
 
+def submit(dashboard_url: str, args: list[str], env_vars: dict[str, str] | None = None,
+           capture: bool = False, timeout: float | None = None) -> subprocess.CompletedProcess:
+    """`submit_command`, run: the job's output tailed (or captured), its exit code the job's outcome."""
+    cmd, env = submit_command(dashboard_url, args, env_vars)
+    return subprocess.run(cmd, env=env, cwd=ROOT, capture_output=capture, text=True, timeout=timeout)
+
+
 def env_lines(state: Path) -> list[str]:
     info = json.loads((state / "cluster.json").read_text())
     return [f"export RAY_ADDRESS={info['ray']['url']}", f"export MLFLOW_TRACKING_URI={info['mlflow']['url']}",
