@@ -305,11 +305,10 @@ class ShotTracker:
         else:
             def pair(d: int, later: np.ndarray) -> np.ndarray:
                 return self._cache[(m.regional, d)].values[np.maximum(later, 0)]
-        cross = np.min([pair(2 * s - 1 + o1 + o2, c + s - 1 + o2) for o1 in (0, f) for o2 in (0, f)], 0)
-        valid = c - s - f >= 0
-        if final:
-            valid &= c + s - 1 + f < n
-        cross = np.where(valid, cross, 0.0)
+        # near the ends the frames compared are clipped to the first and last: a shot may
+        # start in a video's last frames (a short trailer's last shot is a shot)
+        cross = np.where(c - s >= 0, np.min([pair(2 * s - 1 + o1 + o2, c + s - 1 + o2) for o1 in (0, f) for o2 in (0, f)],
+                                            0), 0.0)
         if s == 1:                       # the mean frame change around c, itself left out
             w = self.rule.context
             near = [j for j in range(-w, w + 1) if j]

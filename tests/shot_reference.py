@@ -23,7 +23,7 @@ def boundaries(hists: np.ndarray, rule: ShotRule, regions: np.ndarray | None = N
     for x, s, ratio, least, hard in scales:
         cross, context = np.zeros(n), np.zeros(n)
         for c in range(1, n):
-            if c - s - f >= 0 and c + s - 1 + f < n:
+            if c - s >= 0:
                 cross[c] = min(_change(x, c - s - o1, c + s - 1 + o2) for o1 in (0, f) for o2 in (0, f))
             if s == 1:
                 near = [c + j for j in range(-rule.context, rule.context + 1) if j and 1 <= c + j <= n - 1]
