@@ -4,11 +4,13 @@ STAMP   := .venv/.installed
 
 .PHONY: demo test install browser constraints cluster-up cluster-down clean docs
 
+# pip's own output goes to .venv/install.log; on a failure its last lines are shown.
 $(STAMP): pyproject.toml constraints.txt
-	test -x $(PY) || python3 -m venv .venv
-	$(PIP) install -q --upgrade pip
-	$(PIP) install -q -c constraints.txt -e '.[dev]'
-	touch $(STAMP)
+	@test -x $(PY) || python3 -m venv .venv
+	@echo "installing the project into .venv (pip's output: .venv/install.log)"
+	@( $(PIP) install -q --upgrade pip && $(PIP) install -q -c constraints.txt -e '.[dev]' ) > .venv/install.log 2>&1 \
+	  || { tail -n 30 .venv/install.log; echo "install failed: see .venv/install.log"; exit 1; }
+	@touch $(STAMP)
 
 install: $(STAMP)
 
