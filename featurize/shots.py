@@ -418,6 +418,8 @@ class ShotTracker:
                 self._close_shot(b)
             else:
                 self._split(b)
+        if not self._closed:             # the common case, per frame: nothing held for a split
+            return
         settled = min([self._settled, *[b for b, _ in self._ready]])
         self._closed = [c for c in self._closed if c[0][1] > settled]
 
