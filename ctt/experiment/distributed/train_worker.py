@@ -6,6 +6,7 @@ around them, and every k epochs a report with a checkpoint.
 from __future__ import annotations
 
 import os
+import sys
 from typing import Any, Iterator
 
 import numpy as np
@@ -32,6 +33,13 @@ class ArrowCollate(ArrowBatchCollateFn):
 
     def __call__(self, batch: pa.Table) -> dict[str, torch.Tensor]:
         return self.inner(batch)
+
+
+def say(line: str) -> None:
+    """One line to the job's output, once: Ray Train patches `print` in its workers to log each
+    message and, where stdout is wrapped (Ray's worker streams), to print it too: twice."""
+    sys.stdout.write(line + "\n")
+    sys.stdout.flush()
 
 
 def split_dataset(info: StoreInfo, split: str, model_name: str, materialize: bool) -> ray.data.Dataset:
@@ -90,7 +98,7 @@ def train_loop_per_worker(config: dict[str, Any]) -> dict[str, Any]:
     def on_epoch_end(st: FitState, m: dict[str, float]) -> None:
         if rank == 0:
             epoch_log.add(m)
-            print(f"epoch {st.epoch}: " + " ".join(f"{k}={v:.4f}" for k, v in m.items() if k != "epoch"), flush=True)
+            say(f"epoch {st.epoch}: " + " ".join(f"{k}={v:.4f}" for k, v in m.items() if k != "epoch"))
         last = st.epoch + 1 >= cfg.train.max_epochs or st.bad_epochs >= cfg.train.patience
         if last or (st.epoch + 1) % cfg.train.checkpoint_every == 0:
             if rank == 0:
