@@ -262,6 +262,9 @@ def submit_command(dashboard_url: str, args: list[str],
     runtime_env = yaml.safe_load(RUNTIME_ENV.read_text())
     runtime_env["env_vars"].pop("MLFLOW_TRACKING_URI")          # the file's is an example address
     runtime_env["env_vars"] |= env_vars or {}
+    # the state API (Ray Train's placement-group cleaner asks it) finds this cluster by name,
+    # not by searching the machine, where another Ray instance makes it fail
+    runtime_env["env_vars"].setdefault("RAY_API_SERVER_ADDRESS", dashboard_url)
     cmd = [_bin("ray"), "job", "submit", "--working-dir", str(ROOT),
            "--runtime-env-json", json.dumps(runtime_env), "--", "python", *args]
     return cmd, _env() | {"RAY_ADDRESS": dashboard_url}

@@ -128,6 +128,7 @@ def test_ray_job_submit_featurize_then_train(samples, ray_head, mlflow_server, t
                      {"MLFLOW_TRACKING_URI": mlflow_server.url})
     assert "random" in stdout and "ctt-a" in stdout
     assert sum("epoch 0: train_loss=" in line for line in stdout.splitlines()) == 1      # each epoch printed once
+    assert "Traceback" not in stdout, stdout
     client = mlflow.MlflowClient(mlflow_server.url)
     runs = client.search_runs([client.get_experiment_by_name("submitted").experiment_id])
     assert len(runs) == 1 and runs[0].data.params["model.name"] == "ctt-a"
