@@ -132,7 +132,9 @@ def main(argv: list[str] | None = None) -> int:
     print(f"demo wall time {time.time() - t0:.0f} s. Next, in your shell:\n")
     example = next(iter(sorted((samples / "videos").glob("*.mp4"))), samples)
     print(f"  export MLFLOW_TRACKING_URI={mlflow_url}")
-    print(f"  python jobs/predict.py --model models:/{FUSED}@champion {example.relative_to(ROOT) if example.is_relative_to(ROOT) else example}")
+    exe = Path(sys.executable)
+    py = exe.relative_to(ROOT) if exe.is_relative_to(ROOT) else "python"      # .venv/bin/python: no activation needed
+    print(f"  {py} jobs/predict.py --model models:/{FUSED}@champion {example.relative_to(ROOT) if example.is_relative_to(ROOT) else example}")
     print(f"  xdg-open {(report_dir / 'report.html').relative_to(ROOT) if report_dir.is_relative_to(ROOT) else report_dir / 'report.html'}"
           "        # the report")
     print("  make cluster-down                                   # stop the local Ray head and MLflow server")
