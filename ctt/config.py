@@ -11,8 +11,8 @@ from pathlib import Path
 
 import yaml
 
-from featurize.config import (GPU_FLAGS, ConfigError, FeaturizeConfig, check_range, flatten, merge, parse_overrides,
-                              to_dict, validate_featurize)
+from featurize.config import (GPU_FLAGS, ConfigError, DedupConfig, FeaturizeConfig, check_range, flatten, merge,
+                              parse_overrides, to_dict, validate_featurize)
 
 __all__ = ["AUDIO_MODELS", "BASELINES", "HEADS", "JOB_SECTIONS", "MODELS", "Config", "ConfigError", "ModelConfig", "flatten", "from_dict",
            "input_column", "load_config", "to_dict"]
@@ -34,7 +34,7 @@ BASELINES = ("vllf", "av", "random", "probe")  # SVMs on the store's vllf / av v
 # The config sections each job reads: what it logs as params, and all it accepts overrides for.
 JOB_SECTIONS = {"featurize": ("featurize", "tracking"), "train": ("model", "train", "resources", "tracking"),
                 "baselines": ("baseline", "tracking"), "fuse": ("fusion", "tracking"),
-                "predict": ("featurize",), "inspect_trailer": ("featurize",)}         # predict: runtime knobs; the features are made as the model's were
+                "predict": ("featurize",), "inspect_trailer": ("featurize",), "dedup": ("dedup", "tracking")}         # predict: runtime knobs; the features are made as the model's were
 
 
 # What the linear probe (`ctt.probe`) can read: pooled keyframes, spectrogram statistics, both,
@@ -147,6 +147,7 @@ class Config:
     tracking: TrackingConfig = field(default_factory=TrackingConfig)
     baseline: BaselineConfig = field(default_factory=BaselineConfig)
     fusion: FusionConfig = field(default_factory=FusionConfig)
+    dedup: DedupConfig = field(default_factory=DedupConfig)
 
 
 def _read_yaml(path: str | Path) -> dict:
@@ -230,6 +231,9 @@ def validate(cfg: Config) -> None:
         raise ConfigError("train.checkpoint_every must be >= 1")
     if cfg.resources.placement_strategy not in ("PACK", "SPREAD", "STRICT_PACK", "STRICT_SPREAD"):
         raise ConfigError("resources.placement_strategy: expected PACK, SPREAD, STRICT_PACK or STRICT_SPREAD")
+    check_range("dedup.", cfg.dedup, {"dim": (1, None, True), "shot_similarity": (-1, 1, True),
+                                      "neighbours": (1, None, True), "min_score": (0, 1, True),
+                                      "min_shared": (1, None, True), "exact_limit": (0, None, True)})
 
 
 def sections_of(cfg: Config, job: str) -> dict:

@@ -73,6 +73,19 @@ class ShotConfig:
 
 
 @dataclass
+class DedupConfig:
+    """The near-duplicate finder's settings (`featurize.dedup`, `jobs/dedup.py`)."""
+    dim: int = 64                    # signature dimensions per shot (a fixed random projection of the features)
+    shot_similarity: float = 0.95    # cosine (centred signatures) at which two shots are the same shot
+    neighbours: int = 10             # nearest shots looked up per shot
+    min_score: float = 0.5           # a pair is a near-duplicate at this share of shots matched
+    min_shared: int = 2              # ... and at least this many shots
+    exact_limit: int = 50_000        # shots up to which the search is exact; above, an HNSW graph
+    seed: int = 0                    # of the projection
+    top_pairs: int = 4               # pairs drawn in the run's contact sheet
+
+
+@dataclass
 class FeaturizeConfig:
     backbone: BackboneConfig = field(default_factory=BackboneConfig)
     shots: ShotConfig = field(default_factory=ShotConfig)

@@ -40,12 +40,18 @@ def source_of(target: str, trailer_id: str, base: FeaturizeConfig | None = None)
     return t.column("source_path")[0].as_py(), from_settings(settings, base)
 
 
+def on_cpu(cfg: FeaturizeConfig) -> FeaturizeConfig:
+    """`shots.detector=auto` as this machine's CPU resolves it: the hsv rule."""
+    if cfg.shots.detector != shot_detectors.AUTO:
+        return cfg
+    return dataclasses.replace(cfg, shots=dataclasses.replace(
+        cfg.shots, detector=shot_detectors.resolve(cfg.shots.detector, gpu=False)))
+
+
 def inspect_trailer(path: str, cfg: FeaturizeConfig, out_dir: Path, name: str) -> dict[str, Any]:
     """Decode `path` as featurize does and draw `<name>_keyframes.png` and `<name>_shots.png`
     (`shots.detector=auto` is this machine's CPU: the hsv rule)."""
-    if cfg.shots.detector == shot_detectors.AUTO:
-        cfg = dataclasses.replace(cfg, shots=dataclasses.replace(
-            cfg.shots, detector=shot_detectors.resolve(cfg.shots.detector, gpu=False)))
+    cfg = on_cpu(cfg)
     out_dir.mkdir(parents=True, exist_ok=True)
     d = decode(path, cfg)
     files = {"keyframes": out_dir / f"{name}_keyframes.png", "shots": out_dir / f"{name}_shots.png"}
@@ -108,3 +114,33 @@ def store_pictures(store_path: str, n: int, out_dir: Path, base: FeaturizeConfig
         except Exception as e:       # QA pictures are a courtesy: the store is already written
             log.warning("no QA pictures for %s: %s: %s", tid, type(e).__name__, e)
     return files
+
+
+def pair_sheet(store_path: str, pairs: list[dict[str, Any]], out_png: Path, base: FeaturizeConfig | None = None,
+               shots_per_pair: int = 3) -> Path | None:
+    """The near-duplicate finder's top pairs side by side: for each pair (`trailer_a`,
+    `trailer_b`, `shots_a`, `shots_b`, shots numbered from 1), up to `shots_per_pair` of its
+    matched keyframes from each trailer, decoded again from their sources. None when no pair
+    could be decoded."""
+    images, times, labels = [], [], []
+    decoded: dict[str, Any] = {}
+    for p in pairs:
+        try:
+            for tid in (p["trailer_a"], p["trailer_b"]):
+                if tid not in decoded:
+                    path, cfg = source_of(store_path, tid, base)
+                    decoded[tid] = decode(path, on_cpu(cfg))
+        except Exception as e:       # a courtesy picture: the tables are already written
+            log.warning("no picture of pair %s / %s: %s: %s", p["trailer_a"], p["trailer_b"], type(e).__name__, e)
+            continue
+        da, db = decoded[p["trailer_a"]], decoded[p["trailer_b"]]
+        for sa, sb in list(zip(p["shots_a"], p["shots_b"]))[:shots_per_pair]:
+            if sa <= len(da.keyframes) and sb <= len(db.keyframes):
+                images += [da.keyframes[sa - 1], db.keyframes[sb - 1]]
+                times += [float(da.frame_times[sa - 1]), float(db.frame_times[sb - 1])]
+                labels += [f"{p['trailer_a']} shot {sa}", f"{p['trailer_b']} shot {sb}"]
+    if not images:
+        return None
+    figures.save(figures.contact_sheet(np.stack(images), times, "near-duplicate pairs: matched shots side by side",
+                                       cols=2 * shots_per_pair, labels=labels), out_png)
+    return out_png
