@@ -30,7 +30,7 @@ from ctt.evidence import input_attributions
 from ctt.models import build_model
 from benchmarks.train_speed import epoch_time, prebuilt_batches, synthetic_rows
 from benchmarks import featurize_cost as fb
-from benchmarks import real_footage, usage_errors
+from benchmarks import dedup_cost, real_footage, usage_errors
 from benchmarks import shot_cost as sc
 from featurize import store
 from benchmarks.featurize_cost import cpu_count
@@ -335,6 +335,17 @@ def run(a: argparse.Namespace) -> dict:
         "<= 1.2", big["peak_rss_mb"] / small["peak_rss_mb"] <= 1.2,
         f"{per_row_kb:.2f} KB per row beyond the imports; {big['blocks']} decode blocks; plan {big['wall_s']:.1f} s")
     res["driver"] = {"small": small, "big": big, "kb_per_row": per_row_kb}
+
+    growth = dedup_cost.dedup_rows(base=200 if a.quick else 1000)
+    one, last = growth[0], growth[-1]
+    row("dedup", f"near-duplicate search: {last['trailers']:,} vs {one['trailers']:,} trailers",
+        f"{last['wall_s']:.1f} s", f"{one['wall_s']:.2f} s", last["time_vs_1x"],
+        f"<= {last['scale'] ** 1.5:.0f} (n^1.5; all pairs: {last['scale'] ** 2})", last["time_vs_1x"] <= last["scale"] ** 1.5,
+        "synthetic signatures, HNSW: " + "; ".join(
+            f"{r['scale']}x {r['trailers']:,} trailers {r['wall_s']:.2f} s, {r['pairs_scored_per_s']:.0f} pairs/s, "
+            f"{r['signature_mb']:.1f} MB signatures, peak RSS {r['peak_rss_mb']:.0f} MB, "
+            f"P {r['precision']:.3f} R {r['recall']:.3f}" for r in growth))
+    res["dedup"] = growth
 
     (work / "mistakes").mkdir(parents=True, exist_ok=True)
     mistakes = usage_errors.time_mistakes(work / "mistakes")

@@ -79,7 +79,7 @@ class DedupConfig:
     shot_similarity: float = 0.95    # cosine (centred signatures) at which two shots are the same shot
     neighbours: int = 10             # nearest shots looked up per shot
     min_score: float = 0.5           # a pair is a near-duplicate at this share of shots matched
-    min_shared: int = 2              # ... and at least this many shots
+    min_shared: int = 3              # ... and at least this many shots (two dark or plain shots are a look-alike)
     exact_limit: int = 50_000        # shots up to which the search is exact; above, an HNSW graph
     seed: int = 0                    # of the projection
     top_pairs: int = 4               # pairs drawn in the run's contact sheet

@@ -15,6 +15,9 @@ env.apply()                     # before Ray or MLflow is imported anywhere in t
 os.environ.pop("RAY_ADDRESS", None)
 os.environ.pop("MLFLOW_TRACKING_URI", None)
 
+# the films cut several times into the medium store: (genres, the split of each cut)
+RECUT_FILMS = [(["action"], ["train", "test", "val"]), (["horror", "thriller"], ["train", "train", "train"]),
+               (["comedy", "romance"], ["train", "test"]), (["drama"], ["val", "val"])]
 TINY = ["featurize.backbone.name=resnet18", "featurize.backbone.weights=none", "featurize.backbone.batch_size=16"]
 
 
@@ -140,21 +143,31 @@ def store(samples, ray_head, tmp_path_factory) -> tuple[Path, dict]:
 
 @pytest.fixture(scope="session")
 def medium_store(ray_head, tmp_path_factory) -> Path:
-    """60 short synthetic trailers (plus one test trailer with no audio track), featurized once:
-    enough for every method of the paper to learn something and be compared."""
+    """60 short synthetic trailers, one test trailer with no audio track, and 10 cuts of 4 films
+    (RECUT_FILMS, two of them across splits), featurized once: enough for every method of the
+    paper to learn something and be compared. The dedup job has run on it (STORE/_dedup), so
+    the runs trained on it record its leakage."""
     from ctt.config import load_config
+    from ctt.experiment.dedup_run import find_near_duplicates
     from featurize.pipeline import run_featurize
+    from featurize.sample_cuts import make_cuts
     from featurize.sample_trailers import SampleSpec, make_samples, render_trailer
     root = tmp_path_factory.mktemp("medium")
-    make_samples(root, 60, seed=11, spec=SampleSpec(min_seconds=3, max_seconds=5), workers=2)
+    spec = SampleSpec(min_seconds=3, max_seconds=5)
+    make_samples(root, 60, seed=11, spec=spec, workers=2)
     render_trailer(root / "videos" / "mute.mp4", ["horror"], seed=5,
                    spec=SampleSpec(min_seconds=3, max_seconds=4, audio=False))
+    cuts = make_cuts(root, [genres for genres, _ in RECUT_FILMS], [len(s) for _, s in RECUT_FILMS], seed=2, spec=spec)
+    splits = [s for _, film in RECUT_FILMS for s in film]
     with open(root / "manifest.csv", "a") as fh:
         fh.write("mute1,videos/mute.mp4,horror,test\n")
+        for row, split in zip(cuts.itertuples(), splits):
+            fh.write(f"{row.trailer_id},{row.path},{row.genres},{split}\n")
     out = root / "store"
     cfg = load_config(None, TINY + ["featurize.trailers_per_batch=8"])
     summary = run_featurize(str(root / "manifest.csv"), str(out), cfg.featurize)
-    assert summary["done"] == 61, summary
+    assert summary["done"] == 71, summary
+    find_near_duplicates(str(out), load_config())
     return out
 
 
@@ -191,6 +204,7 @@ def runs(medium_store, mlflow_server, tmp_path_factory) -> dict:
             "lstm": train_model(medium_store, "lstm", tmp, *LSTM),
         }
     out["staged_left"] = set(glob.glob(os.path.join(tempfile.gettempdir(), "ctt_ckpt_*"))) - staged_before
+    out["store"] = medium_store
     return out
 
 

@@ -73,6 +73,23 @@ def test_report_renders_from_the_runs(runs, tracking_env, tmp_path, capsys, brow
         head = [h.strip() for h in md[md.index("## F1, precision"):].splitlines()[2].strip("|").split(" | ")]
         assert table_row(md, "## F1, precision", "action")[head.index(f"{label} F1")] == \
             f"{f1_score(y[:, 0], pred[:, 0], zero_division=0):.3f}"
+    # leakage beside Table 3: the groups of the store's dedup table its splits divide, counted here
+    import pandas as pd
+    from featurize import store as fstore
+    groups = pd.read_parquet(runs["store"] / "_dedup" / "groups.parquet")
+    split = fstore.read_table(str(runs["store"]), columns=["trailer_id", "split"]).to_pandas()
+    merged = groups[["trailer_id", "group"]].merge(split, on="trailer_id")
+    divided = merged.groupby("group").split.nunique()
+    expected = int((divided > 1).sum())
+    assert expected == 2                                       # the planted films cut across splits
+    assert f"Leakage: {expected} group(s) of near-duplicate trailers" in md
+    left_out = merged[merged.group.isin(divided[divided > 1].index) & (merged.split == "test")].trailer_id
+    row = table_row(md, "Leakage:", "CTT-MMC-C")
+    assert row[2] == str(len(left_out))
+    ids, y, probs = read_predictions(runs["ctt-c"]["run_id"], "test")
+    keep = ~np.isin(ids, left_out)
+    assert row[4] == f"{average_precision_score(y[keep], probs[keep], average='micro'):.3f}"
+    assert c.get_run(runs["ctt-c"]["run_id"]).data.metrics["leakage_groups_straddling"] == expected
     for png in ("pr_curves.png", "predictions.png", "reliability.png"):
         assert (tmp_path / "rep" / png).read_bytes()[:4] == b"\x89PNG"
     exp = c.get_experiment_by_name("methods")

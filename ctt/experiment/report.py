@@ -33,7 +33,7 @@ DECISION_MEASURES = (("precision_micro", "P micro"), ("recall_micro", "R micro")
                      ("f1_macro", "F1 macro"), ("f1_samples", "F1 samples"),
                      ("subset_accuracy", "subset acc."), ("ece", "ECE"))
 # params that name a run rather than configure it: left out of the config diff
-RUN_ONLY = ("tracking.", "features", "n_test", "n_train", "n_val", "visual_run", "audio_run")
+RUN_ONLY = ("tracking.", "features", "n_test", "n_train", "n_val", "visual_run", "audio_run", "leakage.")
 BOOTSTRAP = 2000                 # paired bootstrap resamples behind the probe check's intervals
 
 
@@ -52,6 +52,7 @@ class RunResult:
     spread: dict[str, float] = field(default_factory=dict)   # over the run's repeat group: <metric>_mean, _std
     seeds: int = 0                   # runs in its repeat group (0: not a repeat)
     members: list[np.ndarray] = field(default_factory=list)  # the group's test probabilities, in `ids` order
+    leakage: dict | None = None      # its store's near-duplicates when it ran (`jobs/dedup.py`); None: no table
 
     def __post_init__(self) -> None:
         self.metrics = M.evaluate(self.y, self.probs, "test_", self.thresholds or None)
@@ -88,6 +89,32 @@ def table3(results: list[RunResult]) -> tuple[list[str], list[list[str]]]:
         rows.append([r.label, f"`{r.run_id[:8]}`"] + [c for k, p in zip(TABLE3_MEASURES, paper)
                                                       for c in (_fmt(r.metrics.get("test_" + k)), _fmt(p))])
     return head, rows
+
+
+def leakage_block(results: list[RunResult]) -> list[tuple[str, Any]]:
+    """Beside Table 3: how many near-duplicate groups the stores' splits divide, and when any
+    do, test AU(PRC) with the trailers of those groups left out (a score that leaked from
+    training drops there)."""
+    known = [r for r in results if r.leakage is not None]
+    if not known:
+        return [("p", "Leakage: no near-duplicate table for these runs' stores; `jobs/dedup.py --features STORE` "
+                      "finds the cuts of one film, and `jobs/split.py --groups` keeps each in one split.")]
+    counts = sorted({int(r.leakage["groups_straddling"]) for r in known})
+    text = (f"Leakage: {' / '.join(map(str, counts))} group(s) of near-duplicate trailers (`jobs/dedup.py`) "
+            f"straddle the splits of the runs' stores" + (f"; {len(results) - len(known)} run(s) ran before a "
+                                                          "table existed" if len(known) < len(results) else "") + ".")
+    if not any(counts):
+        return [("p", text + " No test score can have leaked through them.")]
+    head = ["method", "run", "test trailers left out", "auprc_micro", "without them", "auprc_macro", "without them"]
+    rows = []
+    for r in known:
+        out = set(r.leakage.get("trailers_straddling", []))
+        keep = np.array([t not in out for t in r.ids])
+        cut = M.evaluate(r.y[keep], r.probs[keep], "test_") if keep.any() else {}
+        rows.append([r.label, f"`{r.run_id[:8]}`", str(int((~keep).sum()))]
+                    + [c for k in ("auprc_micro", "auprc_macro")
+                       for c in (_fmt(r.metrics.get("test_" + k)), _fmt(cut.get("test_" + k)))])
+    return [("p", text + " Test AU(PRC) with the test trailers of those groups left out:"), ("table", (head, rows))]
 
 
 def table4(results: list[RunResult]) -> tuple[list[str], list[list[str]]]:
@@ -315,6 +342,7 @@ def render(results: list[RunResult], out_dir: Path, experiment: str, trailers: i
               "The paper's numbers (LMTD-9, 772 test trailers) are beside them for reference; they are "
               "comparable only for runs on LMTD-9 features."),
         ("h2", "Table 3: AU(PRC) (higher is better) and ranking loss (lower is better)"), ("table", table3(results)),
+        *leakage_block(results),
         ("h2", "Table 4: AU(PRC) per genre"), ("table", table4(results)),
         ("p", "Test trailers per run: " + ", ".join(f"{r.label} {len(r.ids)}" for r in results)
               + " (audio models score only trailers with audio)."),
@@ -380,6 +408,8 @@ def collect(experiment: str, filter_string: str = "", run_ids: list[str] | None 
             continue
         seen.add(method)
         r = RunResult(method, run.run_id, run.name, ids, y, probs, run.params, reading.read_thresholds(run.run_id))
+        if run.params.get("leakage.dedup_table") == "True":
+            r.leakage = reading.read_json(run.run_id, recording.LEAKAGE_FILE)
         group = run.tags.get(repeats.GROUP_TAG)
         if group:
             key = (group, tuple(ids))

@@ -99,6 +99,16 @@ def read_thresholds(run_id: str) -> dict[str, float]:
         return {k: float(v) for k, v in json.loads(Path(path).read_text()).items()}
 
 
+def read_json(run_id: str, path: str) -> dict | None:
+    """A run's JSON artifact at `path`, None when it has none."""
+    with tempfile.TemporaryDirectory() as tmp:
+        try:
+            local = client().download_artifacts(run_id, path, tmp)
+        except Exception:
+            return None
+        return json.loads(Path(local).read_text())
+
+
 def read_predictions(run_id: str, split: str) -> tuple[list[str], np.ndarray, np.ndarray]:
     """A run's logged `predictions/<split>_predictions.csv` -> (ids, labels, probabilities)."""
     with tempfile.TemporaryDirectory() as tmp:

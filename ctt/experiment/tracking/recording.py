@@ -8,6 +8,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import json
+import logging
 import tempfile
 import time
 from dataclasses import dataclass
@@ -26,6 +27,10 @@ from ctt import plots
 from ctt.config import Config, flatten, sections_of, to_dict
 from ctt.experiment.tracking.connection import client, connect, context_tags
 from ctt.prediction_files import predictions_frame
+from featurize import dedup
+
+log = logging.getLogger("ctt.tracking")
+LEAKAGE_FILE = "leakage/leakage.json"
 
 
 def run_name(cfg: Config, base: str) -> str:
@@ -67,6 +72,7 @@ def record_run(kind: str, name: str, *, cfg: Config | None = None, job: str = ""
                        | featurizer_params(store.settings if store else None) | (params or {}))
             if store is not None:
                 log_store_input(store)
+                log_leakage(run_id, store.path)
             if cfg is not None:
                 log_dict(run_id, to_dict(cfg), "config/resolved_config.json")
         yield run_id
@@ -96,6 +102,22 @@ def log_store_input(s: StoreInput) -> str:
     dataset = MetaDataset(source=source, name=s.path.rstrip("/").rsplit("/", 1)[-1], digest=digest.hexdigest()[:16])
     mlflow.log_input(dataset, context=s.context)
     return dataset.digest
+
+
+def log_leakage(run_id: str, store_path: str) -> None:
+    """Whether the store has a near-duplicate table (`jobs/dedup.py`) and how many of its
+    groups the store's splits divide (param `leakage.dedup_table`, metric
+    `leakage_groups_straddling`), with the divided groups' trailers (`leakage/leakage.json`)
+    for the report to leave out."""
+    try:
+        leak = dedup.store_leakage(store_path)
+    except (OSError, ValueError) as e:      # an unreachable bucket, a table being written: recorded as unknown
+        log.warning("no leakage count for %s: %s", store_path, e)
+        return
+    log_params(run_id, {"leakage.dedup_table": leak["dedup_table"]})
+    if leak["dedup_table"]:
+        log_metrics(run_id, {"leakage_groups_straddling": float(leak["groups_straddling"])})
+        log_dict(run_id, leak, LEAKAGE_FILE)
 
 
 def _param_value(v: Any) -> str:
