@@ -20,7 +20,7 @@ def test_benchmark_quick_runs_every_section(tmp_path):
     res = json.loads(out.read_text())
     sections = {r["section"] for r in res["rows"]}
     assert sections == {"decode", "backbone", "audio", "train", "shots real", "shots rendered", "shots", "diy", "svm",
-                        "options", "driver", "usage", "memory", "end2end"}      # shots: what the learned detector costs
+                        "options", "driver", "dedup", "usage", "memory", "end2end"}      # shots: what the learned detector costs
     assert all(m["code"] == 2 and m["said"] for m in res["usage"])          # each mistake: exit 2, its one line
     assert "ray_train" not in res                               # skipped in --quick
     for r in res["rows"]:

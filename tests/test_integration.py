@@ -94,7 +94,7 @@ def test_training_run_records_its_lineage(trained, store, mlflow_server):
     assert json.loads(inp.dataset.source)["uri"] == str(store[0])
     assert [t.value for t in inp.tags if t.key == "mlflow.data.context"] == ["training"]
     sections = {k.split(".")[0] for k in run.data.params if "." in k}
-    assert sections == {"model", "train", "resources", "tracking", "featurizer"}, sections
+    assert sections == {"model", "train", "resources", "tracking", "featurizer", "leakage"}, sections
     settings = json.loads((store[0] / "_featurizer.json").read_text())["settings"]
     assert run.data.params["featurizer.backbone.name"] == settings["backbone"]["name"] == "resnet18"
     assert run.data.params["featurizer.shots.cut_ratio"] == str(settings["shots"]["cut_ratio"])
