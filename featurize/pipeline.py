@@ -10,7 +10,6 @@ the actor writes to `STORE/_errors`. Only small summary rows come back to the dr
 """
 from __future__ import annotations
 
-import dataclasses
 
 import logging
 import time
@@ -21,18 +20,13 @@ import numpy as np
 import pandas as pd
 import ray
 
-from featurize import backbone, extract, shot_detectors, store
+from featurize import backbone, extract, store
 from featurize.backbone import FrameEmbedder
 from featurize.config import FeaturizeConfig, use_gpu
-from featurize.manifest import read_manifest
+from featurize.plan import blocks_for, plan
 from featurize.memory import peak_rss_mb
-from featurize.settings import to_settings
 
 log = logging.getLogger("ctt.featurize")
-# One trailer per block, so each decode task is one file, up to this many blocks; beyond,
-# blocks hold several trailers (100,000 trailers: 2,000 blocks of 50), which keeps the
-# plan small while leaving more decode tasks than any cluster has cores.
-MAX_BLOCKS = 2000
 # The embedder actor's logical memory: a ResNet-152 (240 MB of weights) with a batch of 64
 # keyframes at 224 x 224 (about 0.6 GB of activations on CPU); Ray Data saw the GPU actor's
 # process peak at 1.2 GiB (benchmark --suite gpu, H200), hence 1.5 GiB. Asking for memory also gives
@@ -98,11 +92,6 @@ def verdict(summary: dict[str, Any], max_failed_fraction: float) -> str:
     return ""
 
 
-def blocks_for(rows: int) -> int:
-    """Ray Data blocks of the decode stage: one trailer each up to MAX_BLOCKS."""
-    return min(rows, MAX_BLOCKS)
-
-
 def run_featurize(input: str, output: str, cfg: FeaturizeConfig, retry_errors: bool = False,
                   dry_run: bool = False, manifest: pd.DataFrame | None = None) -> dict[str, Any]:
     """Featurize every trailer of `input` not yet in `output`; returns the run summary.
@@ -110,32 +99,11 @@ def run_featurize(input: str, output: str, cfg: FeaturizeConfig, retry_errors: b
     settings checked and its done ids read, the to-do rows and blocks counted; nothing written.
     `manifest`: `input` as the caller already read it."""
     t0 = time.time()
-    if cfg.shots.detector == shot_detectors.AUTO:
-        gpus = 0 if dry_run else ray.cluster_resources().get("GPU", 0)
-        name = shot_detectors.resolve(cfg.shots.detector, use_gpu(cfg.use_gpu, gpus))
-        log.info("shots.detector=auto: %s (%s)", name, "GPU embedder actors" if name != "hsv" else
-                 "no GPU embedder actors or no transnetv2 package")
-        cfg = dataclasses.replace(cfg, shots=dataclasses.replace(cfg.shots, detector=name))
-    shot_detectors.require(cfg.shots.detector)    # before any work: the driver's environment stands for the nodes'
-    manifest = read_manifest(input) if manifest is None else manifest
-    store.claim(output, to_settings(cfg), write=not dry_run)
-    run = None
-    if not dry_run:                   # from here on only this run writes; what a killed one left twice goes
-        run = store.begin_run(output)
-        compacted = store.compact(output)
-    if retry_errors and not dry_run:
-        store.clear_errors(output)
-    done = store.done_ids(output) | (set() if retry_errors else store.error_ids(output))
-    todo = manifest[~manifest["trailer_id"].isin(done)]
-    summary: dict[str, Any] = {"input": input, "output": output, "started_at": round(t0, 3), "trailers": len(manifest),
-                               "skipped": len(manifest) - len(todo), "done": 0, "failed": 0,
-                               "failed_by_reason": {}, "video_hours": 0.0,
-                               "backbone": backbone.label(cfg.backbone), "shot_detector": cfg.shots.detector}
-    log.info("featurize: %d trailers in %s, %d already in %s, %d to do; backbone %s",
-             len(manifest), input, summary["skipped"], output, len(todo), summary["backbone"])
+    gpus = 0 if dry_run else ray.cluster_resources().get("GPU", 0)
+    p = plan(input, output, cfg, retry_errors, dry_run, manifest, gpus)
+    cfg, todo, summary, run, compacted = p.cfg, p.todo, p.summary, p.run, p.compacted
     if dry_run:
-        return summary | {"dry_run": True, "to_do": len(todo), "blocks": blocks_for(len(todo)),
-                          "driver_peak_rss_mb": round(peak_rss_mb(), 1), "wall_s": round(time.time() - t0, 1)}
+        return summary
     if len(todo):
         dim = backbone.feature_dim(cfg.backbone)
         gpu = use_gpu(cfg.use_gpu, ray.cluster_resources().get("GPU", 0))

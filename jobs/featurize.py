@@ -60,22 +60,24 @@ def main(argv: list[str] | None = None) -> int:
     cfg = config_from(args, "featurize")
     require(args, "input", "output")
     manifest = manifest_or_exit(args.input)        # before Ray or MLflow: a bad input is a usage error
-    # lazy: Ray, torch and MLflow take about 7 s to import; --help and usage errors answer without them
-    from ctt.experiment.featurize_run import log_featurize_run
-    from ctt.experiment.tracking.connection import TrackingUnavailable, connect
-    from featurize.backbone import WeightsUnavailable, check_weights
+    # lazy: torch (the feature size) but no Ray or MLflow: the plan answers in seconds
     from featurize.manifest import ManifestError
-    from featurize.pipeline import run_featurize, verdict
     from featurize.shot_detectors import DetectorUnavailable
     from featurize.store import StoreMismatch
     if args.dry_run:
+        from featurize.plan import plan  # lazy: see above
         try:
-            summary = run_featurize(args.input, args.output, cfg.featurize, args.retry_errors, dry_run=True,
-                                    manifest=manifest)
+            summary = plan(args.input, args.output, cfg.featurize, args.retry_errors, dry_run=True,
+                           manifest=manifest).summary
         except (ManifestError, StoreMismatch, DetectorUnavailable, FileNotFoundError) as e:
             fail(str(e))
         print("featurize plan: " + json.dumps(summary, indent=2))
         return 0
+    # lazy: Ray, torch and MLflow take about 7 s to import; --help and usage errors answer without them
+    from ctt.experiment.featurize_run import log_featurize_run
+    from ctt.experiment.tracking.connection import TrackingUnavailable, connect
+    from featurize.backbone import WeightsUnavailable, check_weights
+    from featurize.pipeline import run_featurize, verdict
     try:
         check_weights(cfg.featurize.backbone)        # fail before any work if weights are missing
         connect(cfg.tracking.experiment)             # ... or if MLflow is unreachable

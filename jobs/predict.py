@@ -44,9 +44,18 @@ def main(argv: list[str] | None = None) -> int:
     if not inputs:
         fail("no input: give video files, folders or manifests", USAGE)
     cfg = config_from(args, "predict")
-    # lazy: Ray, torch and MLflow take about 7 s to import; --help and usage errors answer without them
-    from ctt.experiment.classify import ModelNotFound, load_predictor, plot_evidence, plot_predictions, run_predict
+    # lazy: MLflow alone (1.5 s): a --model that names nothing is a usage error before torch and Ray load
     from ctt.experiment.tracking.connection import TrackingUnavailable
+    from ctt.experiment.tracking.registry import ModelNotFound, resolve_model
+    if not Path(args.model).is_dir():
+        try:
+            resolve_model(args.model)
+        except ModelNotFound as e:
+            fail(str(e), USAGE)
+        except TrackingUnavailable as e:
+            fail(str(e))
+    # lazy: Ray, torch and MLflow take about 7 s to import; --help and usage errors answer without them
+    from ctt.experiment.classify import load_predictor, plot_evidence, plot_predictions, run_predict
     from featurize.manifest import ManifestError
     try:
         predictor = load_predictor(args.model)          # a wrong --model fails before Ray starts

@@ -234,7 +234,8 @@ def test_imagenet_weights_are_the_papers_v1_with_their_own_resize():
 def test_dry_run_plans_without_writing(tmp_path):
     import pandas as pd
 
-    from featurize.pipeline import MAX_BLOCKS, run_featurize
+    from featurize.pipeline import run_featurize
+    from featurize.plan import MAX_BLOCKS
     n = MAX_BLOCKS + 500
     pd.DataFrame({"trailer_id": [f"t{i}" for i in range(n)], "path": [f"videos/t{i}.mp4" for i in range(n)],
                   "genres": "drama", "split": "train"}).to_csv(tmp_path / "m.csv", index=False)

@@ -128,4 +128,7 @@ def test_predict_unknown_model_is_a_clear_error(mlflow_server, samples, capsys, 
     monkeypatch.setenv("MLFLOW_TRACKING_URI", mlflow_server.url)
     with pytest.raises(SystemExit) as e:
         predict.main(["--model", "models:/no-such-model/3", str(samples / "videos" / "broken.mp4")])
-    assert e.value.code == 1 and "no model 'models:/no-such-model/3'" in capsys.readouterr().err
+    assert e.value.code == 2 and "no model 'models:/no-such-model/3'" in capsys.readouterr().err   # a usage error
+    with pytest.raises(SystemExit) as e:
+        predict.main(["--model", "abcdef12", str(samples / "videos" / "broken.mp4")])        # a run-id prefix
+    assert e.value.code == 2 and "with an id starting 'abcdef12'" in capsys.readouterr().err
