@@ -104,14 +104,15 @@ def render_cut(path: str | Path, shots: list[PlannedShot], spec: SampleSpec, enc
 
 
 def make_cuts(out: str | Path, films: list[list[str]], cuts: list[int], seed: int = 0,
-              spec: SampleSpec = SampleSpec(), prefix: str = "film") -> pd.DataFrame:
+              spec: SampleSpec = SampleSpec(), prefix: str = "film", film_shots: int = 10) -> pd.DataFrame:
     """Render `cuts[i]` cuts of film i (of genres `films[i]`) into `out/videos`; returns their
-    manifest rows with a `film` column, the ground truth (the first cut is the film's own)."""
+    manifest rows with a `film` column, the ground truth (the first cut is the film's own).
+    `film_shots`: about how many shots each film has."""
     out = Path(out)
     (out / "videos").mkdir(parents=True, exist_ok=True)
     rows = []
     for f, (genres, n) in enumerate(zip(films, cuts)):
-        plan = film_plan(genres, seed * 1000 + f, spec)
+        plan = film_plan(genres, seed * 1000 + f, spec, film_shots)
         for c in range(n):
             shots = plan if c == 0 else recut(plan, seed * 1000 + f * 10 + c, genres, spec)
             tid = f"{prefix}{f:03d}_cut{c}"

@@ -157,7 +157,8 @@ def medium_store(ray_head, tmp_path_factory) -> Path:
     make_samples(root, 60, seed=11, spec=spec, workers=2)
     render_trailer(root / "videos" / "mute.mp4", ["horror"], seed=5,
                    spec=SampleSpec(min_seconds=3, max_seconds=4, audio=False))
-    cuts = make_cuts(root, [genres for genres, _ in RECUT_FILMS], [len(s) for _, s in RECUT_FILMS], seed=2, spec=spec)
+    cuts = make_cuts(root, [genres for genres, _ in RECUT_FILMS], [len(s) for _, s in RECUT_FILMS], seed=2, spec=spec,
+                     film_shots=6)
     splits = [s for _, film in RECUT_FILMS for s in film]
     with open(root / "manifest.csv", "a") as fh:
         fh.write("mute1,videos/mute.mp4,horror,test\n")
