@@ -8,7 +8,8 @@ shot shares (with random or generic backbones most of the cosine). Two cuts of o
 shots whatever their order, size, codec or title card, so:
 
 - candidates: every shot's nearest shots of other trailers (faiss: exact inner product for a
-  small store, an HNSW graph past `exact_limit` shots, so the cost grows about n log n);
+  small store, an HNSW graph past `exact_limit` shots: no all-pairs loop; measured growth about
+  n^1.4 on 2 cores, docs/benchmarks.md);
 - a pair's score: shots matched one to one (cosine >= `shot_similarity`, best first) over the
   shorter trailer's shots (an overlap coefficient: added or removed shots and a new title card
   cost little);
@@ -20,10 +21,10 @@ server; datasketch's MinHash needs sets and usearch lacks the exact index for sm
 """
 from __future__ import annotations
 
+from collections import Counter
 from dataclasses import dataclass
 from typing import Sequence
 
-import fsspec
 import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
@@ -200,10 +201,13 @@ def pairs_table(pairs: Sequence[Pair], min_score: float) -> pa.Table:
                      "near_duplicate": [p.score >= min_score for p in pairs]}, schema=PAIRS_SCHEMA)
 
 
+def group_sizes(group_of: dict[str, str]) -> Counter:
+    """group -> how many trailers it holds."""
+    return Counter(group_of.values())
+
+
 def groups_table(group_of: dict[str, str], split_of: dict[str, str]) -> pa.Table:
-    sizes: dict[str, int] = {}
-    for g in group_of.values():
-        sizes[g] = sizes.get(g, 0) + 1
+    sizes = group_sizes(group_of)
     ids = sorted(group_of)
     return pa.table({"trailer_id": ids, "group": [group_of[i] for i in ids],
                      "group_size": np.array([sizes[group_of[i]] for i in ids], np.int32),
@@ -212,7 +216,7 @@ def groups_table(group_of: dict[str, str], split_of: dict[str, str]) -> pa.Table
 
 def write_tables(out: str, pairs: pa.Table, groups_t: pa.Table) -> dict[str, str]:
     """pairs.parquet and groups.parquet under `out` (local or s3://), each written whole."""
-    fs, root = fsspec.core.url_to_fs(out)
+    fs, root = store._fs(out)
     fs.makedirs(root, exist_ok=True)
     files = {}
     for name, table in (("pairs", pairs), ("groups", groups_t)):
@@ -227,8 +231,7 @@ def write_tables(out: str, pairs: pa.Table, groups_t: pa.Table) -> dict[str, str
 def read_groups(path: str) -> dict[str, str] | None:
     """trailer id -> group from a groups table (a file, or the folder holding groups.parquet);
     None when there is none."""
-    fs, root = fsspec.core.url_to_fs(path)
-    fs.invalidate_cache()
+    fs, root = store._fs(path)
     if not root.endswith(".parquet"):
         root = root.rstrip("/") + "/groups.parquet"
     if not fs.exists(root):

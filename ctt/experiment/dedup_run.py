@@ -31,9 +31,7 @@ def find_near_duplicates(store_path: str, cfg: Config, output: str = "") -> dict
     output = output or dedup.default_output(store_path)
     files = dedup.write_tables(output, dedup.pairs_table(pairs, d.min_score), dedup.groups_table(group_of, split_of))
     near = [p for p in pairs if p.score >= d.min_score]
-    sizes: dict[str, int] = {}
-    for g in group_of.values():
-        sizes[g] = sizes.get(g, 0) + 1
+    sizes = dedup.group_sizes(group_of)
     return {"store": store_path, "output": output, "files": files, "trailers": len(ids),
             "shots": int(len(sig.vectors)), "pairs_scored": len(pairs), "near_duplicate_pairs": len(near),
             "groups": sum(1 for n in sizes.values() if n > 1), "trailers_in_groups": sum(n for n in sizes.values() if n > 1),
