@@ -266,6 +266,9 @@ class ShotTracker:
         if self._measures is not None:
             self._advance(final=True)
         self._release(None)
+        for _, kf, _ in self._closed:    # nothing is left to split them
+            self._convert(kf)
+        self._closed = []
         if self._n > self._shot_start:
             self._close_shot(self._n)
         self.keyframes.sort(key=lambda k: k.index)
@@ -421,7 +424,11 @@ class ShotTracker:
         if not self._closed:             # the common case, per frame: nothing held for a split
             return
         settled = min([self._settled, *[b for b, _ in self._ready]])
-        self._closed = [c for c in self._closed if c[0][1] > settled]
+        if any(shot[1] <= settled for shot, _, _ in self._closed):
+            for shot, kf, _ in self._closed:
+                if shot[1] <= settled:
+                    self._convert(kf)
+            self._closed = [c for c in self._closed if c[0][1] > settled]
 
     # ------------------------------------------------------------------ keyframes
 
@@ -436,25 +443,35 @@ class ShotTracker:
                     self._cands = self._cands[::2]
                     self._stride *= 2
 
-    def _keyframe(self, shot: tuple[int, int], held: list) -> Keyframe | None:
-        """The held frame nearest the shot's centre (earlier on a tie), kept."""
+    def _keyframe(self, shot: tuple[int, int], held: list, convert: bool = True) -> Keyframe | None:
+        """The held frame nearest the shot's centre (earlier on a tie); its payload kept now,
+        or, for a shot a gradual boundary may still split, once that is settled (`_convert`),
+        so a split costs no conversion of a keyframe it replaces."""
         mine = [c for c in held if shot[0] <= c[0] < shot[1]]
         if not mine:
             return None
         centre = (shot[0] + shot[1] - 1) / 2.0
         idx, time, payload = min(mine, key=lambda c: (abs(c[0] - centre), c[0]))
-        return Keyframe(idx, time, shot, payload if self.keep is None else self.keep(payload))
+        kf = Keyframe(idx, time, shot, payload)
+        if convert:
+            self._convert(kf)
+        return kf
+
+    def _convert(self, kf: Keyframe | None) -> None:
+        if kf is not None and self.keep is not None:
+            kf.payload = self.keep(kf.payload)
 
     def _close_shot(self, end: int) -> None:
         shot = (self._shot_start, end)
         mine = [c for c in self._cands + self._recent if c[0] < end]
-        kf = self._keyframe(shot, mine)
+        # a gradual boundary decided later may still split it
+        may_split = end > min([self._settled, *[b for b, _ in self._ready]]) and end < self._n
+        kf = self._keyframe(shot, mine, convert=not may_split)
         if kf is not None:
             self.keyframes.append(kf)
         if end < self._n:
             bisect.insort(self.boundaries, end)
-        if end > min([self._settled, *[b for b, _ in self._ready]]) and end < self._n:
-            # a gradual boundary decided later may still split it
+        if may_split:
             spread = mine[:: max(1, len(mine) // self.split_candidates)]
             self._closed.append((shot, kf, spread))
         self._cands = [c for c in self._cands if c[0] >= end]
@@ -470,7 +487,7 @@ class ShotTracker:
             if shot[0] < b < shot[1]:
                 self.keyframes = [k for k in self.keyframes if k is not kf]
                 parts = [(shot[0], b), (b, shot[1])]
-                kfs = [self._keyframe(p, held) for p in parts]
+                kfs = [self._keyframe(p, held, convert=False) for p in parts]   # converted once settled
                 self.keyframes += [k for k in kfs if k is not None]
                 bisect.insort(self.boundaries, b)
                 self._closed[i:i + 1] = [(p, k, [c for c in held if p[0] <= c[0] < p[1]]) for p, k in zip(parts, kfs)]

@@ -211,8 +211,8 @@ def test_compiled_histograms_and_motion_equal_their_definitions():
 
 
 def test_tracker_keeps_converted_keyframes_only():
-    """`keep` converts each keyframe's payload when its shot closes: the same keyframes,
-    and no original payload is held for a closed shot."""
+    """`keep` converts each keyframe's payload once its shot can no longer split: the same
+    keyframes, each converted once, and no original payload left at the end."""
     rng = np.random.default_rng(2)
     shots_colours = rng.dirichlet(np.ones(8), size=6).astype(np.float32)
     hists = np.repeat(shots_colours, [30, 12, 50, 7, 40, 25], axis=0)
@@ -222,6 +222,19 @@ def test_tracker_keeps_converted_keyframes_only():
         kept.push(h, i / 24, i)
     assert len(plain.finish()) == 6
     assert [("small", k.payload) for k in plain.keyframes] == [k.payload for k in kept.finish()]
+    # a dissolve decided after the cut that closed its shot (2 s later, the cut 12 frames)
+    # splits that shot: the keyframe it replaces is never converted
+    h = _shots(320, [0, 40, 100, 170, 190])
+    for i, a in enumerate(np.linspace(0, 1, 22)[1:-1]):
+        h[150 + i] = (1 - a) * h[149] + a * h[170]
+    calls, plain = [], ShotTracker()
+    kept = ShotTracker(keep=lambda p: calls.append(p) or ("small", p))
+    for t in (plain, kept):
+        for i in range(0, len(h), 32):
+            t.push_many(h[i:i + 32], [0.0] * 32, list(range(i, i + 32)))
+    assert kept.finish() and plain.finish() and 150 < plain.boundaries[2] < 170 and len(plain.keyframes) == 5
+    assert calls == sorted(k.payload for k in plain.keyframes)            # each keyframe converted once
+    assert [k.payload for k in kept.keyframes] == [("small", k.payload) for k in plain.keyframes]
 
 
 @pytest.mark.parametrize("pix_fmt", ["yuv420p", "yuv422p", "yuv444p"])
