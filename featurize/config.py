@@ -69,6 +69,9 @@ class ShotConfig:
     region_ratio: float = 2.5        # ... a cut when their mean change is this many times its neighbours' ...
     region_change: float = 0.25      # ... and at least this
     min_gap: int = 4                 # boundaries closer than this many frames are one
+    black_gap: int = 24              # a fade through black is one boundary: a shot this many frames or shorter ...
+    black_share: float = 0.5         # ... whose frames have on average this share of black samples joins
+                                     # the next shot (black_gap 0: off)
     max_candidates: int = 32         # keyframe candidates held for the stretch not yet decided (bounded memory)
 
 
@@ -207,6 +210,7 @@ def validate_featurize(cfg: FeaturizeConfig, prefix: str = "featurize.") -> None
                                                "gradual_change": (0, 1, False), "region_grid": (1, 8, True),
                                                "region_ratio": (1, None, True), "region_change": (0, 1, False),
                                                "min_gap": (1, None, True), "max_candidates": (2, None, True),
+                                               "black_gap": (0, None, True), "black_share": (0, 1, True),
                                                "transnet_threshold": (0, 1, False), "candidates": (2, None, True)})
     if cfg.shots.detector not in detector_names():
         raise ConfigError(f"{prefix}shots.detector: expected {' or '.join(detector_names())}")

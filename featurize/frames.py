@@ -10,7 +10,7 @@ import numpy as np
 from av.video.reformatter import VideoReformatter
 
 from featurize.lowlevel import MotionMeter
-from featurize.histograms import whole_frame, yuv_histograms
+from featurize.histograms import dark_share, whole_frame, yuv_histograms
 from featurize.shots import ShotTracker
 
 
@@ -190,10 +190,11 @@ class FrameBatcher:
             return
         yuv = self._buf[:n]
         grid = self.tracker.rule.region_grid
+        dark = dark_share(yuv[:, 0], self._full) if self.tracker.rule.black_gap else None
         if grid > 1:
             regions = yuv_histograms(yuv, self.bins, self._full, self._shape, grid)
-            self.tracker.push_many(whole_frame(regions, self._shape, grid), self._times, self._frames, regions)
+            self.tracker.push_many(whole_frame(regions, self._shape, grid), self._times, self._frames, regions, dark)
         else:
-            self.tracker.push_many(yuv_histograms(yuv, self.bins, self._full), self._times, self._frames)
+            self.tracker.push_many(yuv_histograms(yuv, self.bins, self._full), self._times, self._frames, None, dark)
         self.motion.push_many(yuv[:, 0])
         self._frames, self._times = [], []

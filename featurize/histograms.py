@@ -130,6 +130,16 @@ def yuv_histograms(yuv: np.ndarray, bins: tuple[int, int, int] = (16, 4, 4), ful
     return out if regional else out[:, 0]
 
 
+DARK = 0.1              # a sample is black below this share of the luma range above black
+
+
+def dark_share(luma: np.ndarray, full_range: bool) -> np.ndarray:
+    """(frames, pixels) uint8 luma samples -> (frames,) share of samples that are black: the
+    frames a fade passes through."""
+    black, white = (0, 255) if full_range else (16, 235)
+    return (luma < black + DARK * (white - black)).mean(1, dtype=np.float64)
+
+
 def yuv_histogram(yuv: np.ndarray, bins: tuple[int, int, int] = (16, 4, 4), full_range: bool = False) -> np.ndarray:
     """`hsv_histogram` of one frame given as (3, ...) Y, Cb, Cr samples."""
     return yuv_histograms(yuv.reshape(1, 3, -1), bins, full_range)[0]

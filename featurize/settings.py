@@ -56,7 +56,9 @@ def from_settings(recorded: dict[str, Any], base: FeaturizeConfig | None = None)
                               "train on a store written by jobs/featurize.py")
     cfg = base or FeaturizeConfig()
     merge(cfg.backbone, {k: v for k, v in s["backbone"].items() if v is not None})
-    cfg.shots = type(cfg.shots)()               # fields a store does not record keep their defaults (hsv)
+    cfg.shots = type(cfg.shots)()               # fields a store does not record keep their defaults (hsv) ...
+    if s["shots"].get("detector", "hsv") in ("hsv", "auto") and "black_gap" not in s["shots"]:
+        cfg.shots.black_gap = 0                 # ... but a store made before fades were merged did not merge them
     merge(cfg.shots, s["shots"])
     cfg.max_keyframes = int(s.get("max_keyframes", 0))
     cfg.av = bool(s.get("av_names", True))

@@ -20,7 +20,11 @@ the decode pass (`ShotRule`):
     the whole frame but moves them between regions;
   - candidates are kept greedily by strength, cuts first, none within the sum of their
     spans of a stronger one (`min_gap` at least), and a gradual transition's boundary is
-    placed at its midpoint: the first frame nearer the shot after than the one before.
+    placed at its midpoint: the first frame nearer the shot after than the one before;
+  - a fade through black changes the frame twice, going out and coming in: a stretch of at
+    most `black_gap` frames between two boundaries whose frames are on average
+    `black_share` black is no shot of its own but joins the next, so the fade is one
+    boundary and no black keyframe is kept.
 
 `ShotTracker` runs the rule online while a video decodes, deciding each boundary once every
 frame it depends on has arrived, and holds a bounded set of keyframe candidates per open
@@ -53,6 +57,8 @@ class ShotRule:
     region_ratio: float = 2.5
     region_change: float = 0.25
     min_gap: int = 4                 # boundaries closer than this are one
+    black_gap: int = 24              # a fade through black is one boundary: a shot this short (frames) ...
+    black_share: float = 0.5         # ... whose frames are on average this black joins the next (0: off)
 
     @property
     def cut_lag(self) -> int:
@@ -218,6 +224,7 @@ class ShotTracker:
         self._n = 0
         self._base = 0                                 # frame index of the first histogram held
         self._g = _Rows()
+        self._dark = _Series()                         # each frame's share of black samples (none given: 0)
         self._r: _Rows | None = None
         self._measures: list[_Measure] | None = None
         self._cache: dict[tuple[bool, int], _Series] = {}
@@ -239,15 +246,19 @@ class ShotTracker:
         m = self._measures[0] if self._measures else None
         return (1.0 - m.cross.values[1:m.done]).astype(np.float32) if m else np.zeros(0, np.float32)
 
-    def push(self, hist: np.ndarray, time: float, payload: Any, regions: np.ndarray | None = None) -> None:
-        self.push_many(hist[None], [time], [payload], None if regions is None else regions[None])
+    def push(self, hist: np.ndarray, time: float, payload: Any, regions: np.ndarray | None = None,
+             dark: float | None = None) -> None:
+        self.push_many(hist[None], [time], [payload], None if regions is None else regions[None],
+                       None if dark is None else np.array([dark]))
 
     def push_many(self, hists: np.ndarray, times: list[float], payloads: list[Any],
-                  regions: np.ndarray | None = None) -> None:
+                  regions: np.ndarray | None = None, dark: np.ndarray | None = None) -> None:
         """Frames in decode order: (frames, bins) histograms and, for the jump-cut test,
-        (frames, regions, bins) region histograms (the same for every push, or never)."""
+        (frames, regions, bins) region histograms (the same for every push, or never); for the
+        black-gap test, (frames,) shares of black samples (`histograms.dark_share`)."""
         if len(hists) == 0:
             return
+        self._dark.extend(np.zeros(len(hists)) if dark is None else np.asarray(dark, np.float64))
         if self._measures is None:
             self._measures = _measures(self.rule, regions is not None)
             self._r = _Rows() if regions is not None else None
@@ -357,6 +368,13 @@ class ShotTracker:
         after = self._direct(False, ms, np.full(len(ms), c + s - 1), n)
         return int(ms[int(np.argmax(before >= after))])
 
+    def _black_gap(self, a: int, b: int) -> bool:
+        """Frames [a, b) are the black between a fade out and a fade in (or a video's opening
+        fade in): no shot of their own, they join the next one."""
+        r = self.rule
+        return 0 < b - a <= r.black_gap and r.black_share > 0 and \
+            float(self._dark.values[a:b].mean()) >= r.black_share
+
     def _radius(self, a: int, b: int) -> int:
         return max(self.rule.min_gap, a + b)
 
@@ -418,7 +436,8 @@ class ShotTracker:
         while self._ready and (n is None or self._ready[0][1] <= n):
             b, _ = self._ready.pop(0)
             if b > self._shot_start:
-                self._close_shot(b)
+                if not self._black_gap(self._shot_start, b):
+                    self._close_shot(b)
             else:
                 self._split(b)
         if not self._closed:             # the common case, per frame: nothing held for a split
@@ -484,7 +503,7 @@ class ShotTracker:
         """A gradual boundary decided after the shot holding it was closed: two shots, each
         with the kept frame nearest its centre among the few held for this."""
         for i, (shot, kf, held) in enumerate(self._closed):
-            if shot[0] < b < shot[1]:
+            if shot[0] < b < shot[1] and not self._black_gap(shot[0], b):
                 self.keyframes = [k for k in self.keyframes if k is not kf]
                 parts = [(shot[0], b), (b, shot[1])]
                 kfs = [self._keyframe(p, held, convert=False) for p in parts]   # converted once settled
@@ -494,9 +513,10 @@ class ShotTracker:
                 return
 
 
-def shot_boundaries(hists: np.ndarray, rule: ShotRule | None = None, regions: np.ndarray | None = None) -> list[int]:
+def shot_boundaries(hists: np.ndarray, rule: ShotRule | None = None, regions: np.ndarray | None = None,
+                    dark: np.ndarray | None = None) -> list[int]:
     """Frame indices where a new shot starts, for a whole video's (frames, bins) histograms."""
     t = ShotTracker(rule)
-    t.push_many(np.asarray(hists, np.float32), [0.0] * len(hists), [None] * len(hists), regions)
+    t.push_many(np.asarray(hists, np.float32), [0.0] * len(hists), [None] * len(hists), regions, dark)
     t.finish()
     return t.boundaries

@@ -13,7 +13,8 @@ def _change(x: np.ndarray, a: int, b: int) -> float:
     return float(np.mean(d))
 
 
-def boundaries(hists: np.ndarray, rule: ShotRule, regions: np.ndarray | None = None) -> list[int]:
+def boundaries(hists: np.ndarray, rule: ShotRule, regions: np.ndarray | None = None,
+               dark: np.ndarray | None = None) -> list[int]:
     n, f = len(hists), rule.flash_frames
     cands = []
     scales = [(hists, 1, rule.cut_ratio, rule.min_change, rule.hard_change)]
@@ -49,4 +50,11 @@ def boundaries(hists: np.ndarray, rule: ShotRule, regions: np.ndarray | None = N
     for _, at, s in sorted(cands, reverse=True):
         if all(abs(at - k) > max(rule.min_gap, s + ks) for k, ks in kept):
             kept.append((at, s))
-    return sorted(k for k, _ in kept)
+    out, prev = [], 0
+    for b in sorted(k for k, _ in kept):            # the black between a fade out and a fade in joins the next shot
+        if dark is not None and rule.black_share > 0 and 0 < b - prev <= rule.black_gap and \
+                np.mean(dark[prev:b]) >= rule.black_share:
+            continue
+        out.append(b)
+        prev = b
+    return out

@@ -60,6 +60,31 @@ def test_a_jump_cut_is_seen_in_the_regions_only():
     assert shot_boundaries(whole, ShotRule(region_grid=1), regions=frames) == []
 
 
+def test_a_fade_through_black_is_one_boundary():
+    """Out to black and in again: the black between the two changes is no shot of its own
+    (with each frame's share of black samples given), and the streamed rule equals the
+    reference; without the shares, or with `black_gap` 0, both changes are boundaries."""
+    from featurize.histograms import dark_share
+    h = _shots(160, [0, 70], seed=4)
+    black = np.eye(64, dtype=np.float32)[0]
+    w = np.r_[np.linspace(0.2, 1, 5), np.ones(4), np.linspace(1, 0.2, 5)][:, None]
+    h[63:77] = (1 - w) * np.r_[h[62:63].repeat(7, 0), h[77:78].repeat(7, 0)] + w * black
+    luma = np.where(np.arange(100)[None, :] < 100 * w, 16, 120).astype(np.uint8)     # share w of black samples
+    dark = np.zeros(160)
+    dark[63:77] = dark_share(luma, full_range=False)
+    assert np.allclose(dark[63:77], w[:, 0], atol=0.01)
+    both = shot_boundaries(h)
+    assert len(both) == 2 and 60 <= both[0] < both[1] <= 80, both
+    one = shot_boundaries(h, dark=dark)
+    assert one == both[:1] == shot_reference.boundaries(h, ShotRule(), None, dark)
+    assert shot_boundaries(h, ShotRule(black_gap=0), dark=dark) == both
+    t = ShotTracker()
+    for i in range(0, 160, 7):
+        t.push_many(h[i:i + 7], [0.0] * len(h[i:i + 7]), list(range(i, min(i + 7, 160))), None, dark[i:i + 7])
+    kfs = t.finish()
+    assert t.boundaries == one and [k.shot for k in kfs] == [(0, one[0]), (one[0], 160)]
+
+
 @pytest.mark.parametrize("seed", range(3))
 def test_the_streamed_rule_equals_the_whole_video_reference(seed):
     """`ShotTracker` (comparisons kept per distance, candidates decided as their neighbourhood
@@ -315,7 +340,7 @@ def test_real_footage_edits_are_cut_where_they_were_edited(tmp_path_factory):
     from featurize.config import FeaturizeConfig
     from featurize.extract import decode
     from featurize.frames import PlaneSampler
-    from featurize.histograms import whole_frame, yuv_histograms
+    from featurize.histograms import dark_share, whole_frame, yuv_histograms
     clips, missing = real_clips(tmp_path_factory.mktemp("real"), n=3, size=(320, 240))
     assert not missing, missing                  # both packages are dev dependencies
     total = ShotScore()
@@ -325,12 +350,15 @@ def test_real_footage_edits_are_cut_where_they_were_edited(tmp_path_factory):
     assert row["all_f1"] >= 0.85 and row["gradual_f1"] >= 0.75, row
     assert row["false_flash"] == 0 and row["n_flash"] >= 10, row          # every flash bridged
     assert min(row[f"recall_{k}"] for k in ("cut", "jump", "dissolve", "fade", "wipe")) >= 0.75, row
-    sampler, hists, regions = PlaneSampler(64), [], []
+    sampler, hists, regions, dark = PlaneSampler(64), [], [], []
     with av.open(clips[0][0]) as c:
         for f in c.decode(video=0):
             yuv, full = sampler.sample(f)
             r = yuv_histograms(yuv[None], (16, 4, 4), full, sampler.shape, 3)
             regions.append(r[0])
             hists.append(whole_frame(r, sampler.shape, 3)[0])
-    hists, regions = np.stack(hists), np.stack(regions)
-    assert shot_boundaries(hists, regions=regions) == shot_reference.boundaries(hists, ShotRule(), regions)
+            dark.append(dark_share(yuv[None, 0], full)[0])
+    hists, regions, dark = np.stack(hists), np.stack(regions), np.array(dark)
+    found = shot_boundaries(hists, regions=regions, dark=dark)
+    assert found == shot_reference.boundaries(hists, ShotRule(), regions, dark)
+    assert len(found) < len(shot_boundaries(hists, regions=regions))      # fades through black merged

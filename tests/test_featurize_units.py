@@ -95,6 +95,10 @@ def test_featurizer_settings_round_trip():
     again = from_settings(recorded, FeaturizeConfig(trailers_per_batch=9))
     assert to_settings(again) == to_settings(cfg)
     assert again.trailers_per_batch == 9 and again.backbone.batch_size == 64      # runtime knobs from the base
+    # a store recorded before fades through black were merged is reproduced without the merge
+    older = {k: v for k, v in recorded["settings"]["shots"].items() if k not in ("black_gap", "black_share")}
+    assert from_settings({"settings": recorded["settings"] | {"shots": older}}).shots.black_gap == 0
+    assert again.shots.black_gap == ShotConfig().black_gap > 0
     with pytest.raises(NotReproducible, match="cannot be recomputed"):
         from_settings({"settings": {"feature_dim": 2048, "backbone": {"name": "resnet152", "weights": "lmtd9-release"}}})
 
