@@ -49,10 +49,21 @@ def scenedetect_available() -> str:
     return ""
 
 
+def _scenedetect_video(path: str):
+    """PySceneDetect's PyAV video with its defaults. Opening one hands FFmpeg's log back to
+    stderr (its `suppress_output=False`); PyAV's silence is restored at once, so the encoders
+    used later in the run do not print their statistics."""
+    import av
+    from scenedetect import open_video  # lazy: optional extra
+    video = open_video(path, backend="pyav")
+    av.logging.set_level(None)
+    return video
+
+
 def scenedetect_cuts(path: str, detector: str = "content") -> tuple[list[int], int]:
     """PySceneDetect's shot starts after the first (frame indices) and the frames it read."""
-    from scenedetect import AdaptiveDetector, ContentDetector, SceneManager, open_video  # lazy: optional extra
-    video = open_video(path, backend="pyav")
+    from scenedetect import AdaptiveDetector, ContentDetector, SceneManager  # lazy: optional extra
+    video = _scenedetect_video(path)
     manager = SceneManager()
     manager.add_detector(ContentDetector() if detector == "content" else AdaptiveDetector())
     manager.detect_scenes(video, show_progress=False)
@@ -125,8 +136,8 @@ class DiyFeaturizer:
 
     @torch.inference_mode()
     def __call__(self, path: str) -> dict[str, np.ndarray]:
-        from scenedetect import ContentDetector, SceneManager, open_video  # lazy: optional extra
-        video = open_video(path, backend="pyav")
+        from scenedetect import ContentDetector, SceneManager  # lazy: optional extra
+        video = _scenedetect_video(path)
         manager = SceneManager()
         manager.add_detector(ContentDetector())
         manager.detect_scenes(video, show_progress=False)

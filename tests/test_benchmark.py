@@ -17,6 +17,7 @@ def test_benchmark_quick_runs_every_section(tmp_path):
     proc = subprocess.run([sys.executable, str(ROOT / "jobs/benchmark.py"), "--quick", "--work", str(tmp_path / "w"),
                            "--out", str(out)], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=600)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    assert "[libx264 @" not in proc.stdout + proc.stderr        # FFmpeg's log stays silent after PySceneDetect
     res = json.loads(out.read_text())
     sections = {r["section"] for r in res["rows"]}
     assert sections == {"decode", "backbone", "audio", "train", "shots real", "shots rendered", "shots", "diy", "svm",
