@@ -10,10 +10,13 @@ from __future__ import annotations
 
 import resource
 import time
+from pathlib import Path
 from typing import Any
 
 import numpy as np
+import pyarrow.parquet as pq
 
+from benchmarks.real_recuts import real_recuts
 from featurize import dedup
 from featurize.config import DedupConfig
 
@@ -81,3 +84,35 @@ def dedup_rows(base: int = 500, scales: tuple[int, ...] = (1, 4, 16), exact_limi
     for r in rows:
         r["time_vs_1x"] = round(r["wall_s"] / first, 2)
     return rows
+
+
+def real_footage_dedup(work: Path, backbone: str = "resnet18") -> dict[str, Any]:
+    """The dedup job on cuts of films made of real footage (`benchmarks.real_recuts`),
+    featurized by the pipeline on the running Ray instance: pairs and groups against the
+    films. Two later cuts of one film share only part of it, so a film is found when its cuts
+    form one group; a group holding two films is a false join."""
+    from ctt.config import load_config
+    from ctt.experiment.dedup_run import find_near_duplicates
+    from featurize.pipeline import run_featurize
+    table, missing = real_recuts(work / "real_recuts")
+    if missing:
+        return {"skipped": missing}
+    cfg = load_config(None, [f"featurize.backbone.name={backbone}", "featurize.backbone.weights=none"])
+    out = work / "real_recuts" / "store"
+    run_featurize(str(work / "real_recuts" / "manifest.csv"), str(out), cfg.featurize)
+    summary = find_near_duplicates(str(out), cfg)
+    film = dict(zip(table.trailer_id, table.film))
+    groups = dedup.read_groups(summary["files"]["groups"]) or {}
+    members: dict[str, set[str]] = {}
+    for tid, g in groups.items():
+        members.setdefault(g, set()).add(film[tid])
+    pairs = pq.read_table(summary["files"]["pairs"]).to_pandas()
+    near = pairs[pairs.near_duplicate]
+    same = sum(film[a] == film[b] for a, b in zip(near.trailer_a, near.trailer_b))
+    truth = sum(n * (n - 1) // 2 for n in table.film.value_counts())
+    films_whole = sum(1 for f in set(table.film)
+                      if len({groups.get(t) for t in table.trailer_id[table.film == f]}) == 1)
+    return {"trailers": len(table), "films": table.film.nunique(), "near_pairs": len(near),
+            "pair_precision": same / max(1, len(near)), "pair_recall": same / max(1, truth),
+            "films_in_one_group": films_whole, "groups_joining_films": sum(len(v) > 1 for v in members.values()),
+            "backbone": f"{backbone} (random init)"}

@@ -346,6 +346,18 @@ def run(a: argparse.Namespace) -> dict:
             f"{r['signature_mb']:.1f} MB signatures, peak RSS {r['peak_rss_mb']:.0f} MB, "
             f"P {r['precision']:.3f} R {r['recall']:.3f}" for r in growth))
     res["dedup"] = growth
+    if not a.quick:                          # featurizes 15 real-footage videos (about 40 s)
+        with local_ray(cores):
+            real = dedup_cost.real_footage_dedup(work)
+        if "skipped" in real:
+            print(f"  dedup       real footage: skipped ({real['skipped']})", flush=True)
+        else:
+            row("dedup", f"near-duplicates on real footage: {real['trailers']} cuts of {real['films']} films",
+                f"P {real['pair_precision']:.2f} R {real['pair_recall']:.2f}", "pairs of cuts of one film",
+                real["pair_recall"], ">= 0.95 (recall)", real["pair_recall"] >= 0.95,
+                f"benchmarks/real_recuts.py, {real['backbone']}: {real['films_in_one_group']} of {real['films']} "
+                f"films in one group, {real['groups_joining_films']} groups joining films")
+        res["dedup_real"] = real
 
     (work / "mistakes").mkdir(parents=True, exist_ok=True)
     mistakes = usage_errors.time_mistakes(work / "mistakes")

@@ -23,7 +23,9 @@ measured in this one run on this machine:
   options     evidence vs scoring; other backbones' keyframes per second
   driver      featurize --dry-run driver peak RSS, 100k vs 10k manifest rows   <= 1.2
   dedup       the near-duplicate search (faiss HNSW, scores, groups) on synthetic shot
-              signatures of 1x, 4x and 16x trailers: time, 16x vs 1x   <= 64 (n^1.5; all pairs 256)
+              signatures of 1x, 4x and 16x trailers: time, 16x vs 1x   <= 64 (n^1.5; all pairs 256);
+              then (not in --quick) cuts of films made of real footage
+              (benchmarks/real_recuts.py): precision and recall of the pairs     >= 0.95
   usage       six input mistakes (a missing manifest, a wrong column, a non-store...):
               the slowest job's seconds to its one line and exit 2          <= 2 s
   memory      featurize peak worker RSS for 4N vs N trailers (streaming)       <= 1.2
