@@ -23,8 +23,8 @@ the decode pass (`ShotRule`):
     placed at its midpoint: the first frame nearer the shot after than the one before;
   - a fade through black changes the frame twice, going out and coming in: a stretch of at
     most `black_gap` frames between two boundaries whose frames are on average
-    `black_share` black is no shot of its own but joins the next, so the fade is one
-    boundary and no black keyframe is kept.
+    `black_share` black, one of them all but black, is no shot of its own but joins the
+    next, so the fade is one boundary and no black keyframe is kept.
 
 `ShotTracker` runs the rule online while a video decodes, deciding each boundary once every
 frame it depends on has arrived, and holds a bounded set of keyframe candidates per open
@@ -92,6 +92,8 @@ class _Series:
 
 
 GRADUAL_STEP = 96          # frames between two runs of the gradual scales
+BLACK_FRAME = 0.95         # a black gap's darkest frame has this share of black samples: a fade passes
+                           # through black, a dark night shot seldom does
 
 
 class _Rows:
@@ -372,8 +374,10 @@ class ShotTracker:
         """Frames [a, b) are the black between a fade out and a fade in (or a video's opening
         fade in): no shot of their own, they join the next one."""
         r = self.rule
-        return 0 < b - a <= r.black_gap and r.black_share > 0 and \
-            float(self._dark.values[a:b].mean()) >= r.black_share
+        if not (0 < b - a <= r.black_gap and r.black_share > 0):
+            return False
+        dark = self._dark.values[a:b]
+        return float(dark.mean()) >= r.black_share and float(dark.max()) >= BLACK_FRAME
 
     def _radius(self, a: int, b: int) -> int:
         return max(self.rule.min_gap, a + b)

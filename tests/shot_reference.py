@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from featurize.shots import ShotRule
+from featurize.shots import BLACK_FRAME, ShotRule
 
 
 def _change(x: np.ndarray, a: int, b: int) -> float:
@@ -53,7 +53,7 @@ def boundaries(hists: np.ndarray, rule: ShotRule, regions: np.ndarray | None = N
     out, prev = [], 0
     for b in sorted(k for k, _ in kept):            # the black between a fade out and a fade in joins the next shot
         if dark is not None and rule.black_share > 0 and 0 < b - prev <= rule.black_gap and \
-                np.mean(dark[prev:b]) >= rule.black_share:
+                np.mean(dark[prev:b]) >= rule.black_share and np.max(dark[prev:b]) >= BLACK_FRAME:
             continue
         out.append(b)
         prev = b

@@ -63,7 +63,8 @@ def test_a_jump_cut_is_seen_in_the_regions_only():
 def test_a_fade_through_black_is_one_boundary():
     """Out to black and in again: the black between the two changes is no shot of its own
     (with each frame's share of black samples given), and the streamed rule equals the
-    reference; without the shares, or with `black_gap` 0, both changes are boundaries."""
+    reference; without the shares, with `black_gap` 0, or when no frame of the stretch is
+    all but black (a dark night shot), both changes are boundaries."""
     from featurize.histograms import dark_share
     h = _shots(160, [0, 70], seed=4)
     black = np.eye(64, dtype=np.float32)[0]
@@ -78,6 +79,8 @@ def test_a_fade_through_black_is_one_boundary():
     one = shot_boundaries(h, dark=dark)
     assert one == both[:1] == shot_reference.boundaries(h, ShotRule(), None, dark)
     assert shot_boundaries(h, ShotRule(black_gap=0), dark=dark) == both
+    night = np.minimum(dark, 0.9)                      # mostly dark, never black
+    assert shot_boundaries(h, dark=night) == both == shot_reference.boundaries(h, ShotRule(), None, night)
     t = ShotTracker()
     for i in range(0, 160, 7):
         t.push_many(h[i:i + 7], [0.0] * len(h[i:i + 7]), list(range(i, min(i + 7, 160))), None, dark[i:i + 7])
