@@ -91,9 +91,9 @@ def real_footage_dedup(work: Path, backbone: str = "resnet18") -> dict[str, Any]
     featurized by the pipeline on the running Ray instance: pairs and groups against the
     films. Two later cuts of one film share only part of it, so a film is found when its cuts
     form one group; a group holding two films is a false join."""
-    from ctt.config import load_config
-    from ctt.experiment.dedup_run import find_near_duplicates
-    from featurize.pipeline import run_featurize
+    from ctt.config import load_config  # lazy: the synthetic rows need neither the pipeline nor Ray
+    from ctt.experiment.dedup_run import find_near_duplicates  # lazy: as above
+    from featurize.pipeline import run_featurize  # lazy: as above
     table, missing = real_recuts(work / "real_recuts")
     if missing:
         return {"skipped": missing}

@@ -53,7 +53,6 @@ def _scenedetect_video(path: str):
     """PySceneDetect's PyAV video with its defaults. Opening one hands FFmpeg's log back to
     stderr (its `suppress_output=False`); PyAV's silence is restored at once, so the encoders
     used later in the run do not print their statistics."""
-    import av
     from scenedetect import open_video  # lazy: optional extra
     video = open_video(path, backend="pyav")
     av.logging.set_level(None)
