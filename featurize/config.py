@@ -70,8 +70,8 @@ class ShotConfig:
     region_change: float = 0.25      # ... and at least this
     min_gap: int = 4                 # boundaries closer than this many frames are one
     black_gap: int = 24              # a fade through black is one boundary: a shot this many frames or shorter ...
-    black_share: float = 0.5         # ... whose frames have on average this share of black samples joins
-                                     # the next shot (black_gap 0: off)
+    black_share: float = 0.5         # ... whose frames have on average this share of black samples, its
+                                     # darkest frame all but black, joins the next shot (black_gap 0: off)
     max_candidates: int = 32         # keyframe candidates held for the stretch not yet decided (bounded memory)
 
 
