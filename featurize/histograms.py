@@ -134,12 +134,22 @@ def yuv_histograms(yuv: np.ndarray, bins: tuple[int, int, int] = (16, 4, 4), ful
 DARK = 0.1              # a sample is black below this share of the luma range above black
 
 
+@numba.njit(cache=True, nogil=True)
+def _count_below(luma: np.ndarray, below: int, out: np.ndarray) -> None:
+    for f in range(luma.shape[0]):
+        k = 0
+        for i in range(luma.shape[1]):
+            k += luma[f, i] < below
+        out[f] = k / max(luma.shape[1], 1)
+
+
 def dark_share(luma: np.ndarray, full_range: bool) -> np.ndarray:
     """(frames, pixels) uint8 luma samples -> (frames,) share of samples that are black: the
     frames a fade passes through."""
     black, white = (0, 255) if full_range else (16, 235)
-    below = np.uint8(math.ceil(black + DARK * (white - black)))      # a uint8 bound: no float compare per sample
-    return np.count_nonzero(luma < below, axis=1) / max(luma.shape[1], 1)
+    out = np.empty(len(luma), np.float64)
+    _count_below(np.asarray(luma, np.uint8), math.ceil(black + DARK * (white - black)), out)
+    return out
 
 
 def yuv_histogram(yuv: np.ndarray, bins: tuple[int, int, int] = (16, 4, 4), full_range: bool = False) -> np.ndarray:
@@ -160,19 +170,35 @@ def whole_frame(regional: np.ndarray, shape: tuple[int, int], grid: int) -> np.n
 
 
 @numba.njit(cache=True, nogil=True)
-def _changes(x: np.ndarray, a: np.ndarray, b: np.ndarray, out: np.ndarray) -> None:
-    """out[i] = mean over regions r of 1 - sum_k min(x[a[i], r, k], x[b[i], r, k]); x is
-    (frames, regions, bins). Equal to the NumPy expression in `change`'s docstring
-    (test_compiled_histograms_and_motion_equal_their_definitions)."""
+def _change_one(x: np.ndarray, a: int, b: int) -> float:
+    """The mean over regions r of 1 - sum_k min(x[a, r, k], x[b, r, k]); x is (frames, regions, bins)."""
     regions, nbins = x.shape[1], x.shape[2]
+    total = 0.0
+    for r in range(regions):
+        s = 0.0
+        for k in range(nbins):
+            s += min(x[a, r, k], x[b, r, k])
+        total += 1.0 - s
+    return total / regions
+
+
+@numba.njit(cache=True, nogil=True)
+def _changes(x: np.ndarray, a: np.ndarray, b: np.ndarray, out: np.ndarray) -> None:
+    """out[i] = the change between frames a[i] and b[i] of x (`_change_one`). Equal to the
+    NumPy expression in `change`'s docstring
+    (test_compiled_histograms_and_motion_equal_their_definitions)."""
     for i in range(len(a)):
-        total = 0.0
-        for r in range(regions):
-            s = 0.0
-            for k in range(nbins):
-                s += min(x[a[i], r, k], x[b[i], r, k])
-            total += 1.0 - s
-        out[i] = total / regions
+        out[i] = _change_one(x, a[i], b[i])
+
+
+@numba.njit(cache=True, nogil=True)
+def _changes_at(x: np.ndarray, base: int, distances: np.ndarray, first: int, n: int, out: np.ndarray) -> None:
+    """out[k, i] = the change between frames j - distances[k] and j, j = first + i, both
+    clipped to [0, n - 1]; x holds the frames from `base` on."""
+    for k in range(len(distances)):
+        for i in range(out.shape[1]):
+            j = first + i
+            out[k, i] = _change_one(x, min(max(j - distances[k], 0), n - 1) - base, min(max(j, 0), n - 1) - base)
 
 
 def change(x: np.ndarray, a: np.ndarray, b: np.ndarray) -> np.ndarray:
@@ -182,4 +208,15 @@ def change(x: np.ndarray, a: np.ndarray, b: np.ndarray) -> np.ndarray:
     x3 = x[:, None, :] if x.ndim == 2 else x
     out = np.empty(len(a), np.float64)
     _changes(np.ascontiguousarray(x3, np.float32), np.asarray(a, np.int64), np.asarray(b, np.int64), out)
+    return out
+
+
+def changes_at(x: np.ndarray, base: int, distances: list[int], first: int, upto: int, n: int) -> np.ndarray:
+    """(len(distances), upto - first): row k holds, for each frame j in [first, upto), the
+    change between frames j - distances[k] and j, both clipped to [0, n - 1] (`change`, many
+    distances in one compiled pass); `x` ((frames, bins) or (frames, regions, bins)) holds
+    the frames from `base` on."""
+    x3 = x[:, None, :] if x.ndim == 2 else x
+    out = np.empty((len(distances), max(upto - first, 0)), np.float64)
+    _changes_at(np.ascontiguousarray(x3, np.float32), base, np.asarray(distances, np.int64), first, n, out)
     return out

@@ -37,9 +37,10 @@ import dataclasses
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
+import numba
 import numpy as np
 
-from featurize.histograms import change
+from featurize.histograms import change, changes_at
 
 
 @dataclass(frozen=True)
@@ -146,6 +147,61 @@ class _Measure:
         """How far apart the frames it compares are."""
         base = 2 * self.span - 1
         return {base, base + flash, base + 2 * flash} | ({1} if self.span == 1 else set())
+
+
+@numba.njit(cache=True, nogil=True)
+def _cross_context(near: np.ndarray, far: np.ndarray, farthest: np.ndarray, c0: int, s: int, f: int, w: int,
+                   n: int, cross: np.ndarray, context: np.ndarray) -> None:
+    """cross[i], context[i] of position c = c0 + i for the scale of span s (1: cuts), from the
+    kept comparisons at distances d = 2s - 1, d + f and d + 2f (`near`, `far`, `farthest`:
+    entry j compares frame j with frame j - distance, both clipped to [0, n - 1]; a negative
+    j reads entry 0).
+
+    cross: the smallest change between frames c - s - o1 and c + s - 1 + o2 over o1, o2 in
+    {0, f} (0 before frame s); context: for a cut, the mean frame change at the w positions
+    either side (inside the video), itself left out; for a gradual scale, the larger of the
+    changes over the same distance just before and just after, each bridged across f frames.
+    Equal to the rule written plainly (`tests/shot_reference.py`)."""
+    d = 2 * s - 1
+    for i in range(len(cross)):
+        c = c0 + i
+        a, b = max(c + s - 1, 0), max(c + s - 1 + f, 0)
+        cross[i] = min(min(near[a], far[a]), min(far[b], farthest[b])) if c - s >= 0 else 0.0
+        if s == 1:
+            total, count = 0.0, 0
+            for j in range(-w, w + 1):
+                if j != 0 and 1 <= c + j <= n - 1:
+                    total += near[c + j]
+                    count += 1
+            context[i] = total / max(count, 1)
+        else:
+            left = min(near[max(c - s, 0)], near[max(c - s - f, 0)])
+            right = min(near[max(c + s - 1 + d, 0)], near[max(c + s - 1 + f + d, 0)])
+            context[i] = max(left, right)
+
+
+@numba.njit(cache=True, nogil=True)
+def _peaks(cross: np.ndarray, context: np.ndarray, start: int, stop: int, half: int, ratio: float,
+           least: float, hard: float) -> np.ndarray:
+    """Positions c in [start, stop) whose contrast cross - context is the largest within
+    +-half (positions from 1 up to those computed) and whose change is large enough: at
+    least `hard`, or at least `least` and `ratio` times its context."""
+    out = np.empty(max(stop - start, 0), np.int64)
+    k = 0
+    for c in range(start, stop):
+        x = cross[c]
+        if not (x >= hard or (x >= least and x >= ratio * context[c])):
+            continue
+        con = x - context[c]
+        peak = True
+        for j in range(max(1, c - half), min(len(cross), c + half + 1)):
+            if cross[j] - context[j] > con:
+                peak = False
+                break
+        if peak:
+            out[k] = c
+            k += 1
+    return out[:k]
 
 
 def _measures(rule: ShotRule, regional: bool) -> list[_Measure]:
@@ -289,15 +345,24 @@ class ShotTracker:
 
     # ------------------------------------------------------------------ the rule, streamed
 
-    def _fill(self, n: int, measures: list[_Measure]) -> None:
+    def _fill(self, n: int, measures: list[_Measure], upto: int | None = None) -> None:
         """Every comparison the rule makes is between frames a fixed distance d apart: each
-        is computed once, for frame j against frame max(j - d, 0), as frame j arrives."""
-        for m in measures:
-            for d in m.distances(self.rule.flash_frames):
-                cache = self._cache.setdefault((m.regional, d), _Series())
-                if cache.size < n:
-                    j = np.arange(cache.size, n)
-                    cache.extend(self._direct(m.regional, j - d, j, n))
+        is computed once, for frame j against frame max(j - d, 0), as frame j arrives; at the
+        end (`upto` > n) also for the positions past the last frame the rule reads, with
+        both frames clipped to it."""
+        upto = n if upto is None else upto
+        for regional in (False, True):
+            keys = {(regional, d) for m in measures if m.regional == regional for d in m.distances(self.rule.flash_frames)}
+            behind: dict[int, list[tuple[bool, int]]] = {}          # keys filled up to the same frame, together
+            for key in sorted(keys):
+                size = self._cache.setdefault(key, _Series()).size
+                if size < upto:
+                    behind.setdefault(size, []).append(key)
+            x = (self._r if regional else self._g).values if behind else None
+            for first, group in behind.items():
+                rows = changes_at(x, self._base, [d for _, d in group], first, upto, n)
+                for key, row in zip(group, rows):
+                    self._cache[key].extend(row)
 
     def _direct(self, regional: bool, a: np.ndarray, b: np.ndarray, n: int) -> np.ndarray:
         """The change between frames a[i] and b[i], indices clipped to [0, n - 1]."""
@@ -306,36 +371,15 @@ class ShotTracker:
         ib = np.minimum(np.maximum(b, 0), n - 1) - self._base
         return change(x, ia, ib)
 
-    def _compute(self, m: _Measure, stop: int, n: int, final: bool) -> None:
-        """cross and context for positions [m.done, stop); indices are clipped to [0, n - 1].
-        Before the end every frame read has arrived and the kept comparisons are looked up;
-        at the end the last positions, whose comparisons reach past the last frame, are
-        computed directly."""
+    def _compute(self, m: _Measure, stop: int, n: int) -> None:
+        """cross and context for positions [m.done, stop), read from the kept comparisons
+        (`_fill`; at the end they reach past the last frame, clipped to it)."""
         if stop <= m.done:
             return
-        c = np.arange(m.done, stop)
-        s, f = m.span, self.rule.flash_frames
-        if final:
-            def pair(d: int, later: np.ndarray) -> np.ndarray:
-                return self._direct(m.regional, later - d, later, n)
-        else:
-            def pair(d: int, later: np.ndarray) -> np.ndarray:
-                return self._cache[(m.regional, d)].values[np.maximum(later, 0)]
-        # near the ends the frames compared are clipped to the first and last: a shot may
-        # start in a video's last frames (a short trailer's last shot is a shot)
-        cross = np.where(c - s >= 0, np.min([pair(2 * s - 1 + o1 + o2, c + s - 1 + o2) for o1 in (0, f) for o2 in (0, f)],
-                                            0), 0.0)
-        if s == 1:                       # the mean frame change around c, itself left out
-            w = self.rule.context
-            near = [j for j in range(-w, w + 1) if j]
-            vals = np.stack([pair(1, c + j) for j in near])
-            ok = np.stack([(c + j >= 1) & (c + j <= n - 1) for j in near])
-            context = (vals * ok).sum(0) / np.maximum(ok.sum(0), 1)
-        else:                            # the change over the same distance, either side
-            d = 2 * s - 1
-            left = np.minimum(pair(d, c - s), pair(d, c - s - f))
-            right = np.minimum(pair(d, c + s - 1 + d), pair(d, c + s - 1 + f + d))
-            context = np.maximum(left, right)
+        f, base = self.rule.flash_frames, 2 * m.span - 1
+        near, far, farthest = (self._cache[(m.regional, d)].values for d in (base, base + f, base + 2 * f))
+        cross, context = np.empty(stop - m.done), np.empty(stop - m.done)
+        _cross_context(near, far, farthest, m.done, m.span, f, self.rule.context, n, cross, context)
         m.cross.extend(cross)
         m.context.extend(context)
         m.done = stop
@@ -343,21 +387,14 @@ class ShotTracker:
     def _test(self, m: _Measure, stop: int, n: int) -> None:
         """Candidate tests for positions [m.tested, stop): the contrast (cross - context) is the
         largest within +-half, and the change is large enough."""
-        start, half = m.tested, m.half(self.rule)
+        start = m.tested
         if stop <= start:
             return
         cross, context = m.cross.values, m.context.values
-        con = cross - context
-        lo = max(1, start - half)
-        window = np.concatenate([np.full(half - (start - lo), -np.inf), con[lo:min(m.done, stop + half)]])
-        window = np.concatenate([window, np.full(stop - start + 2 * half - len(window), -np.inf)])
-        peak = np.lib.stride_tricks.sliding_window_view(window, 2 * half + 1).max(1)
-        c = np.arange(start, stop)
-        x, ctx = cross[start:stop], context[start:stop]
-        hit = (con[start:stop] >= peak) & ((x >= m.hard) | ((x >= m.least) & (x >= m.ratio * ctx)))
-        for i in c[hit]:
-            self._pending.append((float(con[i]) + (10.0 if m.span == 1 else 0.0), self._place(m.span, int(i), n),
-                                  m.span))
+        hits = _peaks(cross[:m.done], context[:m.done], start, stop, m.half(self.rule), m.ratio, m.least, m.hard)
+        for i in hits:
+            self._pending.append((float(cross[i] - context[i]) + (10.0 if m.span == 1 else 0.0),
+                                  self._place(m.span, int(i), n), m.span))
         m.tested = stop
 
     def _place(self, s: int, c: int, n: int) -> int:
@@ -387,10 +424,9 @@ class ShotTracker:
         # Cuts are judged as frames arrive; the gradual scales, decided seconds later anyway,
         # in steps of GRADUAL_STEP frames (the result is the same: decisions wait for them).
         due = [m for m in self._measures if final or m.span == 1 or n - m.done >= GRADUAL_STEP + m.reach(self.rule)]
-        if not final:
-            self._fill(n, due)
+        self._fill(n, due, n + max(m.reach(self.rule) for m in due) + 2 if final else n)
         for m in due:
-            self._compute(m, n if final else max(m.done, n - m.reach(self.rule)), n, final)
+            self._compute(m, n if final else max(m.done, n - m.reach(self.rule)), n)
         for m in due:
             half = m.half(self.rule)
             self._test(m, m.done if final else max(m.tested, m.done - half), n)

@@ -218,7 +218,7 @@ def test_compiled_histograms_and_motion_equal_their_definitions():
     """The compiled per-frame passes against the table lookup + bincount they replace, and
     the motion count against plain array arithmetic."""
     from featurize.lowlevel import MotionMeter
-    from featurize.histograms import YUV_BITS, _yuv_bin_table, yuv_histograms
+    from featurize.histograms import YUV_BITS, _yuv_bin_table, dark_share, yuv_histograms
     rng = np.random.default_rng(5)
     yuv = rng.integers(0, 256, (6, 3, 999), dtype=np.uint8)
     for bins, full in (((16, 4, 4), False), ((8, 3, 2), True), ((32, 16, 16), False)):
@@ -229,6 +229,8 @@ def test_compiled_histograms_and_motion_equal_their_definitions():
         nb = int(np.prod(bins))
         ref = np.stack([np.bincount(table[c], minlength=nb) for c in codes]).astype(np.float32) / np.float32(999)
         np.testing.assert_array_equal(yuv_histograms(yuv, bins, full), ref)
+    for full, below in ((False, 38), (True, 26)):        # black: within 10 % of the luma range above black
+        np.testing.assert_array_equal(dark_share(yuv[:, 0], full), (yuv[:, 0] < below).mean(1))
     lumas = rng.integers(0, 256, (9, 500), dtype=np.uint8)
     lumas[3] = lumas[2]                                   # a still frame: no active pixels
     m = MotionMeter()
