@@ -43,6 +43,8 @@ def cpu_suite(a: argparse.Namespace) -> int:
 def shots_suite(a: argparse.Namespace) -> int:
     """The shot detectors alone, on real footage and rendered trailers (`benchmarks.suite`)."""
     from benchmarks import suite  # lazy: Ray, torch and MLflow; --help answers without them
+    if a.repeat is None:
+        a.repeat = (QUICK if a.quick else FULL)["repeat"]
     with tempfile.TemporaryDirectory(prefix="ctt_shots_") as tmp:
         a.work = a.work or tmp
         return _measure(suite.run_shots, suite.table, a, a.out)

@@ -49,7 +49,8 @@ TRANSNET_ROW = "ctt-mmc transnetv2 (decode pass + network, CPU)"
 DECODE_ROW = "PyAV decode only (reference)"
 
 
-def detector_rows(clips: list[tuple[str, Edit]], cfg: FeaturizeConfig, tol: int = 1) -> dict[str, dict[str, Any]]:
+def detector_rows(clips: list[tuple[str, Edit]], cfg: FeaturizeConfig, tol: int = 1,
+                  repeat: int = 1) -> dict[str, dict[str, Any]]:
     """Each detector over the same clips: precision, recall, F1 against the truth (cuts and
     gradual transitions apart, recall per kind, false boundaries per distractor) and frames
     per CPU-second: the project's detectors (`featurize.shot_detectors`), then
@@ -57,23 +58,26 @@ def detector_rows(clips: list[tuple[str, Edit]], cfg: FeaturizeConfig, tol: int 
     (configs/featurize_paper_shot_rule.yaml) beside our default. A detector that is not installed gets a `skipped`
     row with the reason."""
     one = dataclasses.replace(cfg, decode_threads=1)
-    out = score_detector(HSV_ROW, lambda p: peers.project_cuts(p, one), clips, tol)
+    fns: dict[str, Callable[[str], tuple[list[int], int]]] = {HSV_ROW: lambda p: peers.project_cuts(p, one)}
     paper = dataclasses.replace(one, shots=load_config(PAPER_RULE).featurize.shots)
-    out |= score_detector(PAPER_ROW, lambda p: peers.project_cuts(p, paper), clips, tol)
+    fns[PAPER_ROW] = lambda p: peers.project_cuts(p, paper)
+    skipped: dict[str, dict[str, Any]] = {}
     missing = DETECTORS["transnetv2"].available()
     if missing:
-        out[TRANSNET_ROW] = {"skipped": missing}
+        skipped[TRANSNET_ROW] = {"skipped": missing}
     else:
         learned = dataclasses.replace(one, shots=dataclasses.replace(one.shots, detector="transnetv2"))
-        out |= score_detector(TRANSNET_ROW, lambda p: peers.project_cuts(p, learned), clips, tol)
+        fns[TRANSNET_ROW] = lambda p: peers.project_cuts(p, learned)
     missing = peers.scenedetect_available()
     if missing:
-        out["PySceneDetect"] = {"skipped": missing}
+        skipped["PySceneDetect"] = {"skipped": missing}
     else:
         for name in ("content", "adaptive"):
-            out |= score_detector(f"PySceneDetect {name.title()}Detector",
-                                  lambda p, d=name: peers.scenedetect_cuts(p, d), clips, tol)
-    return out | score_detector(DECODE_ROW, peers.decode_only, clips, tol)
+            fns[f"PySceneDetect {name.title()}Detector"] = lambda p, d=name: peers.scenedetect_cuts(p, d)
+    fns[DECODE_ROW] = peers.decode_only
+    rows = score_detectors(fns, clips, tol, repeat)
+    return {name: rows[name] if name in rows else skipped[name] for name in [*fns, *skipped]
+            if name != DECODE_ROW} | {DECODE_ROW: rows[DECODE_ROW]}
 
 
 def learned_shot_cost(clips: list[tuple[str, Edit]], cfg: FeaturizeConfig) -> dict[str, Any]:
@@ -102,13 +106,26 @@ def learned_shot_cost(clips: list[tuple[str, Edit]], cfg: FeaturizeConfig) -> di
                   "small_frames_mb": d.thumbs.nbytes / 2**20, "frames": len(d.thumbs)}
 
 
-def score_detector(name: str, fn: Callable[[str], tuple[list[int], int]],
-                   clips: list[tuple[str, Edit]], tol: int = 1) -> dict[str, dict[str, Any]]:
-    """One detector over the clips: its counts against the truth, frames per CPU-second."""
-    fn(clips[0][0])                                                   # warm-up: JIT, codec tables, weights
-    total, frames, cpu = ShotScore(), 0, 0.0
-    for path, e in clips:
-        (cuts, n), _, c = peers.timed(lambda: fn(path))
-        total.add(score(e.transitions, cuts, tol, e.distractors))
-        frames, cpu = frames + n, cpu + c
-    return {name: {"fps_per_core": frames / cpu, "frames": frames, **total.row()}}
+def score_detectors(fns: dict[str, Callable[[str], tuple[list[int], int]]], clips: list[tuple[str, Edit]],
+                    tol: int = 1, repeat: int = 1) -> dict[str, dict[str, Any]]:
+    """Each detector over the clips: its counts against the truth, and frames per CPU-second
+    from the best of `repeat` runs of each clip. The detectors take turns on each clip, so a
+    change in the machine's speed over the run (other tenants, clock) falls on all of them
+    alike rather than on whichever ran then."""
+    for fn in fns.values():
+        fn(clips[0][0])                                               # warm-up: JIT, codec tables, weights
+    cpu = {name: [float("inf")] * len(clips) for name in fns}
+    found: dict[tuple[str, int], tuple[list[int], int]] = {}
+    for _ in range(max(1, repeat)):
+        for i, (path, _) in enumerate(clips):
+            for name, fn in fns.items():
+                found[name, i], _, c = peers.timed(lambda f=fn: f(path))
+                cpu[name][i] = min(cpu[name][i], c)
+    out = {}
+    for name in fns:
+        total = ShotScore()
+        for i, (_, e) in enumerate(clips):
+            total.add(score(e.transitions, found[name, i][0], tol, e.distractors))
+        frames = sum(found[name, i][1] for i in range(len(clips)))
+        out[name] = {"fps_per_core": frames / sum(cpu[name]), "frames": frames, **total.row()}
+    return out

@@ -151,17 +151,29 @@ class PlaneSampler:
 class FrameBatcher:
     """Decoded frames in groups: each frame's samples are gathered into a row as it arrives;
     histograms and motion are counted per group by compiled passes, then the shot tracker
-    takes the group. Bounded: `size` frames are held at a time."""
+    takes the group. A group is as large as its decoded frames allow within `held_bytes`
+    (`size` frames at most, `MIN_GROUP` at least): a pass over a larger group pays its
+    start (tables and histograms coming back into the cache after the decoder's work)
+    over more frames, and large frames come in small groups, so memory stays bounded."""
+
+    MIN_GROUP = 8
 
     def __init__(self, sampler: PlaneSampler, tracker: ShotTracker, motion: MotionMeter,
-                 bins: tuple[int, int, int], size: int = 32, payloads: bool = True):
-        self.sampler, self.tracker, self.motion, self.bins, self.size = sampler, tracker, motion, bins, size
+                 bins: tuple[int, int, int], size: int = 64, payloads: bool = True, held_bytes: int = 32 * 2**20):
+        self.sampler, self.tracker, self.motion, self.bins = sampler, tracker, motion, bins
+        self.max_size, self.held_bytes, self.size = size, held_bytes, size
         self.payloads = payloads          # False: the tracker gets no frames (it picks no keyframes)
         self._buf = np.zeros((size, 3, 0), np.uint8)
         self._frames: list[av.VideoFrame] = []
         self._times: list[float] = []
         self._full = False
         self._shape = (0, 0)
+
+    def _group_size(self, frame: av.VideoFrame) -> int:
+        if not self.payloads:
+            return self.max_size
+        frame_bytes = max(1, sum(p.buffer_size for p in frame.planes))
+        return max(min(self.MIN_GROUP, self.max_size), min(self.max_size, self.held_bytes // frame_bytes))
 
     def push(self, frame: av.VideoFrame, time: float) -> None:
         """Gather the frame's samples straight into the next row of the batch buffer. When the
@@ -175,6 +187,7 @@ class FrameBatcher:
             self.flush()                                   # the frame size or range changed mid-stream
             n = 0
         if yuv.shape != self._buf.shape[1:]:
+            self.size = self._group_size(frame)
             self._buf = np.zeros((self.size, *yuv.shape), np.uint8)
         if yuv is not row or n != n0:
             self._buf[n] = yuv
