@@ -50,13 +50,14 @@ DECODE_ROW = "PyAV decode only (reference)"
 
 
 def detector_rows(clips: list[tuple[str, Edit]], cfg: FeaturizeConfig, tol: int = 1,
-                  repeat: int = 1) -> dict[str, dict[str, Any]]:
+                  repeat: int = 1, warm_up: bool = True) -> dict[str, dict[str, Any]]:
     """Each detector over the same clips: precision, recall, F1 against the truth (cuts and
     gradual transitions apart, recall per kind, false boundaries per distractor) and frames
     per CPU-second: the project's detectors (`featurize.shot_detectors`), then
     PySceneDetect's, then decoding alone; the paper's rule as written
     (configs/featurize_paper_shot_rule.yaml) beside our default. A detector that is not installed gets a `skipped`
-    row with the reason."""
+    row with the reason. `warm_up`: each detector first runs once untimed (a smoke run such
+    as --quick skips it: its timings do not count)."""
     one = dataclasses.replace(cfg, decode_threads=1)
     fns: dict[str, Callable[[str], tuple[list[int], int]]] = {HSV_ROW: lambda p: peers.project_cuts(p, one)}
     paper = dataclasses.replace(one, shots=load_config(PAPER_RULE).featurize.shots)
@@ -75,7 +76,7 @@ def detector_rows(clips: list[tuple[str, Edit]], cfg: FeaturizeConfig, tol: int 
         for name in ("content", "adaptive"):
             fns[f"PySceneDetect {name.title()}Detector"] = lambda p, d=name: peers.scenedetect_cuts(p, d)
     fns[DECODE_ROW] = peers.decode_only
-    rows = score_detectors(fns, clips, tol, repeat)
+    rows = score_detectors(fns, clips, tol, repeat, warm_up)
     return {name: rows[name] if name in rows else skipped[name] for name in [*fns, *skipped]
             if name != DECODE_ROW} | {DECODE_ROW: rows[DECODE_ROW]}
 
@@ -107,13 +108,13 @@ def learned_shot_cost(clips: list[tuple[str, Edit]], cfg: FeaturizeConfig) -> di
 
 
 def score_detectors(fns: dict[str, Callable[[str], tuple[list[int], int]]], clips: list[tuple[str, Edit]],
-                    tol: int = 1, repeat: int = 1) -> dict[str, dict[str, Any]]:
+                    tol: int = 1, repeat: int = 1, warm_up: bool = True) -> dict[str, dict[str, Any]]:
     """Each detector over the clips: its counts against the truth, and frames per CPU-second
     from the best of `repeat` runs of each clip. The detectors take turns on each clip, so a
     change in the machine's speed over the run (other tenants, clock) falls on all of them
     alike rather than on whichever ran then."""
-    for fn in fns.values():
-        fn(clips[0][0])                                               # warm-up: JIT, codec tables, weights
+    for fn in fns.values() if warm_up else ():
+        fn(clips[0][0])                                               # JIT, codec tables, weights
     cpu = {name: [float("inf")] * len(clips) for name in fns}
     found: dict[tuple[str, int], tuple[list[int], int]] = {}
     for _ in range(max(1, repeat)):

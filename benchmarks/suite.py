@@ -188,13 +188,13 @@ def shot_section(a: argparse.Namespace, work: Path, cfg, row, res: dict) -> list
     if missing:
         print(f"  shots       real footage: skipped ({missing})", flush=True)
     else:
-        det_real = sc.detector_rows(clips_real, cfg, tol=2, repeat=a.repeat)
+        det_real = sc.detector_rows(clips_real, cfg, tol=2, repeat=a.repeat, warm_up=not a.quick)
         shot_rows(row, det_real, f"real footage, {real_n} edited videos {real_size[0]}x{real_size[1]} at "
                                  f"{real_footage.FPS} fps (benchmarks/real_footage.py)", "real")
         res["shots_real"] = det_real
     shot_size, shot_s, shot_n = ((160, 96), 5.0, 1) if a.quick else ((640, 360), 60.0, 4)
     clips_sh = sc.shot_clips(work / "shot_clips", shot_n, shot_size, shot_s)
-    det = sc.detector_rows(clips_sh, cfg, repeat=a.repeat)
+    det = sc.detector_rows(clips_sh, cfg, repeat=a.repeat, warm_up=not a.quick)
     shot_rows(row, det, f"rendered: {shot_n} trailers {shot_size[0]}x{shot_size[1]} {shot_s:.0f} s, "
                         "30% of changes gradual", "rendered")
     res["shots"] = det

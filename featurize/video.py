@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 
 import av
 import numpy as np
+from av.video.reformatter import VideoReformatter
 
 from featurize import shot_detectors
 from featurize.audio_decode import AudioTrack
@@ -103,8 +104,10 @@ def decode_trailer(path: str, cfg: FeaturizeConfig, geometry: KeyframeGeometry, 
             raise DecodeError("video stream has no frame size")
         ratio = stream.codec_context.sample_aspect_ratio
         sar = float(ratio) if ratio and float(ratio) > 0 else 1.0
+        scaler, small = VideoReformatter(), VideoReformatter()     # one scaling context each, kept for the video
         tracker = ShotTracker(ShotRule.of(sc), max_candidates=sc.max_candidates,
-                              keep=None if learned else lambda frame: keyframe_array(frame, size, short, sar))
+                              keep=None if learned else lambda frame: keyframe_array(frame, size, short, sar,
+                                                                                     scaler=scaler))
         pool, thumbs = CandidatePool(sc.candidates, round((declared or 25) / CANDIDATES_PER_S)), []
         astream = choose_stream(container.streams.audio, container.streams.best("audio")) if audio else None
         max_gap = MAX_GAP_S if clock_breaks(container) else math.inf
@@ -149,8 +152,8 @@ def decode_trailer(path: str, cfg: FeaturizeConfig, geometry: KeyframeGeometry, 
                 times.append(t)
                 batcher.push(frame, t)
                 if learned:
-                    thumbs.append(small_rgb(frame, quarter_turns(rotation), detector.frame_size))
-                    pool.push(n, t, lambda: keyframe_array(frame, size, short, sar))  # noqa: B023 (called at once)
+                    thumbs.append(small_rgb(frame, quarter_turns(rotation), detector.frame_size, small))
+                    pool.push(n, t, lambda: keyframe_array(frame, size, short, sar, scaler=scaler))  # noqa: B023 (called at once)
                 n += 1
         batcher.flush()
         codec = stream.codec_context.name
