@@ -68,7 +68,7 @@ class GpuSuiteArgs:
 
     @classmethod
     def quick(cls, **kw) -> "GpuSuiteArgs":
-        return cls(backbone="resnet18", keyframes=32, embed_batches=(8, 16), train_trailers=48, train_max_t=48, train_epochs=1,
+        return cls(backbone="resnet18", keyframes=16, embed_batches=(8, 16), train_trailers=48, train_max_t=48, train_epochs=1,
                    stft_trailers=2, stft_seconds=9.0, shot_frames=40, e2e_trailers=2, e2e_size=(160, 96), e2e_seconds=4.0,
                    e2e_backbone="resnet18", repeat=1, warmup=False, **kw)
 

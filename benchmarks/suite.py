@@ -183,7 +183,7 @@ def run_shots(a: argparse.Namespace) -> dict:
 def shot_section(a: argparse.Namespace, work: Path, cfg, row, res: dict) -> list:
     """Every detector on videos edited from real footage, then on rendered trailers; returns
     the rendered clips (the later rows reuse them)."""
-    real_size, real_n, changes = ((320, 240), 1, 10) if a.quick else (real_footage.SIZE, 3, 24)
+    real_size, real_n, changes = ((320, 240), 1, 6) if a.quick else (real_footage.SIZE, 3, 24)
     clips_real, missing = real_footage.real_clips(work / "real_clips", real_n, n_changes=changes, size=real_size)
     if missing:
         print(f"  shots       real footage: skipped ({missing})", flush=True)
