@@ -550,7 +550,27 @@ class ShotTracker:
                 self.keyframes += [k for k in kfs if k is not None]
                 bisect.insort(self.boundaries, b)
                 self._closed[i:i + 1] = [(p, k, [c for c in held if p[0] <= c[0] < p[1]]) for p, k in zip(parts, kfs)]
+                if self._black_gap(b, shot[1]):
+                    self._join_next(i + 1)
                 return
+
+    def _join_next(self, j: int) -> None:
+        """Shot j of those a split may still change is the black of a fade (a gradual boundary
+        decided late, at the fade out, split it off): it joins the shot after it, as the rule
+        joins such a stretch (`_black_gap`), and its end is no boundary."""
+        (b, e), kf, held = self._closed[j]
+        if j + 1 < len(self._closed):
+            (_, f), after, more = self._closed[j + 1]
+            self._closed[j:j + 2] = [((b, f), after, held + more)]
+            if after is not None:
+                after.shot = (b, f)
+        elif self._shot_start == e:          # the shot after it is still open
+            self._closed.pop(j)
+            self._shot_start = b
+        else:
+            return
+        self.keyframes = [k for k in self.keyframes if k is not kf]
+        self.boundaries.remove(e)
 
 
 def shot_boundaries(hists: np.ndarray, rule: ShotRule | None = None, regions: np.ndarray | None = None,

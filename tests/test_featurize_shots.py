@@ -88,6 +88,27 @@ def test_a_fade_through_black_is_one_boundary():
     assert t.boundaries == one and [k.shot for k in kfs] == [(0, one[0]), (one[0], 160)]
 
 
+def test_a_fade_out_decided_after_the_cut_in_still_joins_the_black():
+    """A slow fade out (a gradual boundary, decided seconds later) to black, then a cut in
+    (decided at once): the cut closes its shot first, the fade out splits it later, and the
+    black part split off joins the next shot, as in the whole-video reference."""
+    h = _shots(200, [0, 80], seed=4)
+    w = np.r_[np.linspace(0.1, 1, 14), np.ones(6)][:, None]      # out to black over 14 frames, 6 black, cut in
+    h[60:80] = (1 - w) * h[59:60] + w * np.eye(64, dtype=np.float32)[0]
+    dark = np.zeros(200)
+    dark[60:80] = w[:, 0]
+    ref = shot_reference.boundaries(h, ShotRule(), None, dark)
+    assert len(ref) == 1 and 60 < ref[0] < 80 and len(shot_reference.boundaries(h, ShotRule())) == 2
+    for group in (1, 7, 64, 200):
+        t = ShotTracker()
+        for i in range(0, 200, group):
+            t.push_many(h[i:i + group], [0.0] * len(h[i:i + group]), list(range(i, min(i + group, 200))), None,
+                        dark[i:i + group])
+        kfs = t.finish()
+        assert t.boundaries == ref, group
+        assert [k.shot for k in kfs] == [(0, ref[0]), (ref[0], 200)], group
+
+
 @pytest.mark.parametrize("seed", range(3))
 def test_the_streamed_rule_equals_the_whole_video_reference(seed):
     """`ShotTracker` (comparisons kept per distance, candidates decided as their neighbourhood
