@@ -76,9 +76,9 @@ def detector_rows(clips: list[tuple[str, Edit]], cfg: FeaturizeConfig, tol: int 
         for name in ("content", "adaptive"):
             fns[f"PySceneDetect {name.title()}Detector"] = lambda p, d=name: peers.scenedetect_cuts(p, d)
     fns[DECODE_ROW] = peers.decode_only
-    rows = score_detectors(fns, clips, tol, repeat, warm_up)
-    return {name: rows[name] if name in rows else skipped[name] for name in [*fns, *skipped]
-            if name != DECODE_ROW} | {DECODE_ROW: rows[DECODE_ROW]}
+    rows = score_detectors(fns, clips, tol, repeat, warm_up) | skipped
+    decode = rows.pop(DECODE_ROW)
+    return rows | {DECODE_ROW: decode}                                 # the reference row last
 
 
 def learned_shot_cost(clips: list[tuple[str, Edit]], cfg: FeaturizeConfig) -> dict[str, Any]:
